@@ -1,0 +1,201 @@
+"""The training engine: a few plain functions over a torchvision detector.
+
+* :func:`train_one_epoch` - forward/backward/step over a loader with gradient
+  clipping, AMP on CUDA, a per-iteration LR scheduler, a stop check between
+  iterations and a non-finite-loss guard that raises *before* the bad update.
+* :func:`evaluate_loss` - validation loss without gradients and without
+  updating BatchNorm running statistics.
+* :func:`predict` - detections in original image coordinates.
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Iterable
+
+import torch
+from torch import nn
+
+
+class NonFiniteLossError(RuntimeError):
+    """The loss became NaN or Inf; the model was not updated with it."""
+
+
+@dataclass
+class EpochResult:
+    loss: float  # mean total loss over the iterations run
+    components: dict = field(default_factory=dict)
+    iterations: int = 0
+    images: int = 0
+    seconds: float = 0.0
+    data_seconds: float = 0.0  # time spent waiting for batches
+    stopped: bool = False  # left early because should_stop() said so
+
+
+def move_to(images, targets, device):
+    images = [img.to(device, non_blocking=True) for img in images]
+    targets = [
+        {k: (v.to(device, non_blocking=True) if torch.is_tensor(v) else v) for k, v in t.items()} for t in targets
+    ]
+    return images, targets
+
+
+def _autocast(device: torch.device, amp: bool):
+    if amp and device.type == "cuda":
+        return torch.autocast(device_type="cuda", dtype=torch.float16)
+    return contextlib.nullcontext()
+
+
+def train_one_epoch(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    batches: Iterable,
+    device: torch.device,
+    *,
+    scheduler=None,
+    scaler: "torch.amp.GradScaler | None" = None,
+    grad_clip: float | None = None,
+    amp: bool = False,
+    should_stop: Callable[[], bool] = lambda: False,
+    on_iteration: Callable[[int, float, dict, int, float], None] | None = None,
+    describe: Callable[[int], str] = lambda i: f"iteration {i}",
+    start_iteration: int = 0,
+) -> EpochResult:
+    """Run one (possibly partial) epoch.
+
+    ``on_iteration(iteration, loss, components, n_images, lr)`` is called after
+    each optimizer step with the LR that step used. ``should_stop`` is checked before each iteration.
+    """
+    model.train()
+    result = EpochResult(loss=math.nan)
+    totals: dict[str, float] = {}
+    loss_sum = 0.0
+    t_start = time.perf_counter()
+    t_ready = t_start
+    iteration = start_iteration
+    for images, targets in batches:
+        t_batch = time.perf_counter()
+        result.data_seconds += t_batch - t_ready
+        if should_stop():
+            result.stopped = True
+            break
+        images, targets = move_to(images, targets, device)
+        with _autocast(device, amp):
+            loss_dict = model(images, targets)
+            loss = sum(loss_dict.values())
+        loss_value = float(loss.detach())
+        if not math.isfinite(loss_value):
+            parts = ", ".join(f"{k}={float(v):.4g}" for k, v in loss_dict.items())
+            raise NonFiniteLossError(f"the loss became {loss_value} at {describe(iteration)} ({parts})")
+        lr_used = optimizer.param_groups[0]["lr"]
+        optimizer.zero_grad(set_to_none=True)
+        if scaler is not None and scaler.is_enabled():
+            scaler.scale(loss).backward()
+            if grad_clip:
+                scaler.unscale_(optimizer)
+                torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+            scaler.step(optimizer)
+            scaler.update()
+        else:
+            loss.backward()
+            if grad_clip:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+            optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
+        components = {k: float(v.detach()) for k, v in loss_dict.items()}
+        for k, v in components.items():
+            totals[k] = totals.get(k, 0.0) + v
+        loss_sum += loss_value
+        result.iterations += 1
+        result.images += len(images)
+        if on_iteration is not None:
+            on_iteration(iteration, loss_value, components, len(images), lr_used)
+        iteration += 1
+        t_ready = time.perf_counter()
+    result.seconds = time.perf_counter() - t_start
+    if result.iterations:
+        result.loss = loss_sum / result.iterations
+        result.components = {k: v / result.iterations for k, v in totals.items()}
+    return result
+
+
+@contextlib.contextmanager
+def loss_mode(model: nn.Module):
+    """Train mode (so torchvision detectors return losses) with BatchNorm frozen, no grads."""
+    was_training = model.training
+    model.train()
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    for m in norms:
+        m.eval()
+    try:
+        with torch.no_grad():
+            yield model
+    finally:
+        model.train(was_training)
+
+
+def evaluate_loss(model: nn.Module, batches: Iterable, device: torch.device, amp: bool = False) -> tuple[float, dict]:
+    """Mean validation loss per image (and per component), without touching BN stats or grads.
+
+    Note: torchvision samples anchors/proposals randomly when computing losses
+    (Faster R-CNN); the global torch RNG state is preserved so that evaluating
+    does not change what training does next.
+    """
+    rng = torch.get_rng_state()
+    total, n, parts = 0.0, 0, {}
+    with loss_mode(model):
+        for images, targets in batches:
+            images, targets = move_to(images, targets, device)
+            with _autocast(device, amp):
+                loss_dict = model(images, targets)
+            bs = len(images)
+            for k, v in loss_dict.items():
+                parts[k] = parts.get(k, 0.0) + float(v) * bs
+            total += float(sum(loss_dict.values())) * bs
+            n += bs
+    torch.set_rng_state(rng)
+    if n == 0:
+        return math.nan, {}
+    return total / n, {k: v / n for k, v in parts.items()}
+
+
+@torch.no_grad()
+def predict(model: nn.Module, batches: Iterable, device: torch.device, amp: bool = False,
+            score_threshold: float = 0.0) -> list[dict]:
+    """Detections for every image: ``{"image_id", "boxes", "scores", "labels"}`` (CPU tensors).
+
+    Boxes are in the coordinates of the images as given (torchvision maps them
+    back from its internal resize).
+    """
+    was_training = model.training
+    model.eval()
+    out = []
+    try:
+        for images, targets in batches:
+            images = [img.to(device, non_blocking=True) for img in images]
+            with _autocast(device, amp):
+                dets = model(images)
+            for det, tgt in zip(dets, targets):
+                keep = det["scores"] >= score_threshold
+                image_id = _image_id(tgt)
+                out.append(
+                    {
+                        "image_id": len(out) if image_id is None else image_id,
+                        "boxes": det["boxes"][keep].float().cpu(),
+                        "scores": det["scores"][keep].float().cpu(),
+                        "labels": det["labels"][keep].cpu(),
+                    }
+                )
+    finally:
+        model.train(was_training)
+    return out
+
+
+def _image_id(target) -> int | str:
+    value = target.get("image_id") if isinstance(target, dict) else None
+    if torch.is_tensor(value):
+        return int(value.reshape(-1)[0])
+    return value
