@@ -87,7 +87,7 @@ def train_one_epoch(
             loss = sum(loss_dict.values())
         loss_value = float(loss.detach())
         if not math.isfinite(loss_value):
-            parts = ", ".join(f"{k}={float(v):.4g}" for k, v in loss_dict.items())
+            parts = ", ".join(f"{k}={float(v.detach()):.4g}" for k, v in loss_dict.items())
             raise NonFiniteLossError(f"the loss became {loss_value} at {describe(iteration)} ({parts})")
         lr_used = optimizer.param_groups[0]["lr"]
         optimizer.zero_grad(set_to_none=True)

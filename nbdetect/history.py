@@ -1,8 +1,10 @@
 """Training history: per-iteration and per-epoch records.
 
 In memory the iteration records stay bounded: past ``max_points`` neighbouring
-records are merged pairwise (numbers averaged), so a 100k-iteration run keeps
-the shape of its curves in a few thousand points. On disk every record is
+records are merged pairwise (numbers averaged) and from then on every record
+in memory stands for twice as many iterations (``stride``), so a
+100k-iteration run keeps the shape of its curves in a few thousand points of
+equal weight. On disk every record is
 appended to a JSONL file as it happens (``{"type": "iter"|"epoch"|"resume", ...}``)
 and epoch records are mirrored to a CSV file; TensorBoard gets them too when
 it is installed and asked for.
@@ -19,14 +21,15 @@ from typing import Iterable
 EPOCH_FIELDS = ["epoch", "train_loss", "val_loss", "map", "map50", "lr", "time_s", "images_per_s"]
 
 
-def _merge(a: dict, b: dict) -> dict:
+def _merge(a: dict, b: dict, weight_a: float = 1.0) -> dict:
+    """``b`` with its numbers averaged with ``a``'s (``a`` counting ``weight_a`` times)."""
     out = dict(b)
     for key, va in a.items():
         vb = b.get(key)
         if key in ("step", "epoch"):
             continue
         if isinstance(va, (int, float)) and isinstance(vb, (int, float)):
-            out[key] = (va + vb) / 2.0
+            out[key] = (va * weight_a + vb) / (weight_a + 1.0)
     return out
 
 
@@ -38,6 +41,10 @@ class History:
         self.iterations: list[dict] = []
         self.epochs: list[dict] = []
         self.iterations_logged = 0
+        self.stride = 1  # iterations per in-memory record
+        self.latest: dict | None = None  # the last iteration record, never merged
+        self._pending: dict | None = None
+        self._pending_n = 0
         self._file = None
         self._csv_path: Path | None = None
         self._tb = None
@@ -78,8 +85,17 @@ class History:
 
     # -- logging -----------------------------------------------------------
     def log_iteration(self, **rec) -> dict:
-        self.iterations.append(rec)
+        self.latest = rec
         self.iterations_logged += 1
+        if self.stride == 1:
+            self.iterations.append(rec)
+        else:
+            n = self._pending_n
+            self._pending = rec if n == 0 else _merge(self._pending, rec, n)
+            self._pending_n = n + 1
+            if self._pending_n == self.stride:
+                self.iterations.append(self._pending)
+                self._pending, self._pending_n = None, 0
         if len(self.iterations) > self.max_points:
             self._compact()
         self._write({"type": "iter", **rec})
@@ -103,9 +119,10 @@ class History:
     def _compact(self) -> None:
         its = self.iterations
         merged = [_merge(its[i], its[i + 1]) for i in range(0, len(its) - 1, 2)]
-        if len(its) % 2:
-            merged.append(its[-1])
+        if len(its) % 2:  # an odd one out starts the next bucket
+            self._pending, self._pending_n = its[-1], self.stride
         self.iterations = merged
+        self.stride *= 2
 
     def _write_csv(self) -> None:
         if self._csv_path is None:
@@ -134,6 +151,7 @@ class History:
             "iterations": list(self.iterations),
             "epochs": list(self.epochs),
             "iterations_logged": self.iterations_logged,
+            "stride": self.stride,
         }
 
     @classmethod
@@ -142,6 +160,7 @@ class History:
         h.iterations = list(d.get("iterations", []))
         h.epochs = list(d.get("epochs", []))
         h.iterations_logged = int(d.get("iterations_logged", len(h.iterations)))
+        h.stride = int(d.get("stride", 1))
         return h
 
     @classmethod
@@ -153,8 +172,8 @@ class History:
             body = {k: v for k, v in rec.items() if k != "type"}
             if kind == "resume":
                 step = int(rec["step"])
-                h.iterations = [r for r in h.iterations if r.get("step", -1) < step]
-                h.epochs = [r for r in h.epochs if r.get("step", -1) < step]
+                h.iterations = [r for r in h.iterations if r.get("step", -1) <= step]
+                h.epochs = [r for r in h.epochs if r.get("step", -1) <= step]
             elif kind == "iter":
                 h.log_iteration(**body)
             elif kind == "epoch":

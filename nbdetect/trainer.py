@@ -186,6 +186,7 @@ class TrainingRun:
             "epoch": self.epoch,
             "iteration": self.iteration,
             "step": self.step,
+            "steps_per_epoch": self.steps_per_epoch,
             "images_seen": self.images_seen,
             "epoch_acc": dict(self._epoch_acc),
             "best_metric": self.best_metric,
@@ -224,11 +225,11 @@ class TrainingRun:
         saved = state.get("recipe", {})
         if saved.get("epochs") not in (None, self.epochs):
             raise ValueError(f"checkpoint {path} was made for a {saved.get('epochs')}-epoch run, this run has {self.epochs}")
-        if state["step"] and self.steps_per_epoch * state["epoch"] + state["iteration"] != state["step"]:
+        if state.get("steps_per_epoch", self.steps_per_epoch) != self.steps_per_epoch:
             raise ValueError(
                 f"checkpoint {path} does not match this data: it is at step {state['step']} "
-                f"(epoch {state['epoch']}, iteration {state['iteration']}), but this loader has "
-                f"{self.steps_per_epoch} batches per epoch"
+                f"(epoch {state['epoch']}, iteration {state['iteration']}) of a loader with "
+                f"{state['steps_per_epoch']} batches per epoch, but this loader has {self.steps_per_epoch}"
             )
         self.load_state_dict(state)
         self.last_checkpoint = Path(path)

@@ -1,0 +1,127 @@
+import math
+import time
+
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+from conftest import collate, toy_samples
+from nbdetect.callbacks import Callback
+from nbdetect.checkpoint import load_checkpoint
+from nbdetect.engine import NonFiniteLossError
+from nbdetect.models import build_model
+from nbdetect.recipes import ALTERNATIVE_1
+from nbdetect.trainer import TrainingRun
+
+
+def make_run(preset, out_dir, epochs=2, data=None, callbacks=(), seed=0):
+    torch.manual_seed(seed)
+    model = build_model(preset, 2, weights=None, min_size=96, max_size=96)
+    data = data if data is not None else toy_samples(12)
+    loader = DataLoader(data, batch_size=4, shuffle=False, collate_fn=collate)
+    recipe = ALTERNATIVE_1.replace(preset=preset, epochs=epochs, warmup_epochs=0.5)
+    return TrainingRun(model, loader, loader, recipe=recipe, out_dir=out_dir, eval_map_every=0,
+                       tensorboard=False, callbacks=callbacks)
+
+
+class StopAt(Callback):
+    def __init__(self, step):
+        self.step = step
+
+    def on_iteration_end(self, run, rec):
+        if rec["step"] == self.step:
+            run.stop()
+
+
+@pytest.mark.parametrize("preset", ["retinanet_tiny", "fasterrcnn_tiny"])
+def test_resumed_run_matches_uninterrupted_run(tmp_path, preset):
+    full = make_run(preset, tmp_path / "full").run()
+    assert full.status == "finished" and full.step == 6
+
+    part = make_run(preset, tmp_path / "part", callbacks=[StopAt(4)]).run()
+    assert part.status == "stopped" and part.step == 4 and part.iteration == 1  # mid epoch 2
+    ckpt = load_checkpoint(part.last_checkpoint)
+    assert (ckpt["epoch"], ckpt["iteration"], ckpt["step"]) == (1, 1, 4)
+
+    resumed = make_run(preset, tmp_path / "part", seed=123)  # different init: everything comes from the checkpoint
+    resumed.resume_from(part.last_checkpoint).run()
+    assert resumed.status == "finished"
+    assert [r["lr"] for r in resumed.history.iterations] == pytest.approx([r["lr"] for r in full.history.iterations])
+    assert [r["loss"] for r in resumed.history.iterations] == pytest.approx(
+        [r["loss"] for r in full.history.iterations], rel=1e-5)
+    for (name, a), b in zip(full.model.state_dict().items(), resumed.model.state_dict().values()):
+        assert torch.allclose(a.float(), b.float(), atol=1e-6), name
+    assert [round(e["val_loss"], 5) for e in resumed.history.epochs] == [round(e["val_loss"], 5) for e in full.history.epochs]
+
+
+def test_stop_from_another_thread_saves_checkpoint(tmp_path):
+    run = make_run("retinanet_tiny", tmp_path, epochs=50)
+    run.start()
+    deadline = time.monotonic() + 60
+    while run.step < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    run.stop()
+    t0 = time.monotonic()
+    run.wait(timeout=60)
+    assert time.monotonic() - t0 < 10
+    assert run.status == "stopped"
+    assert run.step < run.total_steps
+    state = load_checkpoint(run.last_checkpoint)
+    assert state["step"] == run.step
+    model = build_model("retinanet_tiny", 2, weights=None)
+    model.load_state_dict(state["model"])
+
+
+class PoisonAfterEpoch1(Callback):
+    def __init__(self, data):
+        self.data = data
+
+    def on_epoch_end(self, run, rec):
+        if rec["epoch"] == 1:
+            self.data[5][0][:, :4, :4] = float("nan")
+
+
+def test_nan_loss_stops_run_and_keeps_last_good_checkpoint(tmp_path):
+    data = toy_samples(12)
+    run = make_run("retinanet_tiny", tmp_path, epochs=3, data=data, callbacks=[PoisonAfterEpoch1(data)])
+    with pytest.raises(NonFiniteLossError) as info:
+        run.run()
+    msg = str(info.value)
+    assert "epoch 2/3, iteration 2/3" in msg and "last good checkpoint" in msg and "epoch 1" in msg
+    assert run.status == "failed"
+    state = load_checkpoint(tmp_path / "last.pt")
+    assert state["epoch"] == 1 and state["step"] == 3
+    assert all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())
+    # the model in memory was not updated with the NaN batch either
+    assert all(torch.isfinite(p).all() for p in run.model.parameters())
+
+
+class InterruptAt(Callback):
+    def on_iteration_end(self, run, rec):
+        if rec["step"] == 2:
+            raise KeyboardInterrupt
+
+
+def test_keyboard_interrupt_saves_everything(tmp_path):
+    run = make_run("retinanet_tiny", tmp_path, callbacks=[InterruptAt()]).run()
+    assert run.status == "stopped" and "nothing lost" in run.message
+    state = load_checkpoint(run.last_checkpoint)
+    assert state["step"] == 2 and len(state["history"]["iterations"]) == 2
+
+
+def test_mismatched_checkpoint_is_refused(tmp_path):
+    part = make_run("retinanet_tiny", tmp_path, callbacks=[StopAt(2)]).run()
+    other = make_run("retinanet_tiny", tmp_path / "other", data=toy_samples(20))  # 5 batches/epoch, not 3
+    with pytest.raises(ValueError, match="does not match this data"):
+        other.resume_from(part.last_checkpoint)
+
+
+def test_validation_loss_does_not_touch_batchnorm_or_grads(toy_loader):
+    from nbdetect.engine import evaluate_loss
+
+    model = build_model("retinanet_tiny", 2, weights=None, min_size=96, max_size=96)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    loss, parts = evaluate_loss(model, toy_loader, torch.device("cpu"))
+    assert math.isfinite(loss) and set(parts) == {"classification", "bbox_regression"}
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert all(p.grad is None for p in model.parameters())
