@@ -44,7 +44,7 @@ def _launch(run: TrainingRun, monitor, background):
 def run_recipe(recipe: Recipe | str, train=None, val=None, *, num_classes=None, class_names=None, model=None,
                preset=None, weights="DEFAULT", epochs=None, batch_size=None, lr=None, label_base=1, device=None,
                out_dir=None, resume=False, monitor="auto", background=None, image_size=None, num_workers=0,
-               eval_map_every=1, seed=0, amp=True, synthetic=None, optimizer=None, meta=None,
+               eval_map_every=1, seed=0, amp=True, synthetic=None, optimizer=None, meta=None, callbacks=(),
                **overrides) -> TrainingRun:
     """Train ``recipe`` on the given data; see :func:`alternative_1` for the arguments."""
     recipe = get_recipe(recipe) if isinstance(recipe, str) else recipe
@@ -76,7 +76,8 @@ def run_recipe(recipe: Recipe | str, train=None, val=None, *, num_classes=None, 
     meta.update(num_classes=data.num_classes, class_names=data.class_names, synthetic=data.synthetic)
     out_dir = Path(out_dir or Path("nbdetect_runs") / recipe.name)
     run = TrainingRun(model, data.train_loader, data.val_loader, recipe=recipe, optimizer=optimizer, device=device,
-                      out_dir=out_dir, amp=amp, eval_map_every=eval_map_every, meta=meta)
+                      out_dir=out_dir, amp=amp, eval_map_every=eval_map_every, meta=meta,
+                      callbacks=callbacks)
     if resume:
         ckpt = Path(resume) if isinstance(resume, (str, Path)) else out_dir / "last.pt"
         if ckpt.exists():
