@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from .inputs import prepare_data
-from .models import build_model, default_device, family_of, get_preset
+from .models import build_model, default_device, family_of, get_preset, num_classes_of
 from .recipes import ALTERNATIVE_1, ALTERNATIVE_2, ALTERNATIVE_3, SEED_MULTISTEP, Recipe, get_recipe
 from .trainer import TrainingRun
 
@@ -53,6 +53,8 @@ def run_recipe(recipe: Recipe | str, train=None, val=None, *, num_classes=None, 
     changes = {k: v for k, v in {"lr": lr, "batch_size": batch_size, **overrides}.items() if v is not None}
     recipe = recipe.replace(**changes) if changes else recipe
     device = torch.device(device) if device is not None else default_device()
+    if num_classes is None and model is not None:
+        num_classes = num_classes_of(model)
     data = prepare_data(train, val, num_classes=num_classes, class_names=class_names, label_base=label_base,
                         batch_size=recipe.batch_size, seed=seed, num_workers=num_workers, synthetic=synthetic)
     for w in data.warnings[:5]:

@@ -164,15 +164,22 @@ def evaluate_loss(model: nn.Module, batches: Iterable, device: torch.device, amp
 
 @torch.no_grad()
 def predict(model: nn.Module, batches: Iterable, device: torch.device, amp: bool = False,
-            score_threshold: float = 0.0) -> list[dict]:
+            score_threshold: float | None = None) -> list[dict]:
     """Detections for every image: ``{"image_id", "boxes", "scores", "labels"}`` (CPU tensors).
 
     Boxes are in the coordinates of the images as given (torchvision maps them
-    back from its internal resize).
+    back from its internal resize). ``score_threshold`` None keeps the model's
+    own cut (torchvision: 0.05); a lower value lowers it for this call.
     """
     was_training = model.training
     model.eval()
     out = []
+    holder = model.roi_heads if hasattr(model, "roi_heads") else model  # where torchvision keeps score_thresh
+    internal = getattr(holder, "score_thresh", None)
+    if score_threshold is None:
+        score_threshold = 0.0
+    elif internal is not None and score_threshold < internal:
+        holder.score_thresh = score_threshold  # otherwise boxes under torchvision's default cut never reach us
     try:
         for images, targets in batches:
             images = [img.to(device, non_blocking=True) for img in images]
@@ -191,6 +198,8 @@ def predict(model: nn.Module, batches: Iterable, device: torch.device, amp: bool
                 )
     finally:
         model.train(was_training)
+        if internal is not None:
+            holder.score_thresh = internal
     return out
 
 

@@ -62,6 +62,16 @@ def family_of(model_or_preset) -> str:
     return "unknown"
 
 
+def num_classes_of(model) -> int | None:
+    """Real classes K of a torchvision detector (its classifier outputs minus the background slot)."""
+    family = family_of(model)
+    if family == "retinanet":
+        return int(model.head.classification_head.num_classes) - 1
+    if family == "fasterrcnn":
+        return int(model.roi_heads.box_predictor.cls_score.out_features) - 1
+    return None
+
+
 def get_preset(name: str) -> Preset:
     try:
         return PRESETS[name]

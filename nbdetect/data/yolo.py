@@ -1,0 +1,83 @@
+"""YOLO-format folders (what Ultralytics trains on): ``class cx cy w h`` normalised, 0-based classes.
+
+Accepts a ``data.yaml`` (``path``, ``train``, ``val``, ``names``) or a folder
+with ``images/`` and ``labels/`` (optionally ``images/<split>``). Class ``c``
+becomes nbdetect label ``c + 1``. An image without a label file has no objects.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from .base import DetectionDataset, image_size, make_record
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
+
+
+def _label_path(image: Path) -> Path:
+    parts = list(image.parts)
+    for i in range(len(parts) - 1, -1, -1):
+        if parts[i] == "images":
+            parts[i] = "labels"
+            return Path(*parts).with_suffix(".txt")
+    return image.with_suffix(".txt")
+
+
+def _image_files(spec: Path) -> list[Path]:
+    if spec.is_file() and spec.suffix == ".txt":  # a list of image paths
+        base = spec.parent
+        return [(base / line.strip()).resolve() if not Path(line.strip()).is_absolute() else Path(line.strip())
+                for line in spec.read_text().splitlines() if line.strip()]
+    return sorted(p for p in spec.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def _names(raw, fallback_count: int) -> list[str]:
+    if isinstance(raw, dict):
+        return [str(raw[k]) for k in sorted(raw, key=int)]
+    if isinstance(raw, list):
+        return [str(n) for n in raw]
+    return [f"class {i}" for i in range(fallback_count)]
+
+
+def load_yolo(path, split: str = "train", cache="auto") -> DetectionDataset:
+    path = Path(path)
+    names = None
+    if path.suffix in (".yaml", ".yml"):
+        cfg = yaml.safe_load(path.read_text()) or {}
+        root = Path(cfg.get("path") or path.parent)
+        if not root.is_absolute():
+            root = (path.parent / root).resolve()
+        if split not in cfg:
+            raise KeyError(f"{path} has no '{split}' entry")
+        specs = cfg[split] if isinstance(cfg[split], list) else [cfg[split]]
+        files = [f for s in specs for f in _image_files(root / s)]
+        names = _names(cfg.get("names"), int(cfg.get("nc", 0)))
+    else:
+        images = path / "images" / split if (path / "images" / split).is_dir() else path / "images"
+        if not images.is_dir():
+            raise FileNotFoundError(f"no images/ folder in {path}")
+        files = _image_files(images)
+        classes = path / "classes.txt"
+        if classes.exists():
+            names = [n.strip() for n in classes.read_text().splitlines() if n.strip()]
+    records, max_class = [], -1
+    for i, img in enumerate(files):
+        h, w = image_size(img)
+        boxes, labels = [], []
+        lbl = _label_path(img)
+        if lbl.exists():
+            for n, line in enumerate(lbl.read_text().splitlines(), 1):
+                vals = line.split()
+                if not vals:
+                    continue
+                if len(vals) < 5:
+                    raise ValueError(f"{lbl}:{n}: expected 'class cx cy w h', got {line!r}")
+                c, cx, cy, bw, bh = int(float(vals[0])), *map(float, vals[1:5])
+                boxes.append([(cx - bw / 2) * w, (cy - bh / 2) * h, (cx + bw / 2) * w, (cy + bh / 2) * h])
+                labels.append(c + 1)
+                max_class = max(max_class, c)
+        records.append(make_record(img, boxes, labels, i, img.name, size=(h, w)))
+    if names is None:
+        names = [f"class {i}" for i in range(max_class + 1)]
+    return DetectionDataset(records, names, cache=cache)
