@@ -49,12 +49,12 @@ def check_image(index: int, image) -> tuple[list[Problem], tuple[int, int] | Non
         return [Problem(index, "image_not_float", f"{where}: image dtype is {image.dtype}, expected float in [0, 1] "
                         "(divide by 255: image.float() / 255)")], hw
     lo, hi = float(image.min()), float(image.max())
-    if hi > 1.5:
-        return [Problem(index, "image_range_255", f"{where}: image values go up to {hi:.4g}; expected [0, 1] "
-                        "(divide by 255)")], hw
     if lo < -0.01:
         return [Problem(index, "image_normalized", f"{where}: image values go down to {lo:.3g}: it looks "
                         "mean/std-normalised; torchvision detectors normalise internally, so pass [0, 1] images")], hw
+    if hi > 1.5:
+        return [Problem(index, "image_range_255", f"{where}: image values go up to {hi:.4g}; expected [0, 1] "
+                        "(divide by 255)")], hw
     if not bool(torch.isfinite(image).all()):
         return [Problem(index, "image_not_finite", f"{where}: image contains NaN or Inf")], hw
     return [], hw
