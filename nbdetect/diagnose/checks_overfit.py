@@ -25,7 +25,7 @@ def overfit_one_batch(model, images, targets, *, steps: int = 40, seconds: float
     m.train()
     params = [p for p in m.parameters() if p.requires_grad]
     if lr is None:
-        lr = 1e-3 if sum(p.numel() for p in params) < 5_000_000 else 1e-4
+        lr = 3e-4 if sum(p.numel() for p in params) < 5_000_000 else 1e-4
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
     images = [img.to(device) for img in images]
     targets = [{k: (v.to(device) if torch.is_tensor(v) else v) for k, v in t.items()} for t in targets]
