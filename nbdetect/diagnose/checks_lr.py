@@ -83,7 +83,7 @@ def check_lr(timeline, history, optimizer=None) -> list[Finding]:
                         + f"; {name} at the drop {values[d - 1]:.4g} (epoch 1: {values[0]:.4g})")
             if j.stalled_after:
                 out.append(Finding(CHECK, "lr_decay_before_convergence", "fail",
-                                   f"the LR was cut at epoch {d + 1} while the loss was still falling, and "
+                                   f"the LR was cut after {d} epochs (epoch {d + 1} onwards) while the loss was still falling, and "
                                    "learning stalled after the cut", evidence,
                                    "Decay only after the loss flattens: use warmup + cosine (alternative_1), or move "
                                    "the MultiStepLR milestones to the plateau; to test without restarting, raise the "
