@@ -1,2 +1,21 @@
-"""nbdetect: rescue object-detection training in notebooks."""
+"""nbdetect: rescue object-detection training in notebooks.
+
+Cell functions: :func:`alternative_1`, :func:`alternative_2`, :func:`alternative_3`,
+:func:`diagnose`, :func:`make_submission`. See README.md.
+"""
 __version__ = "0.1.0"
+
+from .alternatives import alternative_1, alternative_2, alternative_3, raise_lr, run_recipe, seed_multistep
+from .data import load_coco, load_gtsdb, load_voc, load_yolo, synthetic_split
+from .history import History
+from .models import PRESETS, build_model
+from .recipes import ALTERNATIVE_1, ALTERNATIVE_2, ALTERNATIVE_3, SEED_MULTISTEP, Recipe
+from .submission import load_model, make_submission
+from .trainer import TrainingRun
+
+__all__ = [
+    "alternative_1", "alternative_2", "alternative_3", "seed_multistep", "run_recipe", "raise_lr",
+    "make_submission", "load_model", "build_model", "PRESETS", "TrainingRun", "History", "Recipe",
+    "ALTERNATIVE_1", "ALTERNATIVE_2", "ALTERNATIVE_3", "SEED_MULTISTEP",
+    "load_yolo", "load_coco", "load_voc", "load_gtsdb", "synthetic_split",
+]

@@ -66,6 +66,7 @@ class TrainingRun:
         meta: dict | None = None,
         tensorboard: bool = True,
         max_history_points: int = 4000,
+        checkpoint_every: int = 1,
     ):
         self.recipe = recipe
         self.device = torch.device(device) if device is not None else default_device()
@@ -91,6 +92,7 @@ class TrainingRun:
         self.meta = dict(meta or {})
         self.out_dir = Path(out_dir)
         self.tensorboard = tensorboard
+        self.checkpoint_every = int(checkpoint_every)  # epochs between last.pt/best.pt writes; 0 = never
         self.history = History(max_points=max_history_points)
 
         self.epoch = 0  # completed epochs
@@ -297,14 +299,16 @@ class TrainingRun:
         self._epoch_acc = {k: 0.0 if isinstance(v, float) else 0 for k, v in acc.items()}
         self.history.log_epoch(**rec)
         metric = rec.get("val_loss", train_loss)
-        if metric < self.best_metric:
+        write = self.checkpoint_every and (self.epoch % self.checkpoint_every == 0 or self.epoch == self.epochs)
+        if write and metric < self.best_metric:
             self.best_metric = metric
             self.best_checkpoint = save_checkpoint(
                 {"format": "nbdetect-model-1", "model": self.model.state_dict(), "epoch": self.epoch,
                  "metric": metric, "recipe": dataclasses.asdict(self.recipe), "meta": self.meta},
                 self.out_dir / "best.pt",
             )
-        self.save("last.pt")
+        if write:
+            self.save("last.pt")
         dispatch(self.callbacks, "on_epoch_end", self, rec)
         return rec
 

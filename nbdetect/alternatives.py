@@ -1,0 +1,165 @@
+"""The guide's three alternatives as notebook-cell functions.
+
+Each builds (or takes) a model, prepares and validates the data, and returns a
+:class:`~nbdetect.trainer.TrainingRun`. In a notebook the live panel is shown
+and training runs in the background (the cell returns at once); elsewhere
+training runs in the calling thread with text progress.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import torch
+
+from .inputs import prepare_data
+from .models import build_model, default_device, family_of, get_preset
+from .recipes import ALTERNATIVE_1, ALTERNATIVE_2, ALTERNATIVE_3, SEED_MULTISTEP, Recipe, get_recipe
+from .trainer import TrainingRun
+
+
+def _pick_preset(recipe: Recipe, preset: str | None, synthetic: bool, device: torch.device) -> str:
+    if preset:
+        return preset
+    tiny = "retinanet_tiny" if get_preset(recipe.preset).family == "retinanet" else "fasterrcnn_tiny"
+    if synthetic and device.type == "cpu":
+        print(f"nbdetect: no data given and no GPU: training the CPU-sized '{tiny}' model on the synthetic demo "
+              f"data (pass preset='{recipe.preset}' to force the full model).")
+        return tiny
+    return recipe.preset
+
+
+def _launch(run: TrainingRun, monitor, background):
+    if monitor:
+        from .monitor import attach
+
+        display_mode = attach(run, mode=monitor)
+        if background is None:
+            background = display_mode == "panel"
+    if background:
+        return run.start()
+    return run.run()
+
+
+def run_recipe(recipe: Recipe | str, train=None, val=None, *, num_classes=None, class_names=None, model=None,
+               preset=None, weights="DEFAULT", epochs=None, batch_size=None, lr=None, label_base=1, device=None,
+               out_dir=None, resume=False, monitor="auto", background=None, image_size=None, num_workers=0,
+               eval_map_every=1, seed=0, amp=True, synthetic=None, optimizer=None, meta=None, callbacks=(),
+               **overrides) -> TrainingRun:
+    """Train ``recipe`` on the given data; see :func:`alternative_1` for the arguments."""
+    recipe = get_recipe(recipe) if isinstance(recipe, str) else recipe
+    if epochs is not None:
+        recipe = recipe.scaled(int(epochs))
+    changes = {k: v for k, v in {"lr": lr, "batch_size": batch_size, **overrides}.items() if v is not None}
+    recipe = recipe.replace(**changes) if changes else recipe
+    device = torch.device(device) if device is not None else default_device()
+    data = prepare_data(train, val, num_classes=num_classes, class_names=class_names, label_base=label_base,
+                        batch_size=recipe.batch_size, seed=seed, num_workers=num_workers, synthetic=synthetic)
+    for w in data.warnings[:5]:
+        print(f"nbdetect warning: {w}")
+    if model is None:
+        preset = _pick_preset(recipe, preset, data.synthetic, device)
+        size = {}
+        if image_size is not None:
+            size = {"min_size": int(min(image_size) if isinstance(image_size, (tuple, list)) else image_size),
+                    "max_size": int(max(image_size) if isinstance(image_size, (tuple, list)) else image_size)}
+        elif data.synthetic:
+            side = (synthetic or {}).get("image_size", (256, 256))
+            size = {"min_size": min(side), "max_size": max(side)}
+        torch.manual_seed(seed)
+        model = build_model(preset, data.num_classes, weights=weights, **size)
+        meta = {**(meta or {}), "preset": preset, "min_size": size.get("min_size"), "max_size": size.get("max_size")}
+    else:
+        preset = preset or f"your {family_of(model)}"
+        meta = {**(meta or {}), "preset": preset}
+    recipe = recipe.replace(preset=preset)
+    meta.update(num_classes=data.num_classes, class_names=data.class_names, synthetic=data.synthetic)
+    out_dir = Path(out_dir or Path("nbdetect_runs") / recipe.name)
+    run = TrainingRun(model, data.train_loader, data.val_loader, recipe=recipe, optimizer=optimizer, device=device,
+                      out_dir=out_dir, amp=amp, eval_map_every=eval_map_every, meta=meta,
+                      callbacks=callbacks)
+    if resume:
+        ckpt = Path(resume) if isinstance(resume, (str, Path)) else out_dir / "last.pt"
+        if ckpt.exists():
+            run.resume_from(ckpt)
+            print(f"nbdetect: resuming from {ckpt} at epoch {run.epoch + 1}, iteration {run.iteration}")
+        else:
+            print(f"nbdetect: no checkpoint at {ckpt}; starting from scratch")
+    return _launch(run, monitor, background)
+
+
+def alternative_1(train=None, val=None, *, num_classes=None, class_names=None, model=None, preset=None,
+                  weights="DEFAULT", epochs=50, batch_size=4, lr=5e-4, label_base=1, device=None,
+                  out_dir="nbdetect_runs/alternative_1", resume=False, monitor="auto", background=None,
+                  **overrides) -> TrainingRun:
+    """Alternative 1: RetinaNet, AdamW, LR 5e-4 with linear warmup then cosine to 1e-6, gradient clipping.
+
+    train, val: a Dataset yielding (image, target), a DataLoader, a dataset path, or None for the
+        embedded synthetic traffic-sign data.
+    num_classes: number of real classes K (labels 1..K; ``label_base=0`` for 0-based labels).
+    preset: model preset (default: the recipe's RetinaNet R50-FPN; the tiny CPU model for the demo data
+        on a CPU). weights: "DEFAULT" (COCO-pretrained, offline fallback), None, or a file.
+    resume: True to continue from ``out_dir/last.pt`` (or a checkpoint path).
+    monitor: "auto" (live panel in a notebook, text elsewhere), "panel", "text" or False.
+    background: train in a background thread (default: when the panel is shown).
+    """
+    return run_recipe(ALTERNATIVE_1, train, val, num_classes=num_classes, class_names=class_names, model=model,
+                      preset=preset, weights=weights, epochs=epochs, batch_size=batch_size, lr=lr,
+                      label_base=label_base, device=device, out_dir=out_dir, resume=resume, monitor=monitor,
+                      background=background, **overrides)
+
+
+def alternative_2(train=None, val=None, *, num_classes=None, class_names=None, model=None, preset=None,
+                  weights="DEFAULT", epochs=40, batch_size=4, lr=None, label_base=1, device=None,
+                  out_dir="nbdetect_runs/alternative_2", resume=False, monitor="auto", background=None,
+                  **overrides) -> TrainingRun:
+    """Alternative 2: Faster R-CNN R50-FPN, SGD 0.005 (torchvision's 0.02 per 16 images, scaled to 4),
+    warmup + cosine, gradient clipping, 40 epochs. Arguments as :func:`alternative_1`."""
+    return run_recipe(ALTERNATIVE_2, train, val, num_classes=num_classes, class_names=class_names, model=model,
+                      preset=preset, weights=weights, epochs=epochs, batch_size=batch_size, lr=lr,
+                      label_base=label_base, device=device, out_dir=out_dir, resume=resume, monitor=monitor,
+                      background=background, **overrides)
+
+
+def seed_multistep(train=None, val=None, *, epochs=60, out_dir="nbdetect_runs/seed_multistep", **kwargs):
+    """The student's failing configuration (RetinaNet, AdamW 2e-4, MultiStepLR [30, 45] x0.1), for comparison."""
+    return run_recipe(SEED_MULTISTEP, train, val, epochs=epochs, out_dir=out_dir, **kwargs)
+
+
+def raise_lr(optimizer: torch.optim.Optimizer, lr: float, scheduler=None) -> list[float]:
+    """Set every param group's LR to ``lr`` (and the scheduler's base LRs); returns the old LRs."""
+    if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
+        raise ValueError(f"lr must be a positive number, got {lr!r}")
+    old = [g["lr"] for g in optimizer.param_groups]
+    for g in optimizer.param_groups:
+        g["lr"] = lr
+        g["initial_lr"] = lr
+    if scheduler is not None and hasattr(scheduler, "base_lrs"):
+        scheduler.base_lrs = [lr] * len(optimizer.param_groups)
+    return old
+
+
+def alternative_3(optimizer, model, train, val=None, *, scheduler=None, lr=1e-4, epochs=10, start_epoch=None,
+                  num_classes=None, class_names=None, label_base=1, device=None,
+                  out_dir="nbdetect_runs/alternative_3", monitor="auto", background=None, **overrides) -> TrainingRun:
+    """Alternative 3: raise the LR of your live optimizer and keep training your model.
+
+    The guide's quick test: the optimizer keeps its state (momentum, Adam moments); its LR is set to ``lr``
+    and held constant for ``epochs`` epochs (your scheduler is not stepped meanwhile; its base LRs are set to
+    ``lr`` so stepping it later starts from there). ``start_epoch`` (e.g. 41) only labels the epochs.
+    """
+    if optimizer is None or model is None:
+        raise ValueError("alternative_3 continues an existing training: pass your optimizer and your model")
+    owned = {id(p) for p in model.parameters()}
+    if not any(id(p) in owned for g in optimizer.param_groups for p in g["params"]):
+        raise ValueError("this optimizer does not hold any parameter of this model: pass the pair you trained with")
+    old = raise_lr(optimizer, lr, scheduler)
+    print(f"nbdetect: LR raised from {old[0]:.3g} to {lr:.3g} on {len(old)} param group(s); "
+          f"continuing for {epochs} epochs")
+    if device is None:
+        device = next(model.parameters()).device
+    recipe = ALTERNATIVE_3.replace(epochs=int(epochs), lr=float(lr))
+    return run_recipe(recipe, train, val, num_classes=num_classes, class_names=class_names, model=model,
+                      label_base=label_base, device=device, out_dir=out_dir, monitor=monitor,
+                      background=background, optimizer=optimizer,
+                      meta={"start_epoch": start_epoch, "previous_lr": old[0]}, **overrides)

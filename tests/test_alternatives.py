@@ -1,0 +1,105 @@
+import csv
+import json
+
+import pytest
+import torch
+
+from conftest import toy_samples
+from nbdetect import alternative_1, alternative_2, alternative_3, make_submission, raise_lr
+from nbdetect.checkpoint import load_checkpoint
+from nbdetect.models import build_model
+
+FAST = dict(weights=None, epochs=2, monitor=False, image_size=96, eval_map_every=0)
+
+
+def test_alternative_1_on_a_user_dataset(tmp_path):
+    run = alternative_1(toy_samples(8), toy_samples(4, seed=1), num_classes=2, preset="retinanet_tiny",
+                        out_dir=tmp_path, **FAST)
+    assert run.status == "finished" and run.epoch == 2
+    assert run.recipe.optimizer == "adamw" and run.recipe.grad_clip == 10.0
+    assert max(run.planned_lr) == pytest.approx(5e-4)
+    assert run.planned_lr[-1] == pytest.approx(1e-6)
+    assert run.model.head.classification_head.num_classes == 3  # K + 1
+    assert (tmp_path / "best.pt").exists() and (tmp_path / "history.jsonl").exists()
+
+
+def test_alternative_2_builds_faster_rcnn_with_background_class(tmp_path):
+    run = alternative_2(toy_samples(8), None, num_classes=2, preset="fasterrcnn_tiny", out_dir=tmp_path, **FAST)
+    assert run.status == "finished"
+    assert run.recipe.optimizer == "sgd" and max(run.planned_lr) == pytest.approx(0.005)
+    assert run.model.roi_heads.box_predictor.cls_score.out_features == 3
+
+
+def test_zero_based_labels_are_refused_with_a_hint_and_accepted_with_label_base(tmp_path):
+    data = toy_samples(8)
+    for _, t in data:
+        t["labels"] = t["labels"] - 1  # 0..K-1
+    with pytest.raises(ValueError, match=r"(?s)label 0.*label_base=0"):
+        alternative_1(data, None, num_classes=2, preset="retinanet_tiny", out_dir=tmp_path, **FAST)
+    run = alternative_1(data, None, num_classes=2, preset="retinanet_tiny", out_dir=tmp_path, label_base=0, **FAST)
+    assert run.status == "finished"
+
+
+def test_bad_boxes_are_reported_before_training_with_their_index(tmp_path):
+    data = toy_samples(8)
+    data[5][1]["boxes"] = torch.tensor([[50.0, 50, 20, 80]])  # x2 < x1
+    with pytest.raises(ValueError, match=r"(?s)sample 5"):
+        alternative_1(data, None, num_classes=2, preset="retinanet_tiny", out_dir=tmp_path, **FAST)
+    assert not (tmp_path / "last.pt").exists()
+
+
+def test_resume_continues_where_the_run_stopped(tmp_path):
+    from nbdetect.callbacks import Callback
+
+    class StopAfterEpoch1(Callback):
+        def on_epoch_end(self, run, rec):
+            run.stop()
+
+    first = alternative_1(toy_samples(8), None, num_classes=2, preset="retinanet_tiny", out_dir=tmp_path,
+                          callbacks=[StopAfterEpoch1()], **FAST)
+    assert first.status == "stopped" and first.epoch == 1
+    second = alternative_1(toy_samples(8), None, num_classes=2, preset="retinanet_tiny", out_dir=tmp_path,
+                           resume=True, **FAST)
+    assert second.status == "finished" and second.step == second.total_steps
+    assert [r["step"] for r in second.history.iterations] == list(range(1, second.total_steps + 1))
+
+
+def test_alternative_3_raises_the_lr_of_the_live_optimizer(tmp_path):
+    torch.manual_seed(0)
+    model = build_model("retinanet_tiny", 2, weights=None, min_size=96, max_size=96)
+    opt = torch.optim.AdamW(model.parameters(), lr=2e-4)
+    sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=[30, 45], gamma=0.1)
+    for _ in range(31):
+        opt.step()
+        sched.step()
+    assert opt.param_groups[0]["lr"] == pytest.approx(2e-5)  # the seed's situation
+    state_before = len(opt.state)
+    run = alternative_3(opt, model, toy_samples(8), None, scheduler=sched, lr=1e-4, epochs=2, start_epoch=41,
+                        monitor=False, out_dir=tmp_path, eval_map_every=0)
+    assert run.status == "finished" and run.optimizer is opt and len(opt.state) >= state_before
+    assert {r["lr"] for r in run.history.iterations} == {pytest.approx(1e-4)}
+    assert sched.base_lrs == [1e-4]
+    with pytest.raises(ValueError, match="does not hold any parameter"):
+        alternative_3(torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1), model, toy_samples(4))
+    with pytest.raises(ValueError, match="positive"):
+        raise_lr(opt, -1.0)
+
+
+def test_submission_writes_csv_and_coco_json_in_original_pixels(tmp_path):
+    from PIL import Image
+
+    run = alternative_1(toy_samples(8), None, num_classes=2, preset="retinanet_tiny", out_dir=tmp_path / "run",
+                        **FAST)
+    folder = tmp_path / "test_images"
+    folder.mkdir()
+    for i, size in enumerate([(96, 96), (120, 80)]):
+        Image.new("RGB", size, (40, 40, 40)).save(folder / f"img{i}.png")
+    out = make_submission(tmp_path / "run" / "best.pt", folder, tmp_path / "sub", score_threshold=0.0)
+    rows = list(csv.DictReader(open(out["csv"])))
+    coco = json.loads(out["coco_json"].read_text())
+    assert out["images"] == 2 and len(rows) == len(coco) == out["boxes"] > 0
+    assert {r["file_name"] for r in rows} <= {"img0.png", "img1.png"}
+    wide = [r for r in rows if r["file_name"] == "img1.png"]
+    assert all(0 <= float(r["x1"]) <= float(r["x2"]) <= 120.5 and float(r["y2"]) <= 80.5 for r in wide)
+    assert all(len(d["bbox"]) == 4 and d["bbox"][2] >= 0 for d in coco)
+    assert load_checkpoint(tmp_path / "run" / "best.pt")["meta"]["preset"] == "retinanet_tiny"
