@@ -122,7 +122,7 @@ def test_lr_far_too_high_diverges():
     model = tiny()
     opt = torch.optim.Adam(model.parameters(), lr=0.5)
     losses = simulated_losses([0.5] * 8, start=1.6, floor=0.3, speed=5.0)
-    report = diagnose(model, opt, data=loader(scenes()), history=losses, overfit_steps=30)
+    report = diagnose(model, opt, data=loader(scenes()), history=losses, overfit_steps=30, overfit_seconds=600)
     assert_root(report, "lr_too_high", "alternative_1")
     # the pipeline itself is fine: the overfit test (with a safe LR) passes
     assert report.get("overfit_ok") is not None, report.to_text()
@@ -136,7 +136,7 @@ def test_healthy_setup_has_no_false_failure():
     epochs = 6
     sched = schedules.to_torch(opt, schedules.warmup_cosine(5e-4, 1e-6, epochs, len(dl), warmup_epochs=1))
     hist = train_epochs(model, dl, opt, epochs, scheduler=sched, per_iteration=True)
-    report = diagnose(model, opt, sched, data=dl, history=hist)
+    report = diagnose(model, opt, sched, data=dl, history=hist, overfit_seconds=600)
     assert report.codes("fail") == [], report.to_text()
     assert not [f for f in report.problems if f.check in ("images", "boxes", "labels", "model", "loss_scale")], \
         report.to_text()

@@ -218,3 +218,30 @@ def test_diagnose_with_nothing_says_what_it_skipped():
     r = diagnose()
     assert r.root_cause is None and r.next_action == "continue"
     assert len(r.skipped) >= 3 and "no model" in " ".join(r.skipped)
+
+
+def test_validate_problems_without_a_diagnose_explanation_are_surfaced():
+    from collections import namedtuple
+
+    from nbdetect.diagnose.checks_validate import uncovered
+
+    Problem = namedtuple("Problem", "index code message severity")
+    sc = scan(scenes(4), num_classes=2)
+    sc.problems = [Problem(2, "image_not_float", "sample 2: image is uint8", "error"),
+                   Problem(3, "box_outside_image", "sample 3: box [0, 0, 200, 10] leaves the 96x96 image", "error")]
+    explained = [Finding("boxes", "box_outside_image", "fail", "outside", indices=[3])]
+    found = uncovered(sc, explained)
+    assert [(f.check, f.code, f.status, f.indices) for f in found] == [("images", "image_not_float", "fail", [2])]
+    assert "uint8" in found[0].evidence
+
+
+def test_cli_diagnose_on_a_results_csv(tmp_path, capsys):
+    from nbdetect.cli import main
+
+    path = tmp_path / "results.csv"
+    path.write_text("epoch,train/box_loss,train/cls_loss,val/box_loss,val/cls_loss,lr/pg0\n"
+                    + "".join(f"{e},{1.0 + 2 ** e},1.0,{1.0 + 2 ** e},1.0,0.01\n" for e in range(1, 7)))
+    code = main(["diagnose", "--history", str(path), "--html", str(tmp_path / "r.html")])
+    out = capsys.readouterr().out
+    assert code == 1 and "lr_too_high" in out  # the loss blows up: fail, exit status 1
+    assert (tmp_path / "r.html").read_text().startswith("<div")

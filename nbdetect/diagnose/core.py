@@ -4,7 +4,8 @@ from __future__ import annotations
 import math
 import time
 
-from . import checks_boxes, checks_images, checks_labels, checks_loss, checks_lr, checks_model, checks_overfit
+from . import (checks_boxes, checks_images, checks_labels, checks_loss, checks_lr, checks_model, checks_overfit,
+               checks_validate)
 from .data_scan import dataset_of, first_batches, n_batches_per_epoch, scan
 from .history_io import load_history
 from .lr_timeline import reconstruct
@@ -67,6 +68,7 @@ def diagnose(model=None, optimizer=None, scheduler=None, data=None, history=None
         findings += checks_images.check_images(sc, info)
         findings += checks_boxes.check_boxes(sc, info)
         findings += checks_labels.check_labels(sc, info, num_classes, label_base)
+        findings += checks_validate.uncovered(sc, findings)
 
     # -- model and measured loss ---------------------------------------------
     measured, components, batches = None, None, []
