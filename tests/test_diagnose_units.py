@@ -1,7 +1,5 @@
 """Unit tests of diagnose's parts: history readers, LR replay, curve rules, checks, report rendering."""
 import csv
-import json
-import math
 
 import pytest
 import torch
@@ -245,3 +243,20 @@ def test_cli_diagnose_on_a_results_csv(tmp_path, capsys):
     out = capsys.readouterr().out
     assert code == 1 and "lr_too_high" in out  # the loss blows up: fail, exit status 1
     assert (tmp_path / "r.html").read_text().startswith("<div")
+
+
+def test_observations_are_never_the_root_cause_but_are_listed():
+    r = Report([Finding("labels", "class_imbalance", "warn", "imbalance"), Finding("images", "images_ok", "pass", "ok")])
+    assert r.root_cause is None and r.next_action == "continue"
+    assert [f.code for f in r.problems] == ["class_imbalance"] and "imbalance" in r.to_text()
+
+
+def test_overfit_judgement():
+    from nbdetect.diagnose.checks_overfit import judge_overfit
+
+    base = {"error": None, "lr": 3e-4, "seconds": 1.0, "steps": 40}
+    assert judge_overfit({**base, "losses": [2.0] + [0.6] * 39}).code == "overfit_ok"
+    assert judge_overfit({**base, "losses": [2.0] * 40}).code == "overfit_failed"
+    assert judge_overfit({**base, "losses": [2.0, 1.9]}).status == "skip"  # time budget: inconclusive
+    crash = judge_overfit({**base, "losses": [], "error": "IndexError: index 5 is out of bounds"}, [0, 1])
+    assert crash.code == "overfit_failed" and crash.indices == [0, 1]

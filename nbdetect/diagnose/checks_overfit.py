@@ -63,6 +63,10 @@ def judge_overfit(result: dict, batch_indices: list[int] | None = None) -> Findi
                        idx)
     if not losses:
         return Finding(CHECK, "overfit_skipped", "skip", "overfit-one-batch produced no step")
+    if len(losses) < 5:
+        return Finding(CHECK, "overfit_inconclusive", "skip",
+                       f"overfit-one-batch inconclusive: only {len(losses)} steps fitted in the time budget "
+                       f"({result['seconds']:.0f} s)", "run it on a GPU or raise overfit_seconds", indices=idx)
     first = losses[0]
     tail = min(losses[-3:])
     ratio = tail / first if first > 0 else math.nan

@@ -18,7 +18,7 @@ SAMPLE_VIEW_CODES = ("box_xywh", "box_normalized", "box_degenerate", "box_outsid
 def diagnose(model=None, optimizer=None, scheduler=None, data=None, history=None, *,
              num_classes: int | None = None, label_base: int = 1, epochs: int | None = None,
              steps_per_epoch: int | None = None, scheduler_interval: str = "auto", batch_size: int | None = None,
-             expected=None, overfit: bool = True, overfit_steps: int = 40, overfit_seconds: float = 30.0,
+             expected=None, overfit: bool | str = True, overfit_steps: int = 40, overfit_seconds: float = 30.0,
              loss_batches: int = 2, max_samples: int | None = None, max_image_stats: int = 32,
              data_seconds: float = 40.0, device=None, plots: bool = True) -> Report:
     """Check a detection run and say why it is not learning, root cause first.
@@ -34,7 +34,8 @@ def diagnose(model=None, optimizer=None, scheduler=None, data=None, history=None
     label_base: 0 if the data's labels are 0-based and nbdetect is meant to shift them.
     epochs: planned epochs (for the LR timeline); steps_per_epoch: batches per epoch (for
       per-iteration schedulers); expected: ``{epoch: (lo, hi)}`` expected loss bounds.
-    overfit: run the bounded overfit-one-batch test (``overfit_steps`` steps or ``overfit_seconds``).
+    overfit: run the bounded overfit-one-batch test (``overfit_steps`` steps or ``overfit_seconds``);
+      skipped for models over 5M parameters on CPU unless ``overfit="force"``.
     """
     t0 = time.perf_counter()
     findings: list[Finding] = []
@@ -75,6 +76,8 @@ def diagnose(model=None, optimizer=None, scheduler=None, data=None, history=None
     data_broken = any(f.status == "fail" and f.check in ("images", "boxes", "labels", "data") for f in findings)
     if model is not None and data is not None:
         batches = first_batches(data, max(1, loss_batches), batch_size or 4)
+        if info is not None and info.n_params > 5_000_000 and not str(device or info.device).startswith("cuda"):
+            batches = [(ims[:2], tgs[:2]) for ims, tgs in batches[:1]]  # bounded on CPU: 2 images
         if label_base == 0:
             from ..conventions import shift_labels
 
@@ -91,8 +94,12 @@ def diagnose(model=None, optimizer=None, scheduler=None, data=None, history=None
 
     # -- overfit one batch ---------------------------------------------------
     if model is not None and batches:
+        big_on_cpu = info is not None and info.n_params > 5_000_000 and not str(device or info.device).startswith("cuda")
         if not overfit:
             skipped.append("overfit-one-batch: overfit=False")
+        elif big_on_cpu and overfit != "force":
+            skipped.append(f"overfit-one-batch: a {info.n_params / 1e6:.0f}M-parameter model on CPU needs minutes "
+                           "per step; run diagnose on a GPU or pass overfit='force'")
         else:
             ims, tgs = batches[0]
             res = checks_overfit.overfit_one_batch(model, ims, tgs, steps=overfit_steps, seconds=overfit_seconds,

@@ -93,6 +93,15 @@ NEXT_ACTION_TEXT = {
 }
 
 
+# Observations worth knowing that do not by themselves stop a run from learning: never the root cause
+# unless they fail.
+OBSERVATIONS = {"class_imbalance", "class_never_present", "no_boxes"}
+
+
+def can_be_root(finding) -> bool:
+    return finding.status == "fail" or (finding.status == "warn" and finding.code not in OBSERVATIONS)
+
+
 def sort_key(finding) -> tuple:
     return (STATUS_ORDER.get(finding.status, 9), finding.priority, finding.check, finding.code)
 

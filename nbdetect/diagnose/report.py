@@ -76,8 +76,7 @@ class Report:
 
     @property
     def root_cause(self) -> Finding | None:
-        probs = self.problems
-        return probs[0] if probs else None
+        return next((f for f in self.findings if _rank.can_be_root(f)), None)
 
     @property
     def next_action(self) -> str:
@@ -113,10 +112,10 @@ class Report:
             if root.fix:
                 lines.append(f"  Fix: {root.fix}")
         lines.append(f"Next: {self.next_action} - {self.next_action_text}")
-        others = self.problems[1:]
+        others = [f for f in self.problems if f is not root]
         if others:
             lines.append("")
-            lines.append("Other problems, in order:")
+            lines.append("Other problems, in order:" if root is not None else "Observations:")
             for f in others:
                 lines.append(f"  [{_MARKS[f.status]}] {f.title}")
         lines.append("")
