@@ -1,0 +1,75 @@
+"""Loss-scale checks: is the reported loss the model's loss, or a sum over batches / another scale?"""
+from __future__ import annotations
+
+import math
+
+from .curve import divergence_index
+from .report import Finding
+
+CHECK = "loss_scale"
+
+# Typical loss of torchvision's detectors (sum of the loss dict, per image) over a run.
+TYPICAL_RANGE = {"retinanet": (0.1, 3.0), "fasterrcnn": (0.05, 5.0)}
+
+
+def _last_finite(values):
+    for v in reversed(values):
+        if isinstance(v, (int, float)) and math.isfinite(v):
+            return float(v)
+    return None
+
+
+def check_loss_scale(history, measured: float | None, n_batches: int | None, family: str | None,
+                     batch_size: int | None = None) -> list[Finding]:
+    if history is None or history.n_epochs == 0:
+        return []
+    lo, hi = TYPICAL_RANGE.get(family or "", (0.05, 5.0))
+    series = [("val_loss", history.val), ("train_loss", history.train)]
+    series = [(name, vals) for name, vals in series if _last_finite(vals) is not None]
+    if not series:
+        return []
+    if any(divergence_index(vals) is not None for _, vals in series):
+        return [Finding(CHECK, "loss_scale_unchecked", "skip",
+                        "loss scale not compared: the history diverges (see the LR checks)")]
+    if measured is not None and math.isfinite(measured) and measured > 0:
+        ratios = [(name, _last_finite(vals), _last_finite(vals) / measured) for name, vals in series]
+        evidence = "; ".join(f"last reported {name} {v:.4g} = {r:.3g} x the loss nbdetect measures now "
+                             f"({measured:.4g} per image)" for name, v, r in ratios)
+        if n_batches and n_batches >= 3:
+            for name, v, r in ratios:
+                if 0.6 <= r / n_batches <= 1.7:
+                    return [Finding(CHECK, "loss_summed_over_batches", "fail",
+                                    f"the reported {name} is summed over the {n_batches} batches of an epoch, "
+                                    "not averaged",
+                                    evidence + f"; ratio / batches per epoch = {r / n_batches:.2f}",
+                                    "Divide the epoch's summed loss by the number of batches: "
+                                    "epoch_loss = running_loss / len(loader). The model may be learning fine "
+                                    "on torchvision's scale (RetinaNet ~1-2 at the start, ~0.2-0.5 trained).")]
+        if batch_size and batch_size >= 3:
+            for name, v, r in ratios:
+                if 0.6 <= r / batch_size <= 1.7:
+                    return [Finding(CHECK, "loss_scale_unexpected", "warn",
+                                    f"the reported {name} is ~{batch_size}x the per-image loss: summed over the "
+                                    "images of a batch?", evidence,
+                                    "torchvision's loss dict is already averaged per image: do not multiply by "
+                                    "the batch size.")]
+        big = [(name, v, r) for name, v, r in ratios if r > 10 or r < 0.1]
+        if big:
+            name, v, r = big[0]
+            return [Finding(CHECK, "loss_scale_unexpected", "warn",
+                            f"the reported {name} is {r:.3g}x the model's own loss: it is not on torchvision's scale",
+                            evidence, "Report sum(model(images, targets).values()) averaged over batches; compare "
+                                      "thresholds on that scale.")]
+        return [Finding(CHECK, "loss_scale_ok", "pass", "the reported loss matches the model's own loss scale",
+                        evidence)]
+    first = next((v for v in (history.train + history.val) if isinstance(v, (int, float)) and math.isfinite(v)), None)
+    last = max(_last_finite(vals) for _, vals in series)
+    if first is not None and max(first, last) > 20 * hi and not history.source.startswith("Ultralytics"):
+        return [Finding(CHECK, "loss_scale_unexpected", "warn",
+                        f"the reported loss ({max(first, last):.4g}) is far above torchvision's scale "
+                        f"({lo:g}-{hi:g} for {family or 'a torchvision detector'})",
+                        "without the model and data the cause cannot be measured: a loss summed over batches, "
+                        "or a RetinaNet head without its prior bias (starts in the hundreds) are the usual stories. "
+                        "The guide's 'expected 1500-2000 at the start' is not torchvision's scale either.",
+                        "Run diagnose(model=..., data=..., history=...) so the loss can be measured.")]
+    return []
