@@ -6,6 +6,7 @@ Cell functions: :func:`alternative_1`, :func:`alternative_2`, :func:`alternative
 __version__ = "0.1.0"
 
 from .alternatives import alternative_1, alternative_2, alternative_3, raise_lr, run_recipe, seed_multistep
+from .diagnose import Finding, Report, diagnose
 from .data import load_coco, load_gtsdb, load_voc, load_yolo, synthetic_split
 from .history import History
 from .models import PRESETS, build_model
@@ -15,7 +16,7 @@ from .trainer import TrainingRun
 
 __all__ = [
     "alternative_1", "alternative_2", "alternative_3", "seed_multistep", "run_recipe", "raise_lr",
-    "make_submission", "load_model", "build_model", "PRESETS", "TrainingRun", "History", "Recipe",
+    "make_submission", "load_model", "diagnose", "Report", "Finding", "build_model", "PRESETS", "TrainingRun", "History", "Recipe",
     "ALTERNATIVE_1", "ALTERNATIVE_2", "ALTERNATIVE_3", "SEED_MULTISTEP",
     "load_yolo", "load_coco", "load_voc", "load_gtsdb", "synthetic_split",
 ]

@@ -98,41 +98,9 @@ def simulated_losses(lrs, start=2600.0, floor=300.0, speed=200.0, seed=0):
 
 
 def gtsdb_dataset(root, limit=None):
-    """GTSDB as nbdetect samples (labels 1..43): nbdetect.load_gtsdb when available, else a minimal reader."""
-    try:
-        from nbdetect.data import load_gtsdb
+    """GTSDB as nbdetect samples (labels 1..43), the first ``limit`` images when given."""
+    from nbdetect.data import load_gtsdb
 
-        return load_gtsdb(root)
-    except ImportError:
-        return _MiniGTSDB(root, limit)
+    ds = load_gtsdb(root)
+    return ds.subset(range(min(limit, len(ds)))) if limit else ds
 
-
-class _MiniGTSDB(torch.utils.data.Dataset):
-    """gt.txt (``00001.ppm;x1;y1;x2;y2;class``, classes 0..42) + images/*.jpg; images without signs kept."""
-
-    num_classes = 43
-
-    def __init__(self, root, limit=None):
-        from pathlib import Path
-
-        root = Path(root)
-        files = sorted((root / "images").glob("*.jpg"))[:limit]
-        ann = {}
-        for line in (root / "gt.txt").read_text().splitlines():
-            name, *vals = line.strip().split(";")
-            if len(vals) == 5:
-                ann.setdefault(name.rsplit(".", 1)[0], []).append([float(v) for v in vals])
-        self.items = [(f, ann.get(f.stem, [])) for f in files]
-
-    def __len__(self):
-        return len(self.items)
-
-    def __getitem__(self, i):
-        from PIL import Image
-        from torchvision.transforms.functional import pil_to_tensor
-
-        path, rows = self.items[i]
-        with Image.open(path) as im:
-            img = pil_to_tensor(im.convert("RGB")).float().div_(255)
-        rows = torch.tensor(rows, dtype=torch.float32).reshape(-1, 5)
-        return img, {"boxes": rows[:, :4], "labels": rows[:, 4].long() + 1, "image_id": i}

@@ -103,10 +103,8 @@ def _stats_indices(n: int, k: int) -> set[int]:
 
 
 def _validator():
-    try:
-        from ..data.validate import check_sample
-    except Exception:  # the data package is optional for diagnose
-        return None
+    from ..data.validate import check_sample
+
     return check_sample
 
 
