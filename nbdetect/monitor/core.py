@@ -1,0 +1,184 @@
+"""The monitor's logic, separate from its outputs (panel, text, nothing).
+
+:class:`Monitor` is a :class:`~nbdetect.callbacks.Callback`. Per iteration it does
+O(1) work: a clock read and, at most every ``progress_interval`` seconds, one
+progress update. Curves are rendered at most every ``max(min_render_interval,
+render_seconds / render_budget)`` seconds, so drawing costs about
+``render_budget`` (2%) of one core however slow the machine is, plus once per
+epoch end when the last drawing is older than ``render_seconds / 0.05``. The
+verdict is recomputed at each epoch end. Subclasses show the state:
+``show_progress``, ``show_curves``, ``show_verdict``, ``show_status``.
+"""
+from __future__ import annotations
+
+import math
+import threading
+import time
+
+from ..callbacks import Callback
+from ..verdict import Verdict, decide
+
+
+def format_duration(seconds: float) -> str:
+    if seconds is None or not math.isfinite(seconds) or seconds < 0:
+        return "--"
+    seconds = int(round(seconds))
+    h, rest = divmod(seconds, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}h{m:02d}m" if h else (f"{m}m{s:02d}s" if m else f"{s}s")
+
+
+def progress_of(run) -> dict:
+    """``run.progress()`` when the run has it, else the counters it holds."""
+    if hasattr(run, "progress"):
+        try:
+            return run.progress()
+        except Exception:
+            pass
+    return {"epoch": getattr(run, "epoch", 0), "epochs": getattr(run, "epochs", 0),
+            "iteration": getattr(run, "iteration", 0), "steps_per_epoch": getattr(run, "steps_per_epoch", 0),
+            "step": getattr(run, "step", 0), "total_steps": getattr(run, "total_steps", 0),
+            "images_per_s": math.nan, "eta_s": math.nan, "status": getattr(run, "status", "")}
+
+
+def progress_line(p: dict, loss: float | None = None, lr: float | None = None) -> str:
+    parts = [f"epoch {p.get('epoch', 0)}/{p.get('epochs', 0)}",
+             f"iteration {p.get('iteration', 0)}/{p.get('steps_per_epoch', 0)}"]
+    if loss is not None and math.isfinite(loss):
+        parts.append(f"loss {loss:.4g}")
+    if lr is not None and math.isfinite(lr):
+        parts.append(f"lr {lr:.3g}")
+    ips = p.get("images_per_s", math.nan)
+    parts.append(f"{ips:.1f} images/s" if ips is not None and math.isfinite(ips) else "-- images/s")
+    parts.append(f"ETA {format_duration(p.get('eta_s', math.nan))}")
+    return " | ".join(parts)
+
+
+def status_line(run) -> str:
+    status = getattr(run, "status", "")
+    message = getattr(run, "message", "") or ""
+    if status == "stopping":
+        return "stopping: finishing the current iteration, then saving a checkpoint..."
+    if status == "stopped":
+        ckpt = getattr(run, "last_checkpoint", None)
+        return f"stopped; checkpoint: {ckpt}" + (f" ({message})" if message and str(ckpt) not in message else "")
+    if status == "finished":
+        return message or f"finished; best checkpoint: {getattr(run, 'best_checkpoint', None)}"
+    if status == "failed":
+        err = getattr(run, "error", None)
+        return f"failed: {message or f'{type(err).__name__}: {err}'}"
+    return status
+
+
+class Monitor(Callback):
+    """Training-state logic shared by the outputs; see the module docstring."""
+
+    wants_curves = True
+
+    def __init__(self, *, thresholds=None, progress_interval: float = 0.5, min_render_interval: float = 1.0,
+                 render_budget: float = 0.02, log_lr: bool = True):
+        self.thresholds = thresholds
+        self.progress_interval = progress_interval
+        self.min_render_interval = min_render_interval
+        self.render_budget = render_budget
+        self.log_lr = log_lr
+        self.run = None
+        self.verdict: Verdict = Verdict("pending", "Waiting for the first epoch.", "No rule applies yet.")
+        self.renders = 0
+        self.render_seconds = 0.05  # running estimate of one drawing's cost
+        self.last_png: bytes | None = None
+        self._last_progress = 0.0
+        self._last_render = -math.inf
+        self._render_lock = threading.Lock()
+
+    # -- state ---------------------------------------------------------------------------------------------
+    def bind(self, run) -> "Monitor":
+        self.run = run
+        return self
+
+    def render_interval(self) -> float:
+        return max(self.min_render_interval, self.render_seconds / self.render_budget)
+
+    def compute_verdict(self, run=None) -> Verdict:
+        run = run or self.run
+        recipe = getattr(run, "recipe", None)
+        name = getattr(recipe, "name", "") if recipe is not None else ""
+        error = getattr(run, "error", None) if getattr(run, "status", "") == "failed" else None
+        self.verdict = decide(run.history.epochs, name, getattr(run, "epochs", 0) or len(run.history.epochs),
+                              thresholds=self.thresholds, error=error)
+        return self.verdict
+
+    def render(self, run=None, force: bool = True) -> bytes | None:
+        """Draw the curves now (skipped if another thread is drawing and ``force`` is false)."""
+        run = run or self.run
+        if run is None or not self.wants_curves:
+            return None
+        if not self._render_lock.acquire(blocking=force):
+            return None
+        try:
+            from .plots import render_png
+
+            t0 = time.perf_counter()
+            details = self.verdict.details if self.verdict else {}
+            png = render_png(run, log_lr=self.log_lr, decision_epoch=details.get("decision_epoch"),
+                             threshold=details.get("line"))
+            took = time.perf_counter() - t0
+            self.render_seconds = took if self.renders == 0 else 0.7 * self.render_seconds + 0.3 * took
+            self.renders += 1
+            self._last_render = time.monotonic()
+            self.last_png = png
+            self.show_curves(png)
+            return png
+        except Exception as exc:  # a broken drawing must not stop training
+            self.show_status(f"could not draw the curves: {type(exc).__name__}: {exc}", "warning")
+            return None
+        finally:
+            self._render_lock.release()
+
+    # -- callback hooks ------------------------------------------------------------------------------------
+    def on_run_start(self, run) -> None:
+        self.run = run
+        self.show_status(status_line(run) or "running", "running")
+        self.show_progress(progress_of(run), None)
+        if run.history.epochs:  # resumed: the verdict so far
+            self.show_verdict(self.compute_verdict(run))
+
+    def on_iteration_end(self, run, rec: dict) -> None:
+        now = time.monotonic()
+        if now - self._last_progress >= self.progress_interval:
+            self._last_progress = now
+            self.show_progress(progress_of(run), rec)
+        if self.wants_curves and now - self._last_render >= self.render_interval():
+            self.render(run, force=False)
+
+    def on_epoch_end(self, run, rec: dict) -> None:
+        self.show_verdict(self.compute_verdict(run))
+        self.show_epoch(run, rec)
+        self._last_progress = time.monotonic()
+        self.show_progress(progress_of(run), None)
+        if self.wants_curves and time.monotonic() - self._last_render >= self.render_seconds / 0.05:
+            self.render(run, force=False)
+
+    def on_run_end(self, run) -> None:
+        self.show_verdict(self.compute_verdict(run))
+        self.show_progress(progress_of(run), None)
+        if self.wants_curves:
+            self.render(run, force=True)
+        kind = run.status if run.status in ("stopped", "finished", "failed") else "running"
+        self.show_status(status_line(run), kind)
+
+    # -- outputs (subclasses) -------------------------------------------------------------------------------
+    def show_progress(self, progress: dict, rec: dict | None) -> None:
+        pass
+
+    def show_curves(self, png: bytes) -> None:
+        pass
+
+    def show_verdict(self, verdict: Verdict) -> None:
+        pass
+
+    def show_epoch(self, run, rec: dict) -> None:
+        pass
+
+    def show_status(self, text: str, kind: str) -> None:
+        pass

@@ -1,0 +1,172 @@
+"""The live ipywidgets panel (JupyterLab 4 / Notebook 7, standard widgets only).
+
+Built from plain widgets, so it can be created and inspected without a kernel.
+From the training thread only widget values are set; button clicks run in the
+kernel's main thread.
+"""
+from __future__ import annotations
+
+import html
+
+import ipywidgets as widgets
+
+from ..verdict import ACTION_NAMES
+from .core import Monitor, progress_line, status_line
+
+VERDICT_COLOURS = {"pending": "#666", "continue": "#1b7f3b", "success": "#1b7f3b", "partial": "#a86b00",
+                   "warn": "#a86b00", "switch": "#b3261e", "diagnose": "#b3261e", "fail": "#b3261e"}
+STATUS_COLOURS = {"running": "#1565c0", "stopping": "#a86b00", "stopped": "#a86b00", "finished": "#1b7f3b",
+                  "failed": "#b3261e", "warning": "#a86b00"}
+
+
+def _short(name: str) -> str:
+    return {"alternative_1": "Alternative 1", "alternative_2": "Alternative 2",
+            "alternative_3": "Alternative 3"}.get(name, name)
+
+
+class PanelMonitor(Monitor):
+    """The panel: header, progress, curves, verdict, Stop / log-LR / start-next controls, status line."""
+
+    def __init__(self, start_next=None, **kwargs):
+        super().__init__(**kwargs)
+        self.start_next = start_next  # callable(run, action) -> new run; default: nbdetect's run_recipe
+        self.next_run = None
+        self.header = widgets.HTML(value="<b>nbdetect</b>")
+        self.bar = widgets.IntProgress(value=0, min=0, max=1, description="", bar_style="info",
+                                       layout=widgets.Layout(width="60%"))
+        self.progress_text = widgets.HTML(value="waiting to start")
+        self.image = widgets.Image(format="png", layout=widgets.Layout(max_width="100%"))
+        self.verdict_box = widgets.HTML(value=self._verdict_html(self.verdict))
+        self.stop_button = widgets.Button(description="Stop", button_style="danger", icon="stop",
+                                          tooltip="stop at the next iteration and save a checkpoint")
+        self.log_lr_toggle = widgets.Checkbox(value=self.log_lr, description="log-scale LR", indent=False,
+                                              layout=widgets.Layout(width="auto"))
+        self.next_button = widgets.Button(description="", button_style="warning",
+                                          layout=widgets.Layout(display="none", width="auto"))
+        self.status = widgets.HTML(value="pending")
+        self.output = widgets.Output()
+        self.stop_button.on_click(self._on_stop)
+        self.next_button.on_click(self._on_next)
+        self.log_lr_toggle.observe(self._on_log_lr, names="value")
+        controls = widgets.HBox([self.stop_button, self.log_lr_toggle, self.next_button])
+        self.widget = widgets.VBox(
+            [self.header, widgets.HBox([self.bar, self.progress_text]), self.image, self.verdict_box, controls,
+             self.status, self.output],
+            layout=widgets.Layout(border="1px solid #ccc", padding="6px"))
+        self.widget.add_class("nbdetect-monitor")
+
+    # -- binding --------------------------------------------------------------------------------------------
+    def bind(self, run) -> "PanelMonitor":
+        super().bind(run)
+        recipe = getattr(run, "recipe", None)
+        title = getattr(recipe, "title", None) or getattr(recipe, "name", "run")
+        self.header.value = (f"<b>{html.escape(str(title))}</b> &middot; {getattr(run, 'epochs', '?')} epochs "
+                             f"&middot; <code>{html.escape(str(getattr(run, 'out_dir', '')))}</code>")
+        self.bar.max = max(1, int(getattr(run, "total_steps", 1) or 1))
+        self.bar.value = int(getattr(run, "step", 0) or 0)
+        self.show_status(getattr(run, "status", "pending"), "running")
+        return self
+
+    # -- outputs --------------------------------------------------------------------------------------------
+    def show_progress(self, progress: dict, rec: dict | None) -> None:
+        self.bar.value = min(int(progress.get("step", 0) or 0), self.bar.max)
+        loss = rec.get("loss") if rec else None
+        lr = rec.get("lr") if rec else None
+        self.progress_text.value = html.escape(progress_line(progress, loss, lr))
+
+    def show_curves(self, png: bytes) -> None:
+        self.image.value = png
+
+    @staticmethod
+    def _verdict_html(verdict) -> str:
+        colour = VERDICT_COLOURS.get(verdict.status, "#333")
+        return (f"<div class='nbdetect-verdict' data-status='{verdict.status}' style='border-left:4px solid {colour};"
+                f"padding:4px 8px;margin:4px 0'><b style='color:{colour}'>Verdict: {html.escape(verdict.headline)}"
+                f"</b><br><small>{html.escape(verdict.rule_text)}</small></div>")
+
+    def show_verdict(self, verdict) -> None:
+        self.verdict_box.value = self._verdict_html(verdict)
+        action = verdict.next_action
+        if verdict.suggests_switch and self.next_run is None:
+            self.next_button.description = f"Start {ACTION_NAMES.get(action, action)}"
+            self.next_button.tooltip = f"stop this run (if still running) and start {_short(action)}"
+            self.next_button.layout.display = None
+        else:
+            self.next_button.layout.display = "none"
+
+    def show_status(self, text: str, kind: str) -> None:
+        colour = STATUS_COLOURS.get(kind, "#333")
+        self.status.value = (f"<span class='nbdetect-status' data-status='{html.escape(kind)}' "
+                             f"style='color:{colour}'>{html.escape(text)}</span>")
+        done = kind in ("stopped", "finished", "failed")
+        if done or kind == "stopping":
+            self.stop_button.disabled = True
+        if done:
+            self.bar.bar_style = {"finished": "success", "failed": "danger"}.get(kind, "warning")
+
+    def on_run_start(self, run) -> None:
+        if self.run is not run:
+            self.bind(run)
+        super().on_run_start(run)
+
+    def on_run_end(self, run) -> None:
+        super().on_run_end(run)
+        if getattr(run, "status", "") == "failed":
+            self.show_status(status_line(run), "failed")
+
+    # -- controls -------------------------------------------------------------------------------------------
+    def _on_stop(self, _button=None) -> None:
+        if self.run is None:
+            return
+        self.run.stop()
+        self.stop_button.disabled = True
+        if getattr(self.run, "status", "") in ("running", "stopping", "pending"):
+            self.show_status(status_line(self.run) if self.run.status == "stopping" else "stopping...", "stopping")
+
+    def _on_log_lr(self, change) -> None:
+        self.log_lr = bool(change["new"])
+        if self.run is not None:
+            self.render(self.run, force=True)
+
+    def _on_next(self, _button=None) -> None:
+        action = self.verdict.next_action
+        if not action or self.next_run is not None:
+            return
+        with self.output:
+            try:
+                run = self.run
+                if run is not None and getattr(run, "is_active", False):
+                    self._on_stop()
+                    try:
+                        run.wait(timeout=120)
+                    except Exception:
+                        pass
+                starter = self.start_next or start_suggested
+                self.next_button.layout.display = "none"
+                self.next_run = starter(run, action)
+            except Exception as exc:
+                self.show_status(f"could not start {action}: {type(exc).__name__}: {exc}", "failed")
+
+
+def start_suggested(run, action: str):
+    """Start the recipe ``action`` on ``run``'s data, scaled to the same share of the guide's length."""
+    from ..alternatives import run_recipe
+    from ..recipes import RECIPES
+
+    meta = dict(getattr(run, "meta", {}) or {})
+    current = getattr(getattr(run, "recipe", None), "name", None)
+    target = RECIPES[action]
+    epochs = target.epochs
+    if current in RECIPES and run.epochs != RECIPES[current].epochs:
+        epochs = max(1, round(run.epochs * target.epochs / RECIPES[current].epochs))
+    kwargs = {}
+    preset = str(meta.get("preset") or "")
+    if preset.endswith("_tiny"):
+        kwargs.update(preset="retinanet_tiny" if action == "alternative_1" else "fasterrcnn_tiny", weights=None)
+    if meta.get("min_size") and meta.get("max_size"):
+        kwargs["image_size"] = (meta["min_size"], meta["max_size"])
+    out_dir = run.out_dir.parent / action if getattr(run, "out_dir", None) is not None else None
+    return run_recipe(action, run.train_loader, run.val_loader, num_classes=meta.get("num_classes"),
+                      class_names=meta.get("class_names"), device=getattr(run, "device", None), epochs=epochs,
+                      out_dir=out_dir, monitor="panel", **kwargs)
+

@@ -1,0 +1,113 @@
+"""JupyterLab server + headless Chromium fixtures for browser tests.
+
+Written by the MONITOR helper because the EXT helper's shared fixtures were not on
+any branch yet; to be reconciled with theirs. Skips cleanly when JupyterLab,
+Playwright or a Chromium binary is missing.
+"""
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _chromium() -> str | None:
+    for cand in (os.environ.get("NBDETECT_CHROMIUM"), "/usr/bin/chromium", "/usr/bin/chromium-browser",
+                 shutil.which("chromium"), shutil.which("google-chrome")):
+        if cand and Path(cand).exists():
+            return cand
+    return None
+
+
+class LabServer:
+    def __init__(self, root: Path, port: int, token: str, proc: subprocess.Popen, log: Path):
+        self.root, self.port, self.token, self.proc, self.log = root, port, token, proc, log
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def url(self, path: str) -> str:
+        return f"{self.base}/{path.lstrip('/')}?token={self.token}"
+
+    def write_notebook(self, name: str, cells: list[str]) -> Path:
+        nb = {"nbformat": 4, "nbformat_minor": 5,
+              "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3 (ipykernel)",
+                                          "language": "python"}},
+              "cells": [{"cell_type": "code", "id": f"c{i}", "metadata": {}, "execution_count": None,
+                         "outputs": [], "source": src} for i, src in enumerate(cells)]}
+        path = self.root / name
+        path.write_text(json.dumps(nb), encoding="utf-8")
+        return path
+
+
+@pytest.fixture(scope="module")
+def lab_server(tmp_path_factory):
+    pytest.importorskip("jupyterlab")
+    root = tmp_path_factory.mktemp("lab")
+    port, token = _free_port(), secrets.token_hex(16)
+    log = root.parent / f"lab-{port}.log"
+    env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
+           "JUPYTER_CONFIG_DIR": str(root.parent / "jcfg"), "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root", f"--port={port}", "--ip=127.0.0.1",
+           f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}", "--ServerApp.disable_check_xsrf=True",
+           f"--LabApp.workspaces_dir={root.parent / 'ws'}", f"--LabApp.user_settings_dir={root.parent / 'us'}",
+           "--LabApp.news_url=", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"]
+    with open(log, "w") as fh:
+        proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env, cwd=root)
+    server = LabServer(root, port, token, proc, log)
+    deadline = time.monotonic() + 90
+    while True:
+        try:
+            with urllib.request.urlopen(server.url("api/status"), timeout=2) as resp:
+                if resp.status == 200:
+                    break
+        except Exception:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail(f"JupyterLab did not start:\n{log.read_text()[-3000:]}")
+        time.sleep(0.5)
+    yield server
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    sync_api = pytest.importorskip("playwright.sync_api")
+    exe = _chromium()
+    if exe is None:
+        pytest.skip("no Chromium binary (set NBDETECT_CHROMIUM)")
+    with sync_api.sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=exe, headless=True, args=["--no-sandbox", "--disable-gpu"])
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1300, "height": 1000})
+    p = context.new_page()
+    yield p
+    context.close()

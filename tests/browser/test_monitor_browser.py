@@ -1,0 +1,90 @@
+"""The live panel in real JupyterLab 4 (headless Chromium): curves and verdict update, Stop works, checkpoint loads."""
+import re
+import time
+
+import pytest
+
+from nbdetect.checkpoint import load_checkpoint
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+REPO_DOCS = __import__("pathlib").Path(__file__).resolve().parents[2] / "docs"
+
+CELL = """\
+import torch
+torch.set_num_threads(1)
+import nbdetect
+run = nbdetect.alternative_1(epochs=40, preset="retinanet_tiny", weights=None, device="cpu", out_dir="run1",
+                             synthetic={"n_train": 8, "n_val": 4, "image_size": (128, 128)}, monitor="panel")
+print("cell returned while", run.status)
+"""
+
+
+def _epochs_shown(page) -> int:
+    text = page.inner_text(".nbdetect-monitor")
+    m = re.search(r"epoch (\d+)/40", text)
+    return int(m.group(1)) if m else 0
+
+
+def _run_first_cell(page, attempts=5):
+    """Shift+Enter in the first cell; retried while the kernel connection is still settling."""
+    prompt = ".jp-Notebook .jp-Cell >> nth=0 >> .jp-InputPrompt"
+    for _ in range(attempts):
+        page.click(".jp-Notebook .jp-Cell >> nth=0 >> .cm-content")
+        page.keyboard.press("Shift+Enter")
+        try:
+            page.wait_for_function(
+                "() => /\\[(\\*|\\d+)\\]/.test(document.querySelector('.jp-Notebook .jp-Cell .jp-InputPrompt').innerText)",
+                timeout=10_000)
+            return
+        except Exception:
+            time.sleep(2)
+    raise AssertionError("the cell never started executing: " + page.inner_text(prompt))
+
+
+def test_panel_updates_and_stop_saves_a_loadable_checkpoint(lab_server, page):
+    lab_server.write_notebook("monitor.ipynb", [CELL])
+    page.goto(lab_server.url("lab/tree/monitor.ipynb"))
+    page.wait_for_selector(".jp-Notebook .jp-Cell .cm-content", timeout=90_000)
+    page.wait_for_selector("text=/ipykernel\\) \\| Idle/", timeout=90_000)
+    _run_first_cell(page)
+
+    try:
+        panel = page.wait_for_selector(".nbdetect-monitor", timeout=120_000)
+    except Exception:
+        page.screenshot(path=str(lab_server.root.parent / "no_panel.png"))
+        raise AssertionError("no panel; cell output: " + page.inner_text(".jp-Notebook"))
+    # the cell returned at once: training goes on in the background
+    page.wait_for_selector("text=cell returned while running", timeout=60_000)
+    img = page.wait_for_selector(".nbdetect-monitor img", timeout=30_000)
+    first_src = img.get_attribute("src")
+    assert first_src and (first_src.startswith("blob:") or first_src.startswith("data:image/png"))
+
+    # the verdict appears after the first epoch and the curves image is redrawn
+    page.wait_for_function("() => !document.querySelector('.nbdetect-verdict').innerText.includes('Waiting')",
+                           timeout=120_000)
+    deadline = time.monotonic() + 120
+    while _epochs_shown(page) < 4 and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert _epochs_shown(page) >= 4
+    # curves are redrawn on a budget (about every render_time/5% at epoch ends): wait for a new image
+    deadline = time.monotonic() + 90
+    while img.get_attribute("src") == first_src and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert img.get_attribute("src") != first_src
+    verdict = page.inner_text(".nbdetect-verdict")
+    assert "Verdict:" in verdict and ("Rule" in verdict or "rule" in verdict)
+    REPO_DOCS.mkdir(exist_ok=True)
+    panel.screenshot(path=str(REPO_DOCS / "monitor_panel.png"))
+
+    t0 = time.monotonic()
+    page.click(".nbdetect-monitor button:has-text('Stop')")
+    page.wait_for_selector(".nbdetect-status[data-status='stopped']", timeout=30_000)
+    took = time.monotonic() - t0
+    status = page.inner_text(".nbdetect-status")
+    assert took < 10, f"stop took {took:.1f} s"
+    m = re.search(r"checkpoint: (\S+\.pt)", status)
+    assert m, status
+    ckpt = lab_server.root / m.group(1) if not m.group(1).startswith("/") else __import__("pathlib").Path(m.group(1))
+    state = load_checkpoint(ckpt)
+    assert 0 < state["step"] < 40 * 2 and state["model"]

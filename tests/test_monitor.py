@@ -1,0 +1,256 @@
+"""Monitor: plots, text fallback, panel widget state, Stop, concurrent-run refusal (no kernel needed)."""
+import io
+import math
+import struct
+import threading
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from nbdetect.history import History
+from nbdetect.monitor import attach, choose_mode, headless_monitor, registry
+from nbdetect.monitor.core import format_duration, progress_line
+from nbdetect.monitor.panel import PanelMonitor
+from nbdetect.monitor.plots import comparison_png, render_png, smooth
+from nbdetect.monitor.text import TextMonitor
+from nbdetect.verdict import Verdict
+from verdict_histories import flat_bad_data, healthy
+
+
+class FakeRun:
+    """What the monitor reads from a TrainingRun: history, counters, status, stop_event, planned_lr."""
+
+    def __init__(self, name="alternative_1", epochs=10, steps_per_epoch=20, out_dir="/tmp/nbdetect-fake"):
+        self.recipe = SimpleNamespace(name=name, title=f"{name} (fake)", describe=lambda: f"{name} fake recipe")
+        self.history = History(max_points=64)
+        self.epochs, self.steps_per_epoch = epochs, steps_per_epoch
+        self.total_steps = epochs * steps_per_epoch
+        self.planned_lr = [5e-4 * 0.5 * (1 + math.cos(math.pi * i / self.total_steps)) + 1e-6
+                           for i in range(self.total_steps)]
+        self.epoch = self.iteration = self.step = 0
+        self.status, self.message, self.error = "pending", "", None
+        self.out_dir = Path(out_dir)
+        self.last_checkpoint = self.best_checkpoint = None
+        self.stop_event = threading.Event()
+        self.callbacks = []
+        self.meta = {}
+
+    @property
+    def is_active(self):
+        return self.status in ("running", "stopping")
+
+    def stop(self):
+        if self.status == "running":
+            self.status = "stopping"
+        self.stop_event.set()
+
+    def wait(self, timeout=None):
+        return self
+
+    def progress(self):
+        return {"epoch": self.epoch + 1, "epochs": self.epochs, "iteration": self.iteration,
+                "steps_per_epoch": self.steps_per_epoch, "step": self.step, "total_steps": self.total_steps,
+                "images_per_s": 12.5, "eta_s": 95.0, "status": self.status}
+
+    def play(self, monitor, epoch_records, stop_at_step=None):
+        """Drive ``monitor`` like the trainer would through ``epoch_records``."""
+        self.status = "running"
+        monitor.on_run_start(self)
+        for rec in epoch_records:
+            for i in range(self.steps_per_epoch):
+                if self.stop_event.is_set():
+                    self.status, self.last_checkpoint = "stopped", self.out_dir / "last.pt"
+                    self.message = f"stopped at step {self.step}"
+                    monitor.on_run_end(self)
+                    return
+                self.step += 1
+                self.iteration = i + 1
+                it = self.history.log_iteration(step=self.step, epoch=rec["epoch"], lr=self.planned_lr[self.step - 1],
+                                                loss=rec["train_loss"] * (1.1 - 0.1 * i / self.steps_per_epoch))
+                monitor.on_iteration_end(self, it)
+                if stop_at_step == self.step:
+                    self.stop()
+            self.epoch, self.iteration = rec["epoch"], 0
+            monitor.on_epoch_end(self, self.history.log_epoch(**rec))
+        self.status, self.message = "finished", "finished all epochs; best checkpoint: best.pt"
+        monitor.on_run_end(self)
+
+
+def png_size(data: bytes):
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    return struct.unpack(">II", data[16:24])
+
+
+@pytest.fixture(autouse=True)
+def _clean_registry():
+    yield
+    with registry._LOCK:
+        registry._RUNS.clear()
+
+
+# -- plots -------------------------------------------------------------------------------------------------
+def test_render_png_of_a_run_has_plausible_size():
+    run = FakeRun(epochs=5)
+    run.play(TextMonitor(stream=io.StringIO()), healthy(epochs=5))
+    data = render_png(run)
+    w, h = png_size(data)
+    assert 600 <= w <= 1200 and 200 <= h <= 400 and len(data) > 10_000
+    # the planned schedule alone (before training) draws too, linear LR too
+    assert png_size(render_png(FakeRun(), log_lr=False))[0] == w
+
+
+def test_render_png_from_history_and_comparison():
+    h = History()
+    for rec in healthy(epochs=4):
+        h.log_iteration(step=rec["epoch"], epoch=rec["epoch"], lr=rec["lr"], loss=rec["train_loss"])
+        h.log_epoch(**{**rec, "map": 0.1 * rec["epoch"], "map50": 0.2 * rec["epoch"]})
+    assert png_size(render_png(h))[0] > 0
+    assert png_size(comparison_png({"a": healthy(epochs=5), "b": flat_bad_data(epochs=5)}))[0] > 0
+
+
+def test_smooth_is_an_average_that_skips_nan():
+    s = smooth([1.0, math.nan, 1.0, 3.0], span=3)
+    assert s[0] == 1.0 and s[1] == 1.0 and 1.0 < s[3] < 3.0
+
+
+# -- text fallback -------------------------------------------------------------------------------------------
+def test_text_monitor_prints_epochs_and_the_same_verdict():
+    out = io.StringIO()
+    run = FakeRun(epochs=10)
+    mon = TextMonitor(stream=out, interval=0.0)
+    run.play(mon, flat_bad_data(epochs=10))
+    text = out.getvalue()
+    assert "epoch 4/10" in text and "images/s" in text and "ETA 1m35s" in text
+    assert "verdict: Stop alternative_1 and run Alternative 2" in text.replace("Alternative 1", "alternative_1") \
+        or "verdict: Stop Alternative 1 and run Alternative 2" in text
+    assert "scaled to epoch 4 of this 10-epoch run" in text  # rule text printed when the verdict changes
+    assert mon.verdict.next_action == "alternative_2"
+    assert text.strip().splitlines()[-1].endswith("finished all epochs; best checkpoint: best.pt")
+
+
+def test_progress_helpers():
+    assert format_duration(3725) == "1h02m" and format_duration(65) == "1m05s" and format_duration(math.nan) == "--"
+    line = progress_line({"epoch": 2, "epochs": 5, "iteration": 3, "steps_per_epoch": 9, "images_per_s": 4.0,
+                          "eta_s": 10}, loss=0.5, lr=1e-4)
+    assert line == "epoch 2/5 | iteration 3/9 | loss 0.5 | lr 0.0001 | 4.0 images/s | ETA 10s"
+
+
+# -- panel -----------------------------------------------------------------------------------------------------
+def test_panel_widgets_follow_the_run():
+    run = FakeRun(epochs=10)
+    mon = PanelMonitor(min_render_interval=0.0).bind(run)
+    assert "alternative_1 (fake)" in mon.header.value and mon.bar.max == 200
+    assert mon.next_button.layout.display == "none"
+    run.play(mon, flat_bad_data(epochs=10))
+    assert mon.bar.value == 200 and mon.bar.bar_style == "success"
+    assert png_size(mon.image.value)[0] > 0 and mon.renders >= 2
+    # finished: the guide's Step 4 grade (> 500/1750 of the start: try Alternative 2)
+    assert "data-status='fail'" in mon.verdict_box.value and "Alternative 2" in mon.verdict_box.value
+    assert mon.next_button.layout.display != "none" and "Alternative 2" in mon.next_button.description
+    assert "finished" in mon.status.value and mon.stop_button.disabled
+
+
+def test_panel_healthy_run_has_no_switch_button():
+    run = FakeRun(epochs=10)
+    mon = PanelMonitor().bind(run)
+    run.play(mon, healthy(epochs=10, rate=0.6))  # a 10-epoch run that learns at 10-epoch speed
+    assert mon.verdict.status in ("success", "partial") and not mon.verdict.suggests_switch
+    assert mon.next_button.layout.display == "none"
+
+
+def test_stop_button_sets_the_event_and_panel_says_stopped():
+    run = FakeRun(epochs=10)
+    mon = PanelMonitor().bind(run)
+    run.status = "running"
+    mon.stop_button.click()
+    assert run.stop_event.is_set() and mon.stop_button.disabled and "stopping" in mon.status.value
+    run2 = FakeRun(epochs=10)
+    mon2 = PanelMonitor().bind(run2)
+    run2.play(mon2, healthy(epochs=10), stop_at_step=25)
+    assert run2.step == 25 and "stopped; checkpoint: /tmp/nbdetect-fake/last.pt" in mon2.status.value
+    assert "data-status='stopped'" in mon2.status.value
+
+
+def test_log_lr_toggle_redraws():
+    run = FakeRun(epochs=3)
+    mon = PanelMonitor().bind(run)
+    mon.render(run)
+    before = mon.renders
+    mon.log_lr_toggle.value = False
+    assert mon.log_lr is False and mon.renders == before + 1 and mon.image.value != b""
+
+
+def test_failed_run_shows_error_and_divergence_verdict():
+    run = FakeRun(epochs=10)
+    mon = PanelMonitor().bind(run)
+    run.status = "running"
+    mon.on_run_start(run)
+    for rec in healthy(epochs=2):
+        mon.on_epoch_end(run, run.history.log_epoch(**rec))
+
+    class NonFiniteLossError(RuntimeError):
+        pass
+
+    run.status, run.error = "failed", NonFiniteLossError("the loss became nan at epoch 3")
+    run.message = f"Training stopped: {run.error}"
+    mon.on_run_end(run)
+    assert "failed" in mon.status.value and "nan at epoch 3" in mon.status.value
+    assert mon.verdict.rule_id == "divergence" and "Diverged" in mon.verdict_box.value
+
+
+def test_render_is_throttled_per_iteration():
+    run = FakeRun(epochs=3, steps_per_epoch=200)
+    mon = PanelMonitor(min_render_interval=3600.0)
+    mon.render_seconds = 1.0  # pretend drawing is slow: epoch ends are throttled too
+    run.play(mon, healthy(epochs=3))
+    assert mon.renders == 2  # the first iteration and the run end, not 600 iterations nor 3 epoch ends
+
+
+def test_next_button_starts_the_suggested_alternative():
+    run = FakeRun(epochs=10)
+    started = []
+    mon = PanelMonitor(start_next=lambda r, action: started.append((r, action)) or "new-run").bind(run)
+    run.play(mon, flat_bad_data(epochs=10))
+    mon.next_button.click()
+    assert started == [(run, "alternative_2")] and mon.next_run == "new-run"
+    assert mon.next_button.layout.display == "none"
+
+
+def test_headless_monitor_binds_on_run_start():
+    run = FakeRun(epochs=2)
+    mon = headless_monitor()
+    run.play(mon, healthy(epochs=2))
+    assert "alternative_1 (fake)" in mon.header.value and mon.bar.value == run.total_steps
+
+
+# -- attach / registry --------------------------------------------------------------------------------------------
+def test_attach_text_outside_a_kernel_and_refuses_a_second_active_run():
+    assert choose_mode("auto") == "text" and choose_mode(False) == "none"
+    with pytest.raises(ValueError):
+        choose_mode("fancy")
+    first = FakeRun(name="alternative_1")
+    assert attach(first, stream=io.StringIO()) == "text"
+    assert isinstance(first.callbacks[-1], TextMonitor)
+    first.status = "running"
+    second = FakeRun(name="alternative_2")
+    with pytest.raises(RuntimeError, match=r"alternative_1 \(running.*Stop.*replace=True"):
+        attach(second, stream=io.StringIO())
+    assert second.callbacks == []
+    # replace=True stops the first (at its next iteration) and takes over
+    first.wait = lambda timeout=None: setattr(first, "status", "stopped") or first
+    assert attach(second, mode="text", replace=True, stream=io.StringIO()) == "text"
+    assert first.stop_event.is_set() and first.status == "stopped"
+    assert registry.active_run() is None  # second is still pending
+    second.status = "running"
+    assert registry.active_run() is second
+    registry.stop_all(timeout=0)
+    assert second.stop_event.is_set()
+
+
+def test_finished_run_does_not_block_the_next():
+    first = FakeRun()
+    attach(first, mode="none")
+    first.status = "finished"
+    assert attach(FakeRun(), mode="none") == "none"

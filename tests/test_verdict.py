@@ -1,0 +1,146 @@
+"""The guide's decision tree on nbdetect's loss scale, on synthesised histories."""
+import math
+
+import pytest
+
+from nbdetect.verdict import RULES, Rule, UserThresholds, decide, reference_of
+from verdict_histories import cosine_lrs, diverging, flat_bad_data, healthy, seed_multistep_plateau
+
+
+def test_healthy_alternative_1_continues_at_epoch_20_and_succeeds():
+    h = healthy(epochs=50)
+    assert decide(h[:10], "alternative_1", 50).status == "continue"
+    v = decide(h[:20], "alternative_1", 50)
+    assert v.status == "continue" and v.rule_id == "alt1_epoch20"
+    assert "epoch 20 of 50" in v.rule_text and "continue to epoch 50" in v.rule_text
+    assert "500/1750" in v.rule_text  # the rule states where its line comes from
+    end = decide(h, "alternative_1", 50)
+    assert end.status == "success" and end.next_action == "submission"
+
+
+def test_seed_multistep_plateau_is_called_lr_too_low():
+    h = seed_multistep_plateau()
+    # before the cut, nothing condemns the run
+    assert decide(h[:29], "seed_multistep", 60).status in ("continue", "warn")
+    v = decide(h[:41], "seed_multistep", 60)  # the student's epoch 41
+    assert v.rule_id == "lr_too_low" and v.status == "switch" and v.next_action == "alternative_1"
+    assert v.details["cut_epoch"] == 31 and v.details["peak_lr"] == pytest.approx(2e-4)
+    assert "LR" in v.headline and "5x" in v.rule_text
+    assert decide(h, "seed_multistep", 60).next_action == "alternative_1"
+
+
+def test_lr_cut_after_convergence_is_not_a_failure():
+    # a cosine run that converged before its LR fell: no "LR too low" call
+    h = healthy(epochs=50)
+    for k in range(30, 50):
+        assert decide(h[:k], "alternative_1", 50).rule_id != "lr_too_low"
+
+
+def test_divergence_nan_is_called_out():
+    v = decide(diverging(epochs=8, nan_at=6), "alternative_1", 50)
+    assert v.rule_id == "divergence" and v.status == "fail" and "NaN" in v.headline.replace("nan", "NaN")
+    assert decide(healthy(epochs=8), "alternative_1", 50).rule_id != "divergence"
+
+
+def test_divergence_from_trainer_error_and_from_exploding_loss():
+    class NonFiniteLossError(RuntimeError):
+        pass
+
+    v = decide(healthy(epochs=3), "alternative_2", 40, error=NonFiniteLossError("the loss became nan at epoch 4"))
+    assert v.rule_id == "divergence" and "nan" in v.rule_text
+    exploding = healthy(epochs=3)
+    exploding.append({"epoch": 4, "train_loss": 9.0, "val_loss": 9.0, "lr": 5e-4})
+    assert decide(exploding, "alternative_1", 50).rule_id == "divergence"
+
+
+def test_flat_loss_from_bad_data_warns_then_switches():
+    h = flat_bad_data(epochs=50)
+    assert decide(h[:14], "alternative_1", 50).status == "continue"
+    warn = decide(h[:15], "alternative_1", 50)
+    assert warn.status == "warn" and warn.rule_id == "early_epoch15" and "epoch 15" in warn.headline
+    v = decide(h[:20], "alternative_1", 50)
+    assert v.status == "switch" and v.next_action == "alternative_2" and v.suggests_switch
+    # the cosine decay later is not blamed: the loss never dropped, the data is the suspect
+    assert decide(h[:45], "alternative_1", 50).rule_id == "alt1_epoch20"
+    assert decide(h, "alternative_1", 50).status == "fail"
+
+
+def test_flat_alternative_2_sends_to_the_diagnostic():
+    h = flat_bad_data(epochs=40)
+    v = decide(h[:20], "alternative_2", 40)
+    assert v.status == "diagnose" and v.next_action == "diagnose" and not v.suggests_switch
+    assert "epoch 20 of 40" in v.rule_text and "2/4.5" in v.rule_text
+
+
+def test_decision_epoch_scales_with_short_runs():
+    h = flat_bad_data(epochs=10)
+    assert decide(h[:3], "alternative_1", 10).rule_id != "alt1_epoch20"
+    v = decide(h[:4], "alternative_1", 10)  # 20/50 of 10 epochs
+    assert v.rule_id == "alt1_epoch20" and v.details["decision_epoch"] == 4
+    assert "scaled to epoch 4 of this 10-epoch run" in v.rule_text
+
+
+def test_partial_success_grade():
+    h = healthy(epochs=50, start=1.75, end=0.3)  # ends at ~17% of the start: between 200/1750 and 500/1750
+    v = decide(h, "alternative_1", 50)
+    assert v.status == "partial" and v.next_action == "alternative_2"
+
+
+def _to_user_scale(epochs, n):
+    return [{k: (v * n if k.endswith("loss") else v) for k, v in e.items()} for e in epochs]
+
+
+@pytest.mark.parametrize("history,k", [(healthy(epochs=50), 20), (flat_bad_data(epochs=50), 20),
+                                       (healthy(epochs=50, start=1.75, end=0.3), 50),
+                                       (healthy(epochs=50), 50)])
+def test_user_thresholds_in_sum_over_batches_convention_agree(history, k):
+    # a user whose notebook sums the loss over 1000 batches starts near 1750: the guide's own numbers apply
+    n = 1000
+    ref = reference_of(history)
+    assert 1500 <= ref * n <= 2000
+    user = UserThresholds(switch_above=500, success_below=200, partial_below=500,
+                          loss_scale="sum_over_batches", batches_per_epoch=n)
+    a = decide(history[:k], "alternative_1", 50, reference_loss=1.75)
+    b = decide(history[:k], "alternative_1", 50, thresholds=user)
+    assert a.status == b.status and a.next_action == b.next_action
+    assert "your threshold" in b.rule_text and "summed over 1000 batches" in b.rule_text
+
+
+def test_user_threshold_changes_the_decision():
+    h = healthy(epochs=50)
+    strict = UserThresholds(switch_above=0.1)  # nbdetect's own scale
+    assert decide(h[:20], "alternative_1", 50).status == "continue"
+    assert decide(h[:20], "alternative_1", 50, thresholds=strict).status == "switch"
+    assert decide(h[:20], "alternative_1", 50, thresholds=UserThresholds(switch_above=10, multiplier=100)).status == "switch"
+    with pytest.raises(ValueError, match="batches_per_epoch"):
+        UserThresholds(switch_above=500, loss_scale="sum_over_batches").factor()
+
+
+def test_missing_validation_falls_back_to_train_loss():
+    h = [{k: v for k, v in e.items() if k != "val_loss"} for e in flat_bad_data(epochs=50)]
+    v = decide(h[:20], "alternative_1", 50)
+    assert v.status == "switch" and "train loss (no validation data)" in v.rule_text
+
+
+def test_pending_and_generic_recipes():
+    assert decide([], "alternative_1", 50).status == "pending"
+    v = decide(healthy(epochs=5), "my_recipe", 5)
+    assert v.status == "continue" and v.rule_id is None
+
+
+def test_alternative_3_lr_boost_grading():
+    h = healthy(epochs=10)
+    assert decide(h, "alternative_3", 10).status == "partial"
+    assert decide(flat_bad_data(epochs=10), "alternative_3", 10).next_action == "alternative_1"
+    assert decide(flat_bad_data(epochs=10), "alternative_3", 10).status == "fail"
+
+
+def test_rules_are_plain_data_with_guide_ratios():
+    by_id = {r.id: r for r in RULES}
+    assert all(isinstance(r, Rule) for r in RULES)
+    assert by_id["alt1_epoch20"].ratio == pytest.approx(500 / 1750)
+    assert by_id["final_retinanet"].ratio == pytest.approx(200 / 1750)
+    assert by_id["alt2_epoch20"].ratio == pytest.approx(2 / 4.5)
+    assert by_id["alt1_epoch20"].scaled_epoch(50) == 20 and by_id["alt1_epoch20"].scaled_epoch(12) == 5
+    assert by_id["alt2_epoch20"].scaled_epoch(40) == 20
+    assert math.isclose(cosine_lrs(50)[0], 5e-4, rel_tol=0.01)
