@@ -29,13 +29,13 @@ def _pick_preset(recipe: Recipe, preset: str | None, synthetic: bool, device: to
     return recipe.preset
 
 
-def _launch(run: TrainingRun, monitor, background):
-    if monitor:
-        from .monitor import attach
+def _launch(run: TrainingRun, monitor, background, replace=False, thresholds=None):
+    from .monitor import attach
 
-        display_mode = attach(run, mode=monitor)
-        if background is None:
-            background = display_mode == "panel"
+    # attach() also claims the run: a second concurrent run is refused even without a display
+    display_mode = attach(run, mode=monitor if monitor else "none", replace=replace, thresholds=thresholds)
+    if background is None:
+        background = display_mode == "panel"
     if background:
         return run.start()
     return run.run()
@@ -45,7 +45,7 @@ def run_recipe(recipe: Recipe | str, train=None, val=None, *, num_classes=None, 
                preset=None, weights="DEFAULT", epochs=None, batch_size=None, lr=None, label_base=1, device=None,
                out_dir=None, resume=False, monitor="auto", background=None, image_size=None, num_workers=0,
                eval_map_every=1, seed=0, amp=True, synthetic=None, optimizer=None, meta=None, callbacks=(),
-               **overrides) -> TrainingRun:
+               replace=False, thresholds=None, **overrides) -> TrainingRun:
     """Train ``recipe`` on the given data; see :func:`alternative_1` for the arguments."""
     recipe = get_recipe(recipe) if isinstance(recipe, str) else recipe
     if epochs is not None:
@@ -87,7 +87,7 @@ def run_recipe(recipe: Recipe | str, train=None, val=None, *, num_classes=None, 
             print(f"nbdetect: resuming from {ckpt} at epoch {run.epoch + 1}, iteration {run.iteration}")
         else:
             print(f"nbdetect: no checkpoint at {ckpt}; starting from scratch")
-    return _launch(run, monitor, background)
+    return _launch(run, monitor, background, replace=replace, thresholds=thresholds)
 
 
 def alternative_1(train=None, val=None, *, num_classes=None, class_names=None, model=None, preset=None,
@@ -104,6 +104,8 @@ def alternative_1(train=None, val=None, *, num_classes=None, class_names=None, m
     resume: True to continue from ``out_dir/last.pt`` (or a checkpoint path).
     monitor: "auto" (live panel in a notebook, text elsewhere), "panel", "text" or False.
     background: train in a background thread (default: when the panel is shown).
+    replace: stop a run still active in this kernel (checkpoint saved) instead of refusing to start.
+    thresholds: nbdetect.verdict.UserThresholds, the guide's numbers in your own loss convention.
     """
     return run_recipe(ALTERNATIVE_1, train, val, num_classes=num_classes, class_names=class_names, model=model,
                       preset=preset, weights=weights, epochs=epochs, batch_size=batch_size, lr=lr,

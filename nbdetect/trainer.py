@@ -112,6 +112,7 @@ class TrainingRun:
         self._restored_rng = None
         self._resumed = False
         self._recent = []  # (time, images) for throughput
+        self.monitor = None  # the live display attached by nbdetect.monitor.attach
 
     # -- control -----------------------------------------------------------
     def stop(self) -> None:

@@ -4,7 +4,7 @@ import json
 import pytest
 import torch
 
-from conftest import toy_samples
+from toy_data import toy_samples
 from nbdetect import alternative_1, alternative_2, alternative_3, make_submission, raise_lr
 from nbdetect.checkpoint import load_checkpoint
 from nbdetect.models import build_model

@@ -4,7 +4,7 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import GTSDB
+from nbdetect_test_paths import GTSDB
 from nbdetect.data import load_coco, load_gtsdb, load_voc, load_yolo
 from nbdetect.data.base import DetectionDataset
 

@@ -1,7 +1,7 @@
 """diagnose() on the real GTSDB images (skipped when ../shared/data/gtsdb is absent)."""
 import pytest
 
-from conftest import GTSDB
+from nbdetect_test_paths import GTSDB
 from diagnose_helpers import gtsdb_dataset, loader, tiny
 from nbdetect.diagnose import diagnose
 

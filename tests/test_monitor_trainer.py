@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from conftest import collate, toy_samples
+from toy_data import collate, toy_samples
 from nbdetect.checkpoint import load_checkpoint
 from nbdetect.models import build_model
 from nbdetect.monitor import attach, registry

@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from conftest import collate, toy_samples
+from toy_data import collate, toy_samples
 from nbdetect.callbacks import Callback
 from nbdetect.checkpoint import load_checkpoint
 from nbdetect.engine import NonFiniteLossError
