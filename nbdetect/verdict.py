@@ -147,6 +147,7 @@ RULES: tuple[Rule, ...] = (
 )
 
 DIVERGENCE_RATIO = 3.0  # val loss above 3x the starting loss: diverging
+STEP_FROM_PEAK = 0.5  # the epoch before a cut still trains at >= half the peak LR
 LR_CUT_FACTOR = 5.0  # an LR at or below peak/5 counts as "cut"
 PLATEAU_DROP = 0.10  # less than 10% lower than at the cut: plateaued
 PLATEAU_MIN_EPOCHS = 2  # epochs after the cut before calling a plateau
@@ -338,14 +339,16 @@ def _divergence(epochs, key, ref, error) -> Verdict | None:
 def _lr_too_low(epochs, key, ref, lrs, recipe_name) -> Verdict | None:
     if not lrs or len(lrs) != len(epochs) or not ref:
         return None
-    peak, cut_at = 0.0, None
+    # A cut is a step: from (near) the peak LR to >= LR_CUT_FACTOR below it between two epochs, as
+    # MultiStepLR does. A planned cosine glide is not one, though its tail also ends far below the peak.
+    peak, prev, cut_at = 0.0, None, None
     for i, lr in enumerate(lrs):
         if lr is None or not math.isfinite(lr):
             continue
-        if cut_at is None and peak > 0 and lr <= peak / LR_CUT_FACTOR:
+        if prev is not None and prev >= STEP_FROM_PEAK * peak and lr <= peak / LR_CUT_FACTOR:
             cut_at = i
             break
-        peak = max(peak, lr)
+        peak, prev = max(peak, lr), lr
     if cut_at is None or cut_at == 0:
         return None
     at_cut = _num(epochs[cut_at - 1], key)  # the loss when the LR was cut (end of the epoch before)

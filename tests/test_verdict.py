@@ -144,3 +144,18 @@ def test_rules_are_plain_data_with_guide_ratios():
     assert by_id["alt1_epoch20"].scaled_epoch(50) == 20 and by_id["alt1_epoch20"].scaled_epoch(12) == 5
     assert by_id["alt2_epoch20"].scaled_epoch(40) == 20
     assert math.isclose(cosine_lrs(50)[0], 5e-4, rel_tol=0.01)
+
+
+def test_planned_cosine_decay_is_not_called_an_lr_cut():
+    """Alternative 1's cosine tail ends far below its peak, but it glides there: no 'LR too low' verdict."""
+    import math as _m
+
+    from nbdetect.verdict import decide
+
+    total = 12
+    lrs = [1e-6 + (5e-4 - 1e-6) * 0.5 * (1 + _m.cos(_m.pi * e / (total - 1))) for e in range(total)]
+    losses = [1.63, 1.2, 1.0, 0.85, 0.75, 0.68, 0.64, 0.61, 0.58, 0.56, 0.555, 0.55]
+    epochs = [{"epoch": i + 1, "train_loss": v, "val_loss": v, "lr": lr} for i, (v, lr) in enumerate(zip(losses, lrs))]
+    for n in range(2, total + 1):
+        v = decide(epochs[:n], "alternative_1", total, lr_per_epoch=lrs[:n])
+        assert v.rule_id != "lr_too_low", (n, v.rule_text)
