@@ -8,7 +8,8 @@ load hits all of them alike:
   monitor   engine + the live panel (widgets built and rendered as in a notebook) and history files
 Each variant trains its own copy of the same initial model. Reports images/s
 and the ratio of each variant's throughput to the bare loop (target >= 0.98),
-and the monitor's own cost (monitor vs engine, target <= 2%).
+and the monitor's own cost (monitor vs engine, target <= 2%). Figures use each variant's best
+round (other load on a shared machine only adds time); median ratios are printed too.
 
     python benchmarks/bench_loop.py                  # tiny RetinaNet on CPU, ~2 minutes
     python benchmarks/bench_loop.py --preset retinanet_resnet50_fpn --size 512 --batch 8 --amp   # on a GPU
@@ -116,13 +117,17 @@ def main():
                 engine_round(v, r)
             sync(device)
             times[v].append(time.perf_counter() - t0)
+    # Best-of-rounds is the noise-robust estimate on a shared machine (other load only ever adds time);
+    # the median is printed too.
     images = args.iters * args.batch
-    ips = {v: images / statistics.median(ts) for v, ts in times.items()}
-    figures = {f"{v}_images_per_s": ips[v] for v in variants}
+    best = {v: images / min(ts) for v, ts in times.items()}
+    median = {v: images / statistics.median(ts) for v, ts in times.items()}
+    figures = {f"{v}_images_per_s": best[v] for v in variants}
     for v in variants[1:]:
-        figures[f"{v}_vs_bare_ratio"] = ips[v] / ips["bare"]
-    if "monitor" in ips:
-        figures["monitor_cost_pct"] = 100.0 * (1.0 - ips["monitor"] / ips["engine"])
+        figures[f"{v}_vs_bare_ratio"] = best[v] / best["bare"]
+        figures[f"{v}_vs_bare_ratio_median"] = median[v] / median["bare"]
+    if "monitor" in best:
+        figures["monitor_cost_pct"] = 100.0 * (1.0 - best["monitor"] / best["engine"])
     report("loop", figures, {"args": vars(args), "round_seconds": times})
 
 
