@@ -1,0 +1,130 @@
+"""The ready notebook cells: the one source for the JupyterLab extension, the CLI and the demo notebook.
+
+Each cell runs as pasted. The names a user may need to change are upper-case
+assignments at the top of the cell, each marked ``# EDIT:``. Cells that continue
+an AS4-style notebook pick up its usual variable names (``model``, ``optimizer``,
+``scheduler``, ``train_dataset``, ``val_dataset``) when they exist, via
+``globals().get``, so pasting them into a notebook that lacks one still runs.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+
+@dataclass(frozen=True)
+class Cell:
+    id: str           # stable identifier used by the extension command ids and the CLI
+    title: str        # menu / palette label
+    description: str  # one-line caption (tooltip)
+    source: str       # the code cell's text
+
+    def edit_names(self) -> list[str]:
+        """The names the user may edit (lines marked ``# EDIT:``)."""
+        return [line.split("=", 1)[0].strip() for line in self.source.splitlines()
+                if "# EDIT:" in line and "=" in line.split("# EDIT:", 1)[0]]
+
+
+_ALT_1 = '''\
+# nbdetect | Alternative 1: RetinaNet, AdamW, LR 5e-4 with warmup then cosine to 1e-6, gradient clipping, 50 epochs.
+# The panel shows LR and loss curves, the verdict at epoch 20 and a Stop button; training runs in the background.
+import nbdetect
+
+TRAIN_DATA = globals().get("train_dataset")  # EDIT: your training Dataset, DataLoader or YOLO data.yaml (None: demo data)
+VAL_DATA = globals().get("val_dataset")      # EDIT: your validation Dataset or DataLoader (or None)
+NUM_CLASSES = None                           # EDIT: number of real classes K, labels 1..K (None: read from the data)
+
+run = nbdetect.alternative_1(TRAIN_DATA, VAL_DATA, num_classes=NUM_CLASSES, epochs=50)
+'''
+
+_ALT_2 = '''\
+# nbdetect | Alternative 2: Faster R-CNN R50-FPN, SGD with warmup then cosine, gradient clipping, 40 epochs.
+# Faster R-CNN reserves label 0 for background: nbdetect builds it with K + 1 outputs for your labels 1..K.
+import nbdetect
+
+TRAIN_DATA = globals().get("train_dataset")  # EDIT: your training Dataset, DataLoader or YOLO data.yaml (None: demo data)
+VAL_DATA = globals().get("val_dataset")      # EDIT: your validation Dataset or DataLoader (or None)
+NUM_CLASSES = None                           # EDIT: number of real classes K, labels 1..K (None: read from the data)
+
+run = nbdetect.alternative_2(TRAIN_DATA, VAL_DATA, num_classes=NUM_CLASSES, epochs=40)
+'''
+
+_ALT_3 = '''\
+# nbdetect | Alternative 3: raise the LR of your live optimizer to 1e-4 and keep training your model for 10 epochs.
+# The optimizer keeps its state; if the loss starts falling again, the old LR was too low (the MultiStepLR cut).
+import nbdetect
+
+MODEL = globals().get("model")                # EDIT: the model you have been training
+OPTIMIZER = globals().get("optimizer")        # EDIT: its optimizer
+SCHEDULER = globals().get("scheduler")        # EDIT: its LR scheduler (or None)
+TRAIN_DATA = globals().get("train_dataset")   # EDIT: your training Dataset or DataLoader
+VAL_DATA = globals().get("val_dataset")       # EDIT: your validation Dataset or DataLoader (or None)
+
+run = nbdetect.alternative_3(OPTIMIZER, MODEL, TRAIN_DATA, VAL_DATA, scheduler=SCHEDULER, lr=1e-4, epochs=10)
+'''
+
+_DIAGNOSE = '''\
+# nbdetect | Diagnose: checks data, labels, model head, LR schedule and loss curve; names the root cause first.
+import nbdetect
+
+MODEL = globals().get("model")                # EDIT: your model (or None)
+OPTIMIZER = globals().get("optimizer")        # EDIT: its optimizer (or None)
+SCHEDULER = globals().get("scheduler")        # EDIT: its LR scheduler (or None)
+DATA = globals().get("train_dataset")         # EDIT: your training Dataset or DataLoader (or None)
+HISTORY = globals().get("val_losses")         # EDIT: per-epoch losses, a run folder or YOLO results.csv (or None)
+EPOCHS = 60                                   # EDIT: the number of epochs you planned
+
+report = nbdetect.diagnose(MODEL, OPTIMIZER, SCHEDULER, data=DATA, history=HISTORY, epochs=EPOCHS)
+report
+'''
+
+_SUBMISSION = '''\
+# nbdetect | Generate submission: predictions as CSV and COCO results JSON, boxes in original image pixels.
+import nbdetect
+
+CHECKPOINT = "nbdetect_runs/alternative_1/best.pt"  # EDIT: best.pt of the run to submit (or a model object)
+TEST_IMAGES = "test_images"                          # EDIT: folder of test images (or a Dataset)
+SCORE_THRESHOLD = 0.3                                # EDIT: keep boxes scoring at least this
+
+submission = nbdetect.make_submission(CHECKPOINT, TEST_IMAGES, "submission", score_threshold=SCORE_THRESHOLD)
+submission
+'''
+
+_COMPARE_YOLO = '''\
+# nbdetect | Compare with my YOLOv8: mAP per epoch of your Ultralytics run next to nbdetect's runs.
+# Losses of different frameworks are on different scales; mAP on the same validation images is comparable.
+import nbdetect
+
+YOLO_RESULTS = "runs/detect/train/results.csv"  # EDIT: results.csv of your YOLOv8 training
+NBDETECT_RUNS = ["nbdetect_runs/alternative_1", "nbdetect_runs/alternative_2"]  # EDIT: run folders to compare
+
+comparison = nbdetect.compare_with_yolo(YOLO_RESULTS, NBDETECT_RUNS)
+comparison
+'''
+
+CELLS: tuple[Cell, ...] = (
+    Cell("alternative_1", "Alternative 1: RetinaNet, warmup + cosine LR",
+         "Train RetinaNet with AdamW 5e-4, warmup + cosine to 1e-6, gradient clipping, 50 epochs, live panel",
+         _ALT_1),
+    Cell("alternative_2", "Alternative 2: Faster R-CNN",
+         "Train Faster R-CNN R50-FPN for 40 epochs with the live panel", _ALT_2),
+    Cell("alternative_3", "Alternative 3: raise the LR and continue",
+         "Set your optimizer's LR to 1e-4 and keep training your model for 10 epochs", _ALT_3),
+    Cell("diagnose", "Diagnose my training",
+         "Inline report: data, labels, model head, LR schedule and loss curve, root cause first", _DIAGNOSE),
+    Cell("submission", "Generate submission",
+         "Predict on test images and write predictions.csv and predictions_coco.json", _SUBMISSION),
+    Cell("compare_yolo", "Compare with my YOLOv8 results",
+         "mAP per epoch of your Ultralytics results.csv next to nbdetect runs", _COMPARE_YOLO),
+)
+
+
+def get_cell(cell_id: str) -> Cell:
+    for cell in CELLS:
+        if cell.id == cell_id:
+            return cell
+    raise KeyError(f"no nbdetect cell {cell_id!r}; the cells are: {', '.join(c.id for c in CELLS)}")
+
+
+def as_json() -> list[dict]:
+    """The cells as plain dicts (what the JupyterLab extension receives)."""
+    return [asdict(c) for c in CELLS]
