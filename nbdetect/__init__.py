@@ -13,10 +13,11 @@ from .models import PRESETS, build_model
 from .recipes import ALTERNATIVE_1, ALTERNATIVE_2, ALTERNATIVE_3, SEED_MULTISTEP, Recipe
 from .submission import load_model, make_submission
 from .trainer import TrainingRun
+from .yolo_compare import compare_with_yolo
 
 __all__ = [
     "alternative_1", "alternative_2", "alternative_3", "seed_multistep", "run_recipe", "raise_lr",
-    "make_submission", "load_model", "diagnose", "Report", "Finding", "build_model", "PRESETS", "TrainingRun", "History", "Recipe",
+    "make_submission", "load_model", "compare_with_yolo", "diagnose", "Report", "Finding", "build_model", "PRESETS", "TrainingRun", "History", "Recipe",
     "ALTERNATIVE_1", "ALTERNATIVE_2", "ALTERNATIVE_3", "SEED_MULTISTEP",
     "load_yolo", "load_coco", "load_voc", "load_gtsdb", "synthetic_split",
 ]

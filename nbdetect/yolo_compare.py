@@ -1,0 +1,165 @@
+"""Compare an Ultralytics YOLOv8 run with nbdetect runs on the one scale they share: mAP.
+
+Losses are not comparable across frameworks (YOLOv8 sums box/cls/DFL losses with
+its own gains; torchvision RetinaNet normalises its focal loss per foreground
+anchor), so the comparison uses mAP@.5 and mAP@[.5:.95] per epoch. Those are only
+comparable when both were measured on the same validation images.
+"""
+from __future__ import annotations
+
+import csv
+import html
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+YOLO_MAP50 = "metrics/mAP50(B)"
+YOLO_MAP = "metrics/mAP50-95(B)"
+
+
+@dataclass
+class RunCurves:
+    name: str
+    source: str
+    map50: list[float]      # per epoch, NaN where not measured
+    map: list[float]
+
+    def best(self) -> tuple[float, float, int | None]:
+        """(best mAP@.5, mAP@[.5:.95] at that epoch, 1-based epoch)."""
+        finite = [(v, i) for i, v in enumerate(self.map50) if _finite(v)]
+        if not finite:
+            return math.nan, math.nan, None
+        v, i = max(finite)
+        return v, (self.map[i] if i < len(self.map) else math.nan), i + 1
+
+
+@dataclass
+class Comparison:
+    runs: list[RunCurves]
+    missing: list[str] = field(default_factory=list)
+
+    def rows(self) -> list[dict]:
+        out = []
+        for r in self.runs:
+            m50, m, ep = r.best()
+            out.append({"run": r.name, "epochs": len(r.map50), "best_map50": m50, "map_at_best": m,
+                        "best_epoch": ep, "source": r.source})
+        return out
+
+    def leader(self) -> str | None:
+        scored = [(row["best_map50"], row["run"]) for row in self.rows() if _finite(row["best_map50"])]
+        return max(scored)[1] if scored else None
+
+    def __str__(self) -> str:
+        lines = [f"{'run':<28} {'epochs':>6} {'best mAP@.5':>11} {'mAP@[.5:.95]':>12} {'at epoch':>8}"]
+        for row in self.rows():
+            lines.append(f"{row['run']:<28} {row['epochs']:>6} {_fmt(row['best_map50']):>11} "
+                         f"{_fmt(row['map_at_best']):>12} {row['best_epoch'] or '-':>8}")
+        if self.leader():
+            lines.append(f"Highest mAP@.5: {self.leader()} (compare only runs validated on the same images).")
+        lines += [f"not found: {m}" for m in self.missing]
+        return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        head = "".join(f"<th>{h}</th>" for h in ("run", "epochs", "best mAP@.5", "mAP@[.5:.95]", "at epoch"))
+        body = "".join(
+            f"<tr><td>{html.escape(r['run'])}</td><td>{r['epochs']}</td><td>{_fmt(r['best_map50'])}</td>"
+            f"<td>{_fmt(r['map_at_best'])}</td><td>{r['best_epoch'] or '-'}</td></tr>" for r in self.rows())
+        img = ""
+        if any(any(_finite(v) for v in r.map50) for r in self.runs):
+            import base64
+            img = f'<img src="data:image/png;base64,{base64.b64encode(self.plot_png()).decode()}"/>'
+        notes = "".join(f"<p>not found: {html.escape(m)}</p>" for m in self.missing)
+        leader = f"<p>Highest mAP@.5: <b>{html.escape(self.leader())}</b>.</p>" if self.leader() else ""
+        return (f"<div class='nbdetect-compare'><table><tr>{head}</tr>{body}</table>{leader}{img}"
+                "<p>Losses of different frameworks are on different scales; mAP is comparable when measured "
+                f"on the same validation images.</p>{notes}</div>")
+
+    def plot_png(self) -> bytes:
+        """mAP@.5 per epoch of every run, as PNG bytes (Agg, no pyplot)."""
+        import io
+
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+
+        fig = Figure(figsize=(7, 3.5), dpi=100)
+        FigureCanvasAgg(fig)
+        ax = fig.add_subplot(1, 1, 1)
+        for r in self.runs:
+            pts = [(i + 1, v) for i, v in enumerate(r.map50) if _finite(v)]
+            if pts:
+                ax.plot(*zip(*pts), marker=".", label=r.name)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("mAP@.5")
+        ax.grid(alpha=0.3)
+        ax.legend(loc="lower right", fontsize=8)
+        fig.tight_layout()
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png")
+        return buf.getvalue()
+
+
+def _finite(v) -> bool:
+    return isinstance(v, (int, float)) and math.isfinite(v)
+
+
+def _fmt(v) -> str:
+    return f"{v:.3f}" if _finite(v) else "-"
+
+
+def _num(v) -> float:
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def read_yolo_results(path: str | Path, name: str | None = None) -> RunCurves:
+    """Read an Ultralytics ``results.csv`` (column names may be padded with spaces)."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "results.csv"
+    with open(path, newline="", encoding="utf-8") as fh:
+        rows = [{(k or "").strip(): v for k, v in r.items()} for r in csv.DictReader(fh)]
+    if rows and YOLO_MAP50 not in rows[0]:
+        raise ValueError(f"{path} has no '{YOLO_MAP50}' column: is it an Ultralytics detection results.csv? "
+                         f"columns: {', '.join(rows[0])}")
+    return RunCurves(name or f"YOLOv8 ({path.parent.name})", str(path),
+                     [_num(r.get(YOLO_MAP50)) for r in rows], [_num(r.get(YOLO_MAP)) for r in rows])
+
+
+def read_nbdetect_run(run, name: str | None = None) -> RunCurves:
+    """Read a TrainingRun, a History or a run folder / ``history.jsonl``."""
+    from .history import History
+
+    if hasattr(run, "history") and hasattr(run.history, "epochs"):
+        epochs, source = run.history.epochs, f"TrainingRun {run.out_dir}"
+        name = name or getattr(run.recipe, "name", "nbdetect run")
+    elif isinstance(run, History):
+        epochs, source = run.epochs, "History"
+    else:
+        path = Path(run)
+        path = path / "history.jsonl" if path.is_dir() else path
+        epochs, source = History.load(path).epochs, str(path)
+        name = name or path.parent.name
+    return RunCurves(name or "nbdetect run", source,
+                     [_num(e.get("map50")) for e in epochs], [_num(e.get("map")) for e in epochs])
+
+
+def compare_with_yolo(yolo_results="runs/detect/train/results.csv", nbdetect_runs=("nbdetect_runs/alternative_1",)
+                      ) -> Comparison:
+    """mAP per epoch of a YOLOv8 run next to nbdetect runs; missing files are listed, not fatal,
+    unless nothing at all could be read."""
+    runs, missing = [], []
+    sources = [("yolo", yolo_results)] if yolo_results is not None else []
+    if isinstance(nbdetect_runs, (str, Path)) or hasattr(nbdetect_runs, "history"):
+        nbdetect_runs = [nbdetect_runs]
+    sources += [("nbdetect", r) for r in nbdetect_runs]
+    for kind, src in sources:
+        try:
+            runs.append(read_yolo_results(src) if kind == "yolo" else read_nbdetect_run(src))
+        except FileNotFoundError:
+            missing.append(str(src))
+    if not runs:
+        raise FileNotFoundError(f"none of these could be read: {', '.join(missing)}")
+    return Comparison(runs, missing)
