@@ -140,7 +140,8 @@ def demo_notebook(epochs: int = 8):
     alt1 = render("alternative_1", TRAIN_DATA="train_dataset", VAL_DATA="val_dataset", NUM_CLASSES="NUM_CLASSES")
     alt1 = alt1.replace("epochs=50)", 'epochs=EPOCHS, preset="retinanet_tiny", image_size=192, weights=None)')
     diagnose = render("diagnose", EPOCHS="EPOCHS")
-    submission = render("submission", CHECKPOINT="run.best_checkpoint", TEST_IMAGES="test_images")
+    submission = render("submission", CHECKPOINT="run.best_checkpoint", TEST_IMAGES="test_images",
+                        SCORE_THRESHOLD="0.05")
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
     nb.cells = [

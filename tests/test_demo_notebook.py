@@ -1,0 +1,50 @@
+"""notebooks/AS4_demo.ipynb runs top to bottom in a real kernel (nbclient) and each step shows what it should."""
+import re
+import shutil
+
+import pytest
+
+from nbdetect_test_paths import REPO
+
+pytestmark = pytest.mark.slow
+
+
+def _text(cell) -> str:
+    parts = []
+    for out in cell.get("outputs", []):
+        if out.output_type == "stream":
+            parts.append(out.text)
+        elif out.output_type == "error":
+            parts.append(f"ERROR {out.ename}: {out.evalue}")
+        else:
+            parts.extend(str(v) for k, v in out.get("data", {}).items() if k.startswith("text/"))
+    return "\n".join(parts)
+
+
+def test_demo_notebook_runs_top_to_bottom(tmp_path):
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    pytest.importorskip("ipykernel")
+    shutil.copy(REPO / "notebooks" / "AS4_demo.ipynb", tmp_path / "AS4_demo.ipynb")
+    nb = nbformat.read(tmp_path / "AS4_demo.ipynb", as_version=4)
+    nbclient.NotebookClient(nb, timeout=900, kernel_name="python3",
+                            resources={"metadata": {"path": str(tmp_path)}}).execute()
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    texts = [_text(c) for c in code]
+    assert not any("ERROR" in t for t in texts), texts
+
+    seed = next(t for t in texts if "epoch 1: lr" in t)
+    lrs = [float(x) for x in re.findall(r"lr ([0-9.e+-]+)", seed)]
+    assert lrs[0] == pytest.approx(2e-4) and lrs[-1] == pytest.approx(2e-6)  # the two MultiStepLR cuts
+
+    report = next(t for t in texts if "<Report" in t)
+    assert "root_cause=" in report and "root_cause=None" not in report
+
+    panel = next(c for c in code if "alternative_1(" in c.source)
+    assert any("application/vnd.jupyter.widget-view+json" in o.get("data", {}) for o in panel.outputs)
+    assert "finished | best checkpoint:" in next(t for t in texts if "best checkpoint:" in t)
+
+    assert (tmp_path / "nbdetect_runs" / "alternative_1" / "best.pt").exists()
+    csv = tmp_path / "submission" / "predictions.csv"
+    assert csv.read_text().startswith("file_name,image_id,x1,y1,x2,y2,score,label,class_name")
+    assert "'images': 4" in texts[-1]
