@@ -9,3 +9,5 @@ npx tsc --project tsconfig.json
 # Build against the installed JupyterLab's own core metadata (no download of @jupyterlab/core-meta).
 CORE=$("$PY" -c 'import jupyterlab, os; print(os.path.join(os.path.dirname(jupyterlab.__file__), "staging", "package.json"))')
 "$PY" -m jupyter labextension build . --development false --core-package-file "$CORE"
+# Tells `jupyter labextension list` which Python package provides the extension.
+cp install.json ../nbdetect/labextension/install.json

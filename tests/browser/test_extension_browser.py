@@ -28,10 +28,9 @@ def _labextension_installed() -> bool:
                for d in jupyter_core_paths.jupyter_path("labextensions"))
 
 
-@pytest.fixture(autouse=True)
-def _needs_extension():
-    if not _labextension_installed():
-        pytest.skip(f"the {EXTENSION} labextension is not installed (bash jupyterlab_ext/build.sh; pip install .)")
+if not _labextension_installed():  # decided before the lab server fixture starts a server for nothing
+    pytest.skip(f"the {EXTENSION} labextension is not installed (bash jupyterlab_ext/build.sh; pip install .)",
+                allow_module_level=True)
 
 
 def _cell_text(page, index: int) -> str:
