@@ -7,13 +7,16 @@ every Jupyter API it requires an authenticated user (token or login cookie).
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING
 
 from jupyter_server.base.handlers import APIHandler
 from jupyter_server.utils import url_path_join
 from tornado import web
 
 from .cells import as_json
+
+if TYPE_CHECKING:
+    from jupyter_server.serverapp import ServerApp
 
 ROUTE = ("nbdetect", "cells")
 
@@ -29,7 +32,7 @@ class CellsHandler(APIHandler):
         self.finish(json.dumps(as_json()))
 
 
-def _load_jupyter_server_extension(serverapp: Any) -> None:
+def _load_jupyter_server_extension(serverapp: ServerApp) -> None:
     web_app = serverapp.web_app
     route = url_path_join(web_app.settings["base_url"], *ROUTE)
     web_app.add_handlers(".*$", [(route, CellsHandler)])
