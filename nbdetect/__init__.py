@@ -21,3 +21,13 @@ __all__ = [
     "ALTERNATIVE_1", "ALTERNATIVE_2", "ALTERNATIVE_3", "SEED_MULTISTEP",
     "load_yolo", "load_coco", "load_voc", "load_gtsdb", "synthetic_split",
 ]
+
+
+def _jupyter_labextension_paths() -> list[dict[str, str]]:
+    """The prebuilt JupyterLab extension shipped in the wheel (built by jupyterlab_ext/build.sh)."""
+    return [{"src": "labextension", "dest": "nbdetect-jupyterlab"}]
+
+
+def _jupyter_server_extension_points() -> list[dict[str, str]]:
+    """The server extension serving ``GET <base_url>/nbdetect/cells`` to the JupyterLab extension."""
+    return [{"module": "nbdetect.server_extension"}]

@@ -5,6 +5,17 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 
+# The JupyterLab extension, built from source BEFORE the install below so that the install puts it
+# (wheel shared-data) into <sys.prefix>/share/jupyter/labextensions with the server-extension enable file.
+# The build runs against the installed JupyterLab, so that comes first when missing.
+if command -v npm >/dev/null 2>&1; then
+  "$PY" -c "import jupyterlab" 2>/dev/null \
+    || "$PY" -m pip install -q --disable-pip-version-check "jupyterlab>=4.1,<5"
+  PYTHON="$PY" bash jupyterlab_ext/build.sh
+else
+  echo "scripts/test.sh: npm not found; the JupyterLab extension is not built (its browser test will be skipped)"
+fi
+
 # Python packages (PyPI's torch + torchvision pair; it runs on CPU too).
 "$PY" -m pip install -q --disable-pip-version-check -e ".[test]"
 

@@ -64,6 +64,11 @@ def lab_server(tmp_path_factory):
     root = tmp_path_factory.mktemp("lab")
     port, token = _free_port(), secrets.token_hex(16)
     log = root.parent / f"lab-{port}.log"
+    # A private config dir, holding only the nbdetect server-extension enable file (the one the wheel ships),
+    # so the extension's GET /nbdetect/cells is served from this checkout whether or not it is installed.
+    config_d = root.parent / "jcfg" / "jupyter_server_config.d"
+    config_d.mkdir(parents=True, exist_ok=True)
+    shutil.copy(REPO / "jupyter-config" / "server-config" / "nbdetect.json", config_d / "nbdetect.json")
     env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
            "JUPYTER_CONFIG_DIR": str(root.parent / "jcfg"), "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root", f"--port={port}", "--ip=127.0.0.1",
