@@ -5,22 +5,53 @@ Cell functions: :func:`alternative_1`, :func:`alternative_2`, :func:`alternative
 """
 __version__ = "0.1.0"
 
-from .alternatives import alternative_1, alternative_2, alternative_3, raise_lr, run_recipe, seed_multistep
-from .diagnose import Finding, Report, diagnose
-from .data import load_coco, load_gtsdb, load_voc, load_yolo, synthetic_split
-from .history import History
-from .models import PRESETS, build_model
-from .recipes import ALTERNATIVE_1, ALTERNATIVE_2, ALTERNATIVE_3, SEED_MULTISTEP, Recipe
-from .submission import load_model, make_submission
-from .trainer import TrainingRun
-from .yolo_compare import compare_with_yolo
+import sys
+import types
 
-__all__ = [
-    "alternative_1", "alternative_2", "alternative_3", "seed_multistep", "run_recipe", "raise_lr",
-    "make_submission", "load_model", "compare_with_yolo", "diagnose", "Report", "Finding", "build_model", "PRESETS", "TrainingRun", "History", "Recipe",
-    "ALTERNATIVE_1", "ALTERNATIVE_2", "ALTERNATIVE_3", "SEED_MULTISTEP",
-    "load_yolo", "load_coco", "load_voc", "load_gtsdb", "synthetic_split",
-]
+# Public names, imported on first use (PEP 562): the Jupyter server imports this package for its
+# extension hooks, and must not pay for importing torch.
+_EXPORTS = {
+    "alternatives": ["alternative_1", "alternative_2", "alternative_3", "raise_lr", "run_recipe", "seed_multistep"],
+    "diagnose": ["Finding", "Report", "diagnose"],
+    "data": ["load_coco", "load_gtsdb", "load_voc", "load_yolo", "synthetic_split"],
+    "history": ["History"],
+    "models": ["PRESETS", "build_model"],
+    "recipes": ["ALTERNATIVE_1", "ALTERNATIVE_2", "ALTERNATIVE_3", "SEED_MULTISTEP", "Recipe"],
+    "submission": ["load_model", "make_submission"],
+    "trainer": ["TrainingRun"],
+    "yolo_compare": ["compare_with_yolo"],
+}
+_MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
+__all__ = list(_MODULE_OF)
+
+
+def __getattr__(name: str):
+    module = _MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module 'nbdetect' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
+
+class _Package(types.ModuleType):
+    """Keeps ``nbdetect.diagnose`` the function even when the ``nbdetect.diagnose`` subpackage is imported
+    first (the import system would set the package attribute to the subpackage)."""
+
+    def __setattr__(self, name, value):
+        if name in _MODULE_OF and isinstance(value, types.ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
+
 
 
 def _jupyter_labextension_paths() -> list[dict[str, str]]:

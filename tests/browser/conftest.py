@@ -1,8 +1,6 @@
-"""JupyterLab server + headless Chromium fixtures for browser tests.
+"""JupyterLab 4 / Notebook 7 servers and headless Chromium fixtures for the browser tests.
 
-Written by the MONITOR helper because the EXT helper's shared fixtures were not on
-any branch yet; to be reconciled with theirs. Skips cleanly when JupyterLab,
-Playwright or a Chromium binary is missing.
+Skips cleanly when JupyterLab, Notebook 7, Playwright or a Chromium binary is missing.
 """
 from __future__ import annotations
 
@@ -58,23 +56,23 @@ class LabServer:
         return path
 
 
-@pytest.fixture(scope="module")
-def lab_server(tmp_path_factory):
-    pytest.importorskip("jupyterlab")
-    root = tmp_path_factory.mktemp("lab")
+def _start_jupyter(tmp_path_factory, app: str):
+    """Start ``python -m <app>`` (jupyterlab or notebook) on a free localhost port; yields a LabServer."""
+    root = tmp_path_factory.mktemp(app)
     port, token = _free_port(), secrets.token_hex(16)
-    log = root.parent / f"lab-{port}.log"
+    log = root.parent / f"{app}-{port}.log"
     # A private config dir, holding only the nbdetect server-extension enable file (the one the wheel ships),
     # so the extension's GET /nbdetect/cells is served from this checkout whether or not it is installed.
-    config_d = root.parent / "jcfg" / "jupyter_server_config.d"
+    config_d = root.parent / f"jcfg-{app}" / "jupyter_server_config.d"
     config_d.mkdir(parents=True, exist_ok=True)
     shutil.copy(REPO / "jupyter-config" / "server-config" / "nbdetect.json", config_d / "nbdetect.json")
     env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
-           "JUPYTER_CONFIG_DIR": str(root.parent / "jcfg"), "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root", f"--port={port}", "--ip=127.0.0.1",
-           f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}", "--ServerApp.disable_check_xsrf=True",
-           f"--LabApp.workspaces_dir={root.parent / 'ws'}", f"--LabApp.user_settings_dir={root.parent / 'us'}",
-           "--LabApp.news_url=", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"]
+           "JUPYTER_CONFIG_DIR": str(config_d.parent), "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", app, "--no-browser", "--allow-root", f"--port={port}", "--ip=127.0.0.1",
+           f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}", "--ServerApp.disable_check_xsrf=True"]
+    if app == "jupyterlab":
+        cmd += [f"--LabApp.workspaces_dir={root.parent / 'ws'}", f"--LabApp.user_settings_dir={root.parent / 'us'}",
+                "--LabApp.news_url=", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"]
     with open(log, "w") as fh:
         proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env, cwd=root)
     server = LabServer(root, port, token, proc, log)
@@ -88,7 +86,7 @@ def lab_server(tmp_path_factory):
             pass
         if proc.poll() is not None or time.monotonic() > deadline:
             proc.kill()
-            pytest.fail(f"JupyterLab did not start:\n{log.read_text()[-3000:]}")
+            pytest.fail(f"{app} did not start:\n{log.read_text()[-3000:]}")
         time.sleep(0.5)
     yield server
     proc.terminate()
@@ -96,6 +94,20 @@ def lab_server(tmp_path_factory):
         proc.wait(timeout=20)
     except subprocess.TimeoutExpired:
         proc.kill()
+
+
+@pytest.fixture(scope="module")
+def lab_server(tmp_path_factory):
+    pytest.importorskip("jupyterlab")
+    yield from _start_jupyter(tmp_path_factory, "jupyterlab")
+
+
+@pytest.fixture(scope="module")
+def notebook7_server(tmp_path_factory):
+    notebook = pytest.importorskip("notebook")
+    if int(notebook.__version__.split(".")[0]) < 7:
+        pytest.skip(f"Notebook {notebook.__version__} is not Notebook 7")
+    yield from _start_jupyter(tmp_path_factory, "notebook")
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,5 @@
-"""The live panel in real JupyterLab 4 (headless Chromium): curves and verdict update, Stop works, checkpoint loads."""
+"""The live panel in real JupyterLab 4 and Notebook 7 (headless Chromium): curves and verdict update, Stop works,
+checkpoint loads."""
 import re
 import time
 
@@ -42,11 +43,19 @@ def _run_first_cell(page, attempts=5):
     raise AssertionError("the cell never started executing: " + page.inner_text(prompt))
 
 
-def test_panel_updates_and_stop_saves_a_loadable_checkpoint(lab_server, page):
+# (server fixture, notebook URL, text that shows the kernel is idle)
+FRONTENDS = {"jupyterlab4": ("lab_server", "lab/tree/monitor.ipynb", "text=/ipykernel\\) \\| Idle/"),
+             "notebook7": ("notebook7_server", "notebooks/monitor.ipynb", ".jp-NotebookKernelStatus-fade")}  # faded once idle
+
+
+@pytest.mark.parametrize("frontend", sorted(FRONTENDS))
+def test_panel_updates_and_stop_saves_a_loadable_checkpoint(frontend, request, page):
+    fixture, path, idle = FRONTENDS[frontend]
+    lab_server = request.getfixturevalue(fixture)
     lab_server.write_notebook("monitor.ipynb", [CELL])
-    page.goto(lab_server.url("lab/tree/monitor.ipynb"))
+    page.goto(lab_server.url(path))
     page.wait_for_selector(".jp-Notebook .jp-Cell .cm-content", timeout=90_000)
-    page.wait_for_selector("text=/ipykernel\\) \\| Idle/", timeout=90_000)
+    page.wait_for_selector(idle, timeout=90_000)
     _run_first_cell(page)
 
     try:
@@ -74,8 +83,9 @@ def test_panel_updates_and_stop_saves_a_loadable_checkpoint(lab_server, page):
     assert img.get_attribute("src") != first_src
     verdict = page.inner_text(".nbdetect-verdict")
     assert "Verdict:" in verdict and ("Rule" in verdict or "rule" in verdict)
-    REPO_DOCS.mkdir(exist_ok=True)
-    panel.screenshot(path=str(REPO_DOCS / "monitor_panel.png"))
+    panel.screenshot(path=str(lab_server.root.parent / f"monitor_panel_{frontend}.png"))
+    if frontend == "jupyterlab4":
+        panel.screenshot(path=str(REPO_DOCS / "monitor_panel.png"))
 
     t0 = time.monotonic()
     page.click(".nbdetect-monitor button:has-text('Stop')")
