@@ -2,11 +2,14 @@
 
 :class:`Monitor` is a :class:`~nbdetect.callbacks.Callback`. Per iteration it does
 O(1) work: a clock read and, at most every ``progress_interval`` seconds, one
-progress update. Curves are rendered at most every ``max(min_render_interval,
-render_seconds / render_budget)`` seconds, so drawing costs about
-``render_budget`` (2%) of one core however slow the machine is, plus once per
-epoch end when the last drawing is older than ``render_seconds / 0.05``. The
-verdict is recomputed at each epoch end. Subclasses show the state:
+progress update. Curves are drawn once when training starts (the planned LR
+schedule) and when it ends, and in between at most every ``max(min_render_interval,
+render_seconds / render_budget)`` seconds, epoch ends included: drawing costs
+about ``render_budget`` (1.5%) of the training time however slow the machine
+is, which leaves room for the progress updates inside the 2% the monitor may
+cost. An epoch end that comes too soon after the last drawing marks the curves
+stale; the first iteration past the interval draws them. The verdict is
+recomputed at each epoch end. Subclasses show the state:
 ``show_progress``, ``show_curves``, ``show_verdict``, ``show_status``.
 """
 from __future__ import annotations
@@ -76,7 +79,7 @@ class Monitor(Callback):
     wants_curves = True
 
     def __init__(self, *, thresholds=None, progress_interval: float = 0.5, min_render_interval: float = 1.0,
-                 render_budget: float = 0.02, log_lr: bool = True):
+                 render_budget: float = 0.015, log_lr: bool = True):
         self.thresholds = thresholds
         self.progress_interval = progress_interval
         self.min_render_interval = min_render_interval
@@ -156,7 +159,7 @@ class Monitor(Callback):
         self.show_epoch(run, rec)
         self._last_progress = time.monotonic()
         self.show_progress(progress_of(run), None)
-        if self.wants_curves and time.monotonic() - self._last_render >= self.render_seconds / 0.05:
+        if self.wants_curves and time.monotonic() - self._last_render >= self.render_interval():
             self.render(run, force=False)
 
     def on_run_end(self, run) -> None:
