@@ -82,7 +82,7 @@ def main():
     ap.add_argument("--no-monitor", action="store_true")
     ap.add_argument("--steady-epochs", type=int, default=6, help="epochs per steady-state run (monitor cost)")
     ap.add_argument("--steady-iters", type=int, default=48, help="iterations per epoch of a steady-state run")
-    ap.add_argument("--steady-rounds", type=int, default=2)
+    ap.add_argument("--steady-rounds", type=int, default=4)
     args = ap.parse_args()
 
     from nbdetect.models import build_model

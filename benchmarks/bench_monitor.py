@@ -2,7 +2,7 @@
 
 1. Kernel-side cost of the live panel: the per-iteration hook (progress values, throttle check) in
    microseconds, one full panel update (curves drawn with Agg into the Image widget, verdict) in
-   milliseconds, and how many curve updates per minute the 2% drawing budget allows.
+   milliseconds, and how many curve updates per minute the drawing budget (1% of the time) allows.
 2. History memory over a long simulated run (100k iterations): in-memory records and bytes stay bounded.
 
     python benchmarks/bench_monitor.py          # ~1 minute on 2 CPU cores

@@ -5,7 +5,7 @@ O(1) work: a clock read and, at most every ``progress_interval`` seconds, one
 progress update. Curves are drawn once when training starts (the planned LR
 schedule) and when it ends, and in between at most every ``max(min_render_interval,
 render_seconds / render_budget)`` seconds, epoch ends included: drawing costs
-about ``render_budget`` (1.5%) of the training time however slow the machine
+about ``render_budget`` (1%) of the training time however slow the machine
 is, which leaves room for the progress updates inside the 2% the monitor may
 cost. An epoch end that comes too soon after the last drawing marks the curves
 stale; the first iteration past the interval draws them. The verdict is
@@ -79,7 +79,7 @@ class Monitor(Callback):
     wants_curves = True
 
     def __init__(self, *, thresholds=None, progress_interval: float = 0.5, min_render_interval: float = 1.0,
-                 render_budget: float = 0.015, log_lr: bool = True):
+                 render_budget: float = 0.01, log_lr: bool = True):
         self.thresholds = thresholds
         self.progress_interval = progress_interval
         self.min_render_interval = min_render_interval

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Run every benchmark one after the other (each prints its figures last and writes benchmarks/results/<name>.json).
+# Usage: bash benchmarks/run_all.sh     (defaults only; about 25 minutes on 2 CPU cores; GTSDB ones need ../shared/data/gtsdb)
+set -uo pipefail
+cd "$(dirname "$0")"
+PY=${PYTHON:-python3}
+for script in bench_loop.py bench_data.py bench_monitor.py bench_diagnose.py bench_guide_claim.py; do
+  echo "=== $script"
+  "$PY" "$script" 2>&1 | grep -v -E "^\[(seed_multistep|alternative_[12])\]" || echo "$script failed"
+done
