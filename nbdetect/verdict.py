@@ -151,6 +151,8 @@ STEP_FROM_PEAK = 0.5  # the epoch before a cut still trains at >= half the peak 
 LR_CUT_FACTOR = 5.0  # an LR at or below peak/5 counts as "cut"
 PLATEAU_DROP = 0.10  # less than 10% lower than at the cut: plateaued
 PLATEAU_MIN_EPOCHS = 2  # epochs after the cut before calling a plateau
+OVERFIT_RISE = 0.25  # validation loss 25% above its best ...
+OVERFIT_PATIENCE = 3  # ... for this many epochs in a row, while the training loss keeps falling
 LEARNING_RATIO = 0.80  # below 80% of the start at the cut: the model was learning when the LR fell
 CONVERGED_RATIO = 500 / RETINA_START  # the guide's convergence line (500 of 1750)
 
@@ -430,6 +432,28 @@ def _decision(rule, epochs, key, ref, user, total, recipe_name) -> Verdict | Non
     return Verdict(rule.if_above, head, text + f" -> {head}", nxt, rule.id, len(epochs), details)
 
 
+def _overfitting(epochs) -> Verdict | None:
+    """Validation loss risen well above its best for several epochs while the training loss keeps falling."""
+    val = [_num(e, "val_loss") for e in epochs]
+    train = [_num(e, "train_loss") for e in epochs]
+    if len(epochs) <= OVERFIT_PATIENCE or any(v is None for v in val):
+        return None
+    best_i = min(range(len(val)), key=val.__getitem__)
+    recent = range(len(val) - OVERFIT_PATIENCE, len(val))
+    if best_i >= recent[0] or not all(val[i] > (1 + OVERFIT_RISE) * val[best_i] for i in recent):
+        return None
+    if train[best_i] is None or train[-1] is None or train[-1] >= train[best_i]:
+        return None  # both rising: not overfitting (divergence or a broken setup)
+    best_epoch = epochs[best_i].get("epoch", best_i + 1)
+    rise = val[-1] / val[best_i] - 1
+    return Verdict("warn", f"Overfitting: the validation loss is {100 * rise:.0f}% above its best (epoch {best_epoch}).",
+                   f"Rule (overfitting): the validation loss has stayed more than {100 * OVERFIT_RISE:.0f}% above its "
+                   f"best {_fmt(val[best_i])} for {OVERFIT_PATIENCE} epochs while the training loss fell from "
+                   f"{_fmt(train[best_i])} to {_fmt(train[-1])}. best.pt keeps the lowest validation loss; stop here, or "
+                   "train on more data / with augmentation.", None, "overfitting", len(epochs),
+                   {"best_epoch": best_epoch, "best": val[best_i], "value": val[-1]})
+
+
 def _early(rule, epochs, key, ref, total, next_check) -> Verdict | None:
     at = rule.scaled_epoch(total)
     if len(epochs) < at:
@@ -493,6 +517,9 @@ def decide(history_epochs: list[dict], recipe_name: str, total_epochs: int, lr_p
         v = _decision(decision, epochs, key, ref, thresholds, total_epochs, recipe_name)
         if v is not None:
             return v
+    over = _overfitting(epochs)
+    if over is not None:
+        return over
     next_check = decision.scaled_epoch(total_epochs) if decision is not None else None
     early = next((r for r in rules if r.kind == "early_warning"), None)
     if early is not None:

@@ -159,3 +159,17 @@ def test_planned_cosine_decay_is_not_called_an_lr_cut():
     for n in range(2, total + 1):
         v = decide(epochs[:n], "alternative_1", total, lr_per_epoch=lrs[:n])
         assert v.rule_id != "lr_too_low", (n, v.rule_text)
+
+
+def test_overfitting_is_called_out_only_when_validation_rises_while_training_falls():
+    run = healthy(epochs=100)[:12]
+    best = run[5]["val_loss"]
+    for i, rec in enumerate(run[6:], start=1):  # validation climbs away from its best, training keeps falling
+        rec["val_loss"] = best * (1 + 0.1 * i)
+    v = decide(run, "alternative_1", 100)
+    assert v.rule_id == "overfitting" and v.status == "warn"
+    assert "epoch 6" in v.headline and v.details["best_epoch"] == 6
+    assert decide(run[:9], "alternative_1", 100).rule_id != "overfitting"  # not yet 3 epochs 25% above the best
+    both = [dict(r, train_loss=r["val_loss"]) for r in run]  # training rises too: not overfitting
+    assert decide(both, "alternative_1", 100).rule_id != "overfitting"
+    assert decide(healthy(epochs=100)[:12], "alternative_1", 100).rule_id != "overfitting"

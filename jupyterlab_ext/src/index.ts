@@ -30,6 +30,7 @@ interface INbdetectCell {
 }
 
 const CATEGORY = 'nbdetect';
+const UNAVAILABLE = 'nbdetect:cells-unavailable';
 
 function commandId(cellId: string): string {
   return `nbdetect:insert-${cellId}`;
@@ -137,11 +138,18 @@ const plugin: JupyterFrontEndPlugin<void> = {
     fetchCells()
       .then(cells => addCommands(app, tracker, palette, menu, cells))
       .catch(reason => {
-        console.error(
+        const hint =
           'nbdetect: could not load the cells from the server extension ' +
-            '(is it enabled? `jupyter server extension list`)',
-          reason
-        );
+          '(is it enabled? `jupyter server extension list`)';
+        console.error(hint, reason);
+        // Say so in the menu itself rather than leaving it empty.
+        app.commands.addCommand(UNAVAILABLE, {
+          label: 'Cells unavailable: is the nbdetect server extension enabled?',
+          caption: hint,
+          isEnabled: () => false,
+          execute: () => undefined
+        });
+        menu.addItem({ command: UNAVAILABLE });
       });
   }
 };

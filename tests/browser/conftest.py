@@ -56,7 +56,7 @@ class LabServer:
         return path
 
 
-def _start_jupyter(tmp_path_factory, app: str):
+def _start_jupyter(tmp_path_factory, app: str, extra_args=()):
     """Start ``python -m <app>`` (jupyterlab or notebook) on a free localhost port; yields a LabServer."""
     root = tmp_path_factory.mktemp(app)
     port, token = _free_port(), secrets.token_hex(16)
@@ -73,6 +73,7 @@ def _start_jupyter(tmp_path_factory, app: str):
     if app == "jupyterlab":
         cmd += [f"--LabApp.workspaces_dir={root.parent / 'ws'}", f"--LabApp.user_settings_dir={root.parent / 'us'}",
                 "--LabApp.news_url=", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"]
+    cmd += list(extra_args)
     with open(log, "w") as fh:
         proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env, cwd=root)
     server = LabServer(root, port, token, proc, log)
@@ -100,6 +101,13 @@ def _start_jupyter(tmp_path_factory, app: str):
 def lab_server(tmp_path_factory):
     pytest.importorskip("jupyterlab")
     yield from _start_jupyter(tmp_path_factory, "jupyterlab")
+
+
+@pytest.fixture(scope="module")
+def lab_server_without_cells(tmp_path_factory):
+    """JupyterLab with the nbdetect labextension but its server extension switched off."""
+    pytest.importorskip("jupyterlab")
+    yield from _start_jupyter(tmp_path_factory, "jupyterlab", ["--ServerApp.jpserver_extensions={'nbdetect': False}"])
 
 
 @pytest.fixture(scope="module")

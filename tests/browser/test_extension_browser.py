@@ -133,3 +133,16 @@ def test_insert_every_cell_from_menu_and_palette_then_run_alternative_1(lab_serv
         page.screenshot(path=str(lab_server.root.parent / "ext_run.png"))
         raise AssertionError("no finished panel; cell output: " + cell.inner_text())
     assert "epoch 3/3" in cell.locator(".nbdetect-monitor").inner_text()
+
+
+def test_menu_says_when_the_cells_cannot_be_loaded(lab_server_without_cells, page):
+    server = lab_server_without_cells
+    assert "nbdetect: serving the notebook cells" not in server.log.read_text()
+    server.write_notebook("nocells.ipynb", ["x = 1"])
+    page.goto(server.url("lab/tree/nocells.ipynb"))
+    page.wait_for_selector(f"{CELL_SEL} .cm-content", timeout=90_000)
+    page.click(".jp-NotebookPanel-toolbar .nbdetect-toolbar-button")
+    item = page.wait_for_selector(".nbdetect-menu .lm-Menu-item", timeout=30_000)
+    assert "server extension" in item.inner_text()
+    assert page.locator(".nbdetect-menu .lm-Menu-item").count() == 1
+    assert "lm-mod-disabled" in (item.get_attribute("class") or "")
