@@ -449,8 +449,8 @@ def _overfitting(epochs) -> Verdict | None:
     return Verdict("warn", f"Overfitting: the validation loss is {100 * rise:.0f}% above its best (epoch {best_epoch}).",
                    f"Rule (overfitting): the validation loss has stayed more than {100 * OVERFIT_RISE:.0f}% above its "
                    f"best {_fmt(val[best_i])} for {OVERFIT_PATIENCE} epochs while the training loss fell from "
-                   f"{_fmt(train[best_i])} to {_fmt(train[-1])}. best.pt keeps the lowest validation loss; stop here, or "
-                   "train on more data / with augmentation.", None, "overfitting", len(epochs),
+                   f"{_fmt(train[best_i])} to {_fmt(train[-1])}. best.pt keeps the lowest validation loss; "
+                   "stop here, or train on more data / with augmentation.", None, "overfitting", len(epochs),
                    {"best_epoch": best_epoch, "best": val[best_i], "value": val[-1]})
 
 
