@@ -146,3 +146,16 @@ def test_menu_says_when_the_cells_cannot_be_loaded(lab_server_without_cells, pag
     assert "server extension" in item.inner_text()
     assert page.locator(".nbdetect-menu .lm-Menu-item").count() == 1
     assert "lm-mod-disabled" in (item.get_attribute("class") or "")
+
+
+def test_menu_inserts_a_cell_in_notebook_7(notebook7_server, page):
+    """Notebook 7 loads the same prebuilt extension: its toolbar menu inserts the cells too."""
+    notebook7_server.write_notebook("nb7.ipynb", ["x = 1", "y = 2"])
+    page.goto(notebook7_server.url("notebooks/nb7.ipynb"))
+    page.wait_for_selector(f"{CELL_SEL} .cm-content", timeout=90_000)
+    expected = ["x = 1", "y = 2"]
+    _activate(page, 0)
+    page.click(".jp-NotebookPanel-toolbar .nbdetect-toolbar-button")
+    page.click(f".nbdetect-menu .lm-Menu-item:has-text('{get_cell('diagnose').title}')")
+    _assert_inserted(page, expected, 0, "diagnose")
+    assert _cell_text(page, 2) == "y = 2"
