@@ -24,7 +24,7 @@ def test_retinanet_starts_from_its_prior_probability():
     assert torch.allclose(bias, torch.full_like(bias, -math.log(99)))
     m.train()
     losses = m([torch.rand(3, 256, 256)], [{"boxes": torch.tensor([[20.0, 20, 60, 60]]), "labels": torch.tensor([3])}])
-    assert 0.8 < float(losses["classification"]) < 1.5
+    assert 0.8 < losses["classification"].item() < 1.5
 
 
 def test_pretrained_fallback_warns_clearly_when_offline(monkeypatch):
