@@ -148,8 +148,8 @@ def test_menu_says_when_the_cells_cannot_be_loaded(lab_server_without_cells, pag
     assert "lm-mod-disabled" in (item.get_attribute("class") or "")
 
 
-def test_menu_inserts_a_cell_in_notebook_7(notebook7_server, page):
-    """Notebook 7 loads the same prebuilt extension: its toolbar menu inserts the cells too."""
+def test_menu_and_palette_insert_cells_in_notebook_7(notebook7_server, page):
+    """Notebook 7 loads the same prebuilt extension: its toolbar menu and palette insert the cells too."""
     notebook7_server.write_notebook("nb7.ipynb", ["x = 1", "y = 2"])
     page.goto(notebook7_server.url("notebooks/nb7.ipynb"))
     page.wait_for_selector(f"{CELL_SEL} .cm-content", timeout=90_000)
@@ -159,3 +159,11 @@ def test_menu_inserts_a_cell_in_notebook_7(notebook7_server, page):
     page.click(f".nbdetect-menu .lm-Menu-item:has-text('{get_cell('diagnose').title}')")
     _assert_inserted(page, expected, 0, "diagnose")
     assert _cell_text(page, 2) == "y = 2"
+    # and its command palette
+    _activate(page, 2)
+    page.keyboard.press("Control+Shift+C")
+    page.wait_for_selector(".lm-CommandPalette-input:focus", timeout=10_000)
+    page.keyboard.type(get_cell("submission").title)
+    page.wait_for_selector(".lm-CommandPalette-item.lm-mod-active .lm-CommandPalette-itemLabel")
+    page.keyboard.press("Enter")
+    _assert_inserted(page, expected, 2, "submission")
