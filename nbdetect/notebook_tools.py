@@ -8,13 +8,12 @@ For VS Code, classic Notebook or scripted use:
 """
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 from pathlib import Path
 
 import nbformat
 
+from .atomic import atomic_write
 from .cells import CELLS, get_cell
 
 NB_VERSION = 4
@@ -38,16 +37,7 @@ def render(cell_id: str, **values: str) -> str:
 
 def _write_atomic(nb, path: Path) -> Path:
     nbformat.validate(nb)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            nbformat.write(nb, fh)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write(path, lambda fh: nbformat.write(nb, fh), mode="w")
 
 
 def add_cells(notebook: str | Path, cell_ids, *, after: int | None = None, out: str | Path | None = None) -> Path:

@@ -1,0 +1,27 @@
+"""Atomic file writes: a temp file in the same folder, flushed to disk, then renamed over the target."""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Callable, IO
+
+
+def atomic_write(path: str | Path, write: Callable[[IO], None], mode: str = "wb") -> Path:
+    """Call ``write(fh)`` on a temp file next to ``path``, then rename it to ``path``.
+
+    A crash or exception mid-write never leaves a truncated ``path`` (the temp file is removed).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
