@@ -7,7 +7,6 @@ comparable when both were measured on the same validation images.
 """
 from __future__ import annotations
 
-import csv
 import html
 import math
 from dataclasses import dataclass, field
@@ -107,25 +106,20 @@ def _fmt(v) -> str:
     return f"{v:.3f}" if _finite(v) else "-"
 
 
-def _num(v) -> float:
-    try:
-        return float(v)
-    except (TypeError, ValueError):
-        return math.nan
-
-
 def read_yolo_results(path: str | Path, name: str | None = None) -> RunCurves:
-    """Read an Ultralytics ``results.csv`` (column names may be padded with spaces)."""
+    """Read an Ultralytics ``results.csv`` (with diagnose's history reader, which knows its columns)."""
+    from .diagnose.history_io import load_history
+
     path = Path(path)
     if path.is_dir():
         path = path / "results.csv"
-    with open(path, newline="", encoding="utf-8") as fh:
-        rows = [{(k or "").strip(): v for k, v in r.items()} for r in csv.DictReader(fh)]
-    if rows and YOLO_MAP50 not in rows[0]:
-        raise ValueError(f"{path} has no '{YOLO_MAP50}' column: is it an Ultralytics detection results.csv? "
-                         f"columns: {', '.join(rows[0])}")
+    if not path.exists():
+        raise FileNotFoundError(f"no Ultralytics results at {path}")
+    columns = load_history(path).components
+    if YOLO_MAP50 not in columns:
+        raise ValueError(f"{path} has no '{YOLO_MAP50}' column: is it an Ultralytics detection results.csv?")
     return RunCurves(name or f"YOLOv8 ({path.parent.name})", str(path),
-                     [_num(r.get(YOLO_MAP50)) for r in rows], [_num(r.get(YOLO_MAP)) for r in rows])
+                     columns[YOLO_MAP50], columns.get(YOLO_MAP, []))
 
 
 def read_nbdetect_run(run, name: str | None = None) -> RunCurves:
@@ -142,8 +136,8 @@ def read_nbdetect_run(run, name: str | None = None) -> RunCurves:
         path = path / "history.jsonl" if path.is_dir() else path
         epochs, source = History.load(path).epochs, str(path)
         name = name or path.parent.name
-    return RunCurves(name or "nbdetect run", source,
-                     [_num(e.get("map50")) for e in epochs], [_num(e.get("map")) for e in epochs])
+    return RunCurves(name or "nbdetect run", source, [e.get("map50", math.nan) for e in epochs],
+                     [e.get("map", math.nan) for e in epochs])
 
 
 def compare_with_yolo(yolo_results="runs/detect/train/results.csv", nbdetect_runs=("nbdetect_runs/alternative_1",)
