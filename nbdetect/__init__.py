@@ -53,7 +53,6 @@ class _Package(types.ModuleType):
 sys.modules[__name__].__class__ = _Package
 
 
-
 def _jupyter_labextension_paths() -> list[dict[str, str]]:
     """The prebuilt JupyterLab extension shipped in the wheel (built by jupyterlab_ext/build.sh)."""
     return [{"src": "labextension", "dest": "nbdetect-jupyterlab"}]

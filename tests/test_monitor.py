@@ -208,6 +208,18 @@ def test_render_is_throttled_per_iteration():
     assert mon.renders == 2  # the first iteration and the run end, not 600 iterations nor 3 epoch ends
 
 
+def test_epoch_end_draws_only_when_the_budget_allows():
+    run = FakeRun(epochs=3, steps_per_epoch=5)
+    mon = PanelMonitor(min_render_interval=0.0)
+    mon.render(run)
+    mon.render_seconds = 1000.0  # interval 1000 s / 1%: the epoch end must not draw
+    mon.on_epoch_end(run, {"epoch": 1, "val_loss": 1.0})
+    assert mon.renders == 1
+    mon.render_seconds = 1e-6  # interval 0 s: the epoch end draws
+    mon.on_epoch_end(run, {"epoch": 1, "val_loss": 1.0})
+    assert mon.renders == 2
+
+
 def test_next_button_starts_the_suggested_alternative():
     run = FakeRun(epochs=10)
     started = []

@@ -7,9 +7,8 @@ schedule) and when it ends, and in between at most every ``max(min_render_interv
 render_seconds / render_budget)`` seconds, epoch ends included: drawing costs
 about ``render_budget`` (1%) of the training time however slow the machine
 is, which leaves room for the progress updates inside the 2% the monitor may
-cost. An epoch end that comes too soon after the last drawing marks the curves
-stale; the first iteration past the interval draws them. The verdict is
-recomputed at each epoch end. Subclasses show the state:
+cost. An epoch end that comes too soon after the last drawing is drawn by the
+first iteration past the interval. The verdict is recomputed at each epoch end. Subclasses show the state:
 ``show_progress``, ``show_curves``, ``show_verdict``, ``show_status``.
 """
 from __future__ import annotations
@@ -138,6 +137,10 @@ class Monitor(Callback):
         finally:
             self._render_lock.release()
 
+    def _draw_if_due(self, run, now: float) -> None:
+        if self.wants_curves and now - self._last_render >= self.render_interval():
+            self.render(run, force=False)
+
     # -- callback hooks ------------------------------------------------------------------------------------
     def on_run_start(self, run) -> None:
         self.run = run
@@ -151,16 +154,14 @@ class Monitor(Callback):
         if now - self._last_progress >= self.progress_interval:
             self._last_progress = now
             self.show_progress(progress_of(run), rec)
-        if self.wants_curves and now - self._last_render >= self.render_interval():
-            self.render(run, force=False)
+        self._draw_if_due(run, now)
 
     def on_epoch_end(self, run, rec: dict) -> None:
         self.show_verdict(self.compute_verdict(run))
         self.show_epoch(run, rec)
         self._last_progress = time.monotonic()
         self.show_progress(progress_of(run), None)
-        if self.wants_curves and time.monotonic() - self._last_render >= self.render_interval():
-            self.render(run, force=False)
+        self._draw_if_due(run, time.monotonic())
 
     def on_run_end(self, run) -> None:
         self.show_verdict(self.compute_verdict(run))
