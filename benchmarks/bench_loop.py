@@ -14,10 +14,11 @@ time); median ratios are printed too.
 
 The monitor's cost (target <= 2%) is a steady-state figure that short rounds
 cannot show: the monitor draws the curves once at the start (the planned LR)
-and once at the end, and in between on a time budget. So engine and monitor also train longer runs (``--steady-epochs`` epochs
-of ``--steady-iters`` iterations, alternated); their throughput is timed over
-epochs 2.. (epoch ends, checkpoints off), and the one-off cost of the first
-drawing is reported on its own (``monitor_draw_s``, with the drawings per run).
+and once at the end, and in between on a time budget. So engine and monitor
+also train longer runs (``--steady-epochs`` epochs of ``--steady-iters``
+iterations, alternated); their throughput is timed over epochs 2.. (epoch ends
+included, checkpoints off), and the cost of one drawing is reported on its own
+(``monitor_draw_s``, with the drawings per run).
 
     python benchmarks/bench_loop.py                  # tiny RetinaNet on CPU, ~6 minutes
     python benchmarks/bench_loop.py --preset retinanet_resnet50_fpn --size 512 --batch 8 --amp   # on a GPU
@@ -33,6 +34,8 @@ import time
 from common import report
 
 import torch
+
+from nbdetect.callbacks import Callback
 
 
 def make_batches(n_batches, batch, size, seed=0):
@@ -137,7 +140,7 @@ def main():
     report("loop", figures, {"args": vars(args), "round_seconds": times, **steady})
 
 
-class EpochClock:
+class EpochClock(Callback):
     """Callback (placed last) that stamps every epoch end, after the other callbacks' epoch-end work."""
 
     def __init__(self):
@@ -146,14 +149,8 @@ class EpochClock:
     def on_run_start(self, run):
         self.stamps = [time.perf_counter()]
 
-    def on_iteration_end(self, run, rec):
-        pass
-
     def on_epoch_end(self, run, rec):
         self.stamps.append(time.perf_counter())
-
-    def on_run_end(self, run):
-        pass
 
 
 def steady_state(args, base, device, amp, tmp) -> dict:
