@@ -6,65 +6,23 @@ A real ``jupyter server`` subprocess with the shipped enable file
 from __future__ import annotations
 
 import json
-import os
-import secrets
-import shutil
-import socket
-import subprocess
-import sys
-import time
 import urllib.error
 import urllib.request
-from pathlib import Path
 
 import pytest
 
+from jupyter_servers import start_jupyter
 from nbdetect.cells import as_json
 
 pytest.importorskip("jupyter_server")
 
-REPO = Path(__file__).resolve().parents[1]
 BASE_URL = "/base/"  # a non-root base_url: the route must follow it
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("jserver")
-    config_d = tmp / "config" / "jupyter_server_config.d"
-    config_d.mkdir(parents=True)
-    shutil.copy(REPO / "jupyter-config" / "server-config" / "nbdetect.json", config_d / "nbdetect.json")
-    port, token = _free_port(), secrets.token_hex(16)
-    env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
-           "JUPYTER_CONFIG_DIR": str(tmp / "config"), "JUPYTER_RUNTIME_DIR": str(tmp / "runtime")}
-    log = tmp / "server.log"
-    cmd = [sys.executable, "-m", "jupyter_server", "--no-browser", "--allow-root", "--ip=127.0.0.1",
-           f"--port={port}", f"--ServerApp.base_url={BASE_URL}", f"--IdentityProvider.token={token}",
-           f"--ServerApp.root_dir={tmp}"]
-    with open(log, "w") as fh:
-        proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env, cwd=tmp)
-    base = f"http://127.0.0.1:{port}{BASE_URL}"
-    deadline = time.monotonic() + 90
-    while True:
-        try:
-            with urllib.request.urlopen(f"{base}api/status?token={token}", timeout=2):
-                break
-        except Exception:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                pytest.fail(f"jupyter server did not start:\n{log.read_text()[-3000:]}")
-            time.sleep(0.5)
-    yield base, token, log
-    proc.terminate()
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    for jupyter in start_jupyter(tmp_path_factory, "jupyter_server", base_url=BASE_URL, check_xsrf=True):
+        yield jupyter.base + "/", jupyter.token, jupyter.log
 
 
 def _request(url: str, method: str = "GET", token: str | None = None, data: bytes | None = None):
