@@ -8,7 +8,11 @@ an AS4-style notebook pick up its usual variable names (``model``, ``optimizer``
 """
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass
+
+# ``NAME = value  # EDIT: what to put here``: groups name, " = ", value, "  # EDIT: ..."
+EDIT_LINE = re.compile(r"^(\w+)(\s*=\s*)(.*?)(\s*# EDIT:.*)$")
 
 
 @dataclass(frozen=True)
@@ -20,8 +24,7 @@ class Cell:
 
     def edit_names(self) -> list[str]:
         """The names the user may edit (lines marked ``# EDIT:``)."""
-        return [line.split("=", 1)[0].strip() for line in self.source.splitlines()
-                if "# EDIT:" in line and "=" in line.split("# EDIT:", 1)[0]]
+        return [m.group(1) for m in map(EDIT_LINE.match, self.source.splitlines()) if m]
 
 
 _ALT_1 = '''\

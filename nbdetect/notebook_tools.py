@@ -8,13 +8,12 @@ For VS Code, classic Notebook or scripted use:
 """
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import nbformat
 
 from .atomic import atomic_write
-from .cells import CELLS, get_cell
+from .cells import CELLS, EDIT_LINE, get_cell
 
 NB_VERSION = 4
 
@@ -28,7 +27,7 @@ def render(cell_id: str, **values: str) -> str:
         raise KeyError(f"cell {cell_id!r} has no editable name {sorted(unknown)}; it has {cell.edit_names()}")
     lines = []
     for line in cell.source.splitlines(keepends=True):
-        m = re.match(r"^(\w+)(\s*=\s*)(.*?)(\s*# EDIT:.*)$", line.rstrip("\n"))
+        m = EDIT_LINE.match(line.rstrip("\n"))
         if m and m.group(1) in values:
             line = f"{m.group(1)}{m.group(2)}{values[m.group(1)]}{m.group(4)}\n"
         lines.append(line)
