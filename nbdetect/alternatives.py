@@ -32,6 +32,7 @@ def _pick_preset(recipe: Recipe, preset: str | None, synthetic: bool, device: to
 def _launch(run: TrainingRun, monitor, background, replace=False, thresholds=None):
     from .monitor import attach
 
+    run.judge.thresholds = thresholds  # the verdict is computed by the run itself, with or without a display
     # attach() also claims the run: a second concurrent run is refused even without a display
     display_mode = attach(run, mode=monitor if monitor else "none", replace=replace, thresholds=thresholds)
     if background is None:

@@ -55,10 +55,10 @@ def _train(args) -> int:
 def _summarise(run, wall_s: float) -> dict:
     """Write curves, verdict and metrics next to the checkpoints; return the metrics."""
     from .monitor.plots import render_png
-    from .verdict import decide
+    from .verdict_callback import verdict_of
 
     last = run.history.last_epoch() or {}
-    verdict = decide(run.history.epochs, run.recipe.name, run.epochs)
+    verdict = verdict_of(run)
     curves = run.out_dir / "curves.png"
     curves.write_bytes(render_png(run))
     summary = {
@@ -72,6 +72,7 @@ def _summarise(run, wall_s: float) -> dict:
         "map": last.get("map"),
         "map50": last.get("map50"),
         "verdict": verdict.headline,
+        "verdict_status": verdict.status,
         "rule": verdict.rule_text,
         "next_action": verdict.next_action,
         "curves": str(curves),

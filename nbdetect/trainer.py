@@ -21,6 +21,8 @@ import torch
 
 from . import engine, schedules
 from .callbacks import dispatch
+from .verdict import Verdict
+from .verdict_callback import VerdictCallback
 from .checkpoint import load_checkpoint, load_scheduler_state, save_checkpoint, scheduler_state
 from .history import History
 from .metrics import evaluate_map
@@ -88,7 +90,9 @@ class TrainingRun:
         self.amp = bool(amp) and self.device.type == "cuda"
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
         self.eval_map_every = eval_map_every
-        self.callbacks = list(callbacks)
+        self.judge = VerdictCallback()  # first: every other callback reads the fresh run.verdict
+        self.verdict = Verdict("pending", "Waiting for the first epoch.", "No rule applies yet.")
+        self.callbacks = [self.judge, *callbacks]
         self.meta = dict(meta or {})
         self.out_dir = Path(out_dir)
         self.tensorboard = tensorboard

@@ -57,6 +57,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from . import actions as _actions
+from .curve_facts import CurveFacts, curve_facts, to_float
+
 OUTCOMES = ("pending", "continue", "switch", "diagnose", "warn", "success", "partial", "fail")
 
 #: What the guide says to run when a recipe fails.
@@ -67,14 +70,7 @@ NEXT_ON_FAILURE = {
     "alternative_3": "alternative_1",
 }
 
-ACTION_NAMES = {
-    "alternative_1": "Alternative 1 (RetinaNet, warmup + cosine)",
-    "alternative_2": "Alternative 2 (Faster R-CNN)",
-    "alternative_3": "Alternative 3 (LR boost)",
-    "diagnose": "the diagnostic (nbdetect.diagnose())",
-    "submission": "the submission (nbdetect.make_submission())",
-    "lower_lr": "a lower learning rate",
-}
+ACTION_NAMES = {name: a.title for name, a in _actions.ACTIONS.items()}
 
 
 @dataclass(frozen=True)
@@ -141,21 +137,15 @@ RULES: tuple[Rule, ...] = (
          guide_text="expected final loss ~0.3-0.7 (of ~3-6 at epoch 5); above the epoch-20 line of 2: run the diagnostic",
          if_below="success", if_above="fail", next_if_below="submission",
          ratio_source="the guide's 0.7/4.5", partial_source="the guide's 2/4.5"),
+    Rule("final_generic", (), "final", ratio=200 / RETINA_START, partial_ratio=500 / RETINA_START,
+         guide_text="Step 4 applied to any run: best loss below 200/1750 of the start success, below 500/1750 "
+                    "partial, above: try Alternative 1",
+         if_below="success", if_above="fail", next_if_below="submission",
+         ratio_source="the guide's 200/1750", partial_source="the guide's 500/1750"),
     Rule("final_lr_boost", ("alternative_3",), "final", ratio=0.80,
          guide_text="Alternative 3 is a quick test: if the higher LR does not bring the loss down, run Alternative 1",
          if_below="partial", if_above="fail", next_if_below="alternative_1"),
 )
-
-DIVERGENCE_RATIO = 3.0  # val loss above 3x the starting loss: diverging
-STEP_FROM_PEAK = 0.5  # the epoch before a cut still trains at >= half the peak LR
-LR_CUT_FACTOR = 5.0  # an LR at or below peak/5 counts as "cut"
-PLATEAU_DROP = 0.10  # less than 10% lower than at the cut: plateaued
-PLATEAU_MIN_EPOCHS = 2  # epochs after the cut before calling a plateau
-OVERFIT_RISE = 0.25  # validation loss 25% above its best ...
-OVERFIT_PATIENCE = 3  # ... for this many epochs in a row, while the training loss keeps falling
-LEARNING_RATIO = 0.80  # below 80% of the start at the cut: the model was learning when the LR fell
-CONVERGED_RATIO = 500 / RETINA_START  # the guide's convergence line (500 of 1750)
-
 
 @dataclass(frozen=True)
 class UserThresholds:
@@ -198,8 +188,22 @@ class UserThresholds:
         return value / self.factor()
 
 
+# -- policy constants (fractions and counts; all scale-free) --------------------------------------------------
+DIVERGENCE_RATIO = 3.0  # a loss above 3x the starting loss: diverging, whatever the history
+DIVERGENCE_RISE = 0.5  # ... or 50% above its best (and rising in training too): diverging
+OVERFIT_RISE = 0.10  # validation loss 10% (or 4 noise sd) above its best ...
+OVERFIT_PATIENCE = 3  # ... for this many validated epochs in a row, while the training loss keeps falling
+LEARNED_RATIO = 0.80  # below 80% of the start: the model has learned something (the guide's "drop by epoch 15")
+CUT_HELPED = 0.05  # a cut that lowered the loss by 5% (or 2 margins) within two epochs did its job
+LOW_LR_FRACTION = 0.10  # an LR at or below 10% of its peak is "low"
+NOT_LEARNING_EPOCHS = 5  # flat since the start for this many epochs: not learning, even before the guide's epoch 15
+CONVERGED_RATIO = 500 / RETINA_START  # the guide's convergence line for recipes without a final rule
+
+
 @dataclass
 class Verdict:
+    """The judgement after the latest epoch: the most severe finding, with the others kept in ``findings``."""
+
     status: str  # one of OUTCOMES
     headline: str
     rule_text: str
@@ -207,49 +211,55 @@ class Verdict:
     rule_id: str | None = None
     epoch: int = 0
     details: dict = field(default_factory=dict)
+    code: str = "curve_ok"  # the finding code diagnose() reports for the same judgement
+    findings: list = field(default_factory=list)  # every applicable Verdict, most severe first
+    facts: CurveFacts | None = None
 
     @property
     def suggests_switch(self) -> bool:
         return self.status in ("switch", "fail") and self.next_action in ("alternative_1", "alternative_2")
 
+    @property
+    def is_stop(self) -> bool:
+        """The verdict says to stop this run (switch, diagnose, fail)."""
+        return self.status in STOP_STATUSES
+
+    @property
+    def is_problem(self) -> bool:
+        return self.status not in ("pending", "continue", "success")
+
+    @property
+    def evidence(self) -> str:
+        return self.rule_text
+
     def as_dict(self) -> dict:
         return {"status": self.status, "headline": self.headline, "rule_text": self.rule_text,
-                "next_action": self.next_action, "rule_id": self.rule_id, "epoch": self.epoch,
-                "details": dict(self.details)}
+                "next_action": self.next_action, "rule_id": self.rule_id, "code": self.code, "epoch": self.epoch,
+                "details": dict(self.details),
+                "findings": [{"rule_id": f.rule_id, "code": f.code, "status": f.status, "headline": f.headline}
+                             for f in self.findings]}
 
     def __str__(self) -> str:
         return f"{self.headline}\n{self.rule_text}"
 
 
+STOP_STATUSES = ("switch", "diagnose", "fail")
+
+
 # -- helpers -----------------------------------------------------------------------------------------------
 def _num(rec: dict, key: str) -> float | None:
-    v = rec.get(key)
-    if v is None:
-        return None
-    try:
-        return float(v)
-    except (TypeError, ValueError):
-        return None
-
-
-def _metric_key(epochs: list[dict]) -> str:
-    return "val_loss" if any(_num(e, "val_loss") is not None for e in epochs) else "train_loss"
-
-
-def _metric_name(key: str) -> str:
-    return "val loss" if key == "val_loss" else "train loss (no validation data)"
+    return to_float(rec.get(key))
 
 
 def reference_of(epochs: list[dict]) -> float | None:
-    """The run's starting loss: max of the first epoch's train mean and val loss (finite ones)."""
-    if not epochs:
-        return None
-    vals = [v for v in (_num(epochs[0], "train_loss"), _num(epochs[0], "val_loss")) if v is not None and math.isfinite(v)]
-    return max(vals) if vals else None
+    """The run's starting loss: max of the first finite training and validation losses."""
+    return curve_facts(epochs).reference if epochs else None
 
 
-def _fmt(x: float) -> str:
-    if x is None or not math.isfinite(x):
+def _fmt(x: float | None) -> str:
+    if x is None:
+        return "n/a"
+    if not math.isfinite(x):
         return str(x)
     if x == 0:
         return "0"
@@ -261,8 +271,21 @@ def _fmt(x: float) -> str:
     return f"{x:.2e}"
 
 
+def _pct(x: float) -> str:
+    return f"{100 * x:.0f}%"
+
+
+def _metric_name(key: str) -> str:
+    return "val loss" if key == "val_loss" else "train loss (no validation data)"
+
+
 def _action(name: str | None) -> str:
-    return ACTION_NAMES.get(name, name or "")
+    return _actions.title(name)
+
+
+def _recipe_title(recipe_name: str) -> str:
+    return {"alternative_1": "Alternative 1", "alternative_2": "Alternative 2", "alternative_3": "Alternative 3",
+            "seed_multistep": "the seed MultiStepLR config"}.get(recipe_name, recipe_name or "this run")
 
 
 def _scaled_note(rule: Rule, total_epochs: int) -> str:
@@ -273,13 +296,8 @@ def _scaled_note(rule: Rule, total_epochs: int) -> str:
     return f"epoch {at} of {total_epochs}"
 
 
-def _recipe_title(recipe_name: str) -> str:
-    return {"alternative_1": "Alternative 1", "alternative_2": "Alternative 2", "alternative_3": "Alternative 3",
-            "seed_multistep": "the seed MultiStepLR config"}.get(recipe_name, recipe_name)
-
-
 class _Lines:
-    """Threshold lines for one rule: relative to the start, or the user's absolute numbers."""
+    """Threshold lines for one guide rule: relative to the start, or the user's absolute numbers."""
 
     def __init__(self, rule: Rule, ref: float, user: UserThresholds | None):
         self.rule, self.ref, self.user = rule, ref, user
@@ -304,171 +322,372 @@ class _Lines:
         ratio = self.rule.ratio if which == "line" else self.rule.partial_ratio
         source = self.rule.ratio_source if which == "line" else self.rule.partial_source
         source = f", {source}" if source else ""
-        return (f"{_fmt(value)} is {100 * value / self.ref:.0f}% of the starting loss {_fmt(self.ref)} "
-                f"(line: {100 * ratio:.0f}% = {_fmt(line)}{source})")
+        return (f"{_fmt(value)} is {_pct(value / self.ref)} of the starting loss {_fmt(self.ref)} "
+                f"(line: {_pct(ratio)} = {_fmt(line)}{source})")
 
 
-# -- the rules -----------------------------------------------------------------------------------------------
-def _divergence(epochs, key, ref, error) -> Verdict | None:
-    epoch_n = len(epochs)
-    if error is not None:
-        text = str(error)
-        nonfinite = type(error).__name__ == "NonFiniteLossError" or any(
-            w in text.lower() for w in ("nan", "inf", "non-finite", "nonfinite"))
-        if nonfinite:
-            return Verdict("fail", "Diverged: the loss became NaN/Inf and training stopped.",
-                           "Rule (divergence): a non-finite loss means the weights were about to be destroyed; "
-                           "lower the LR, keep gradient clipping on, and check boxes/labels with the diagnostic. "
-                           f"Trainer said: {text}", "diagnose", "divergence", epoch_n, {"error": text})
-    for e in epochs:
-        for k in ("train_loss", "val_loss"):
-            v = _num(e, k)
-            if v is not None and not math.isfinite(v):
-                return Verdict("fail", f"Diverged: the {k.replace('_', ' ')} is {v} at epoch {e.get('epoch')}.",
-                               "Rule (divergence): any NaN/Inf loss means training has diverged; lower the LR, keep "
-                               "gradient clipping on, and run the diagnostic.", "diagnose", "divergence", epoch_n,
-                               {"epoch": e.get("epoch"), "metric": k})
-    if ref:
-        last = _num(epochs[-1], key)
-        if last is not None and last > DIVERGENCE_RATIO * ref:
-            return Verdict("fail", f"Diverging: the {_metric_name(key)} {_fmt(last)} is {last / ref:.1f}x the start.",
-                           f"Rule (divergence): a loss above {DIVERGENCE_RATIO:g}x the starting loss {_fmt(ref)} "
-                           "means training is blowing up; lower the LR and run the diagnostic.",
-                           "diagnose", "divergence", epoch_n, {"value": last, "reference": ref})
-    return None
+@dataclass
+class Context:
+    """What every rule reads: the facts, the recipe's guide rules and the user's thresholds."""
+
+    facts: CurveFacts
+    recipe: str
+    thresholds: UserThresholds | None
+    error: str | None
+    error_nonfinite: bool
+
+    def rule(self, kind: str) -> Rule | None:
+        """The recipe's own rule of this kind, else the generic one (``applies_to=()``), if any."""
+        own = next((r for r in RULES if r.kind == kind and self.recipe in r.applies_to), None)
+        return own or next((r for r in RULES if r.kind == kind and not r.applies_to), None)
+
+    @property
+    def ref(self) -> float:
+        return self.facts.reference
+
+    @property
+    def metric(self) -> str:
+        return _metric_name(self.facts.metric)
+
+    @property
+    def next_on_failure(self) -> str:
+        return NEXT_ON_FAILURE.get(self.recipe, "alternative_1")
+
+    def goal(self) -> tuple[float, str]:
+        """The line the run must reach by its end (the guide's partial-success line), and its source."""
+        final = self.rule("final")
+        user = self.thresholds
+        if user is not None and final is not None and final.id != "final_lr_boost":
+            if user.partial_below is not None:
+                return user.to_nbdetect(user.partial_below), "your partial_below"
+            if user.switch_above is not None:
+                return user.to_nbdetect(user.switch_above), "your switch_above"
+        if final is not None and final.id != "final_lr_boost":
+            lines = _Lines(final, self.ref, self.thresholds)
+            if lines.partial is not None:
+                return lines.partial, final.partial_source or "the guide's partial-success line"
+            return lines.line, final.ratio_source
+        if final is not None:  # the LR boost: the loss must fall below 80% of the loss before it
+            return final.ratio * self.ref, f"{_pct(final.ratio)} of the loss before the boost"
+        return CONVERGED_RATIO * self.ref, "the guide's 500/1750"
+
+    def trend_text(self) -> str:
+        f = self.facts
+        if f.trend_from is None:
+            return "too few epochs for a trend"
+        series = "validated epochs" if f.trend_from == "val_loss" else "epochs"
+        if f.trend_from != f.metric:
+            series += " of the training loss (too few validated epochs)"
+        return (f"trend {100 * (math.exp(f.trend) - 1):+.1f}%/epoch over the last {f.window + 1} {series} "
+                f"(noise {100 * f.noise:.1f}%)")
+
+    def verdict(self, status, headline, text, next_action, rule_id, code, **details) -> Verdict:
+        return Verdict(status, headline, text, next_action, rule_id, self.facts.n_epochs, details, code)
 
 
-def _lr_too_low(epochs, key, ref, lrs, recipe_name) -> Verdict | None:
-    if not lrs or len(lrs) != len(epochs) or not ref:
+# -- the rules, most severe first ----------------------------------------------------------------------------
+def rule_nonfinite(ctx: Context) -> Verdict | None:
+    f = ctx.facts
+    if f.nonfinite is None and not ctx.error_nonfinite:
         return None
-    # A cut is a step: from (near) the peak LR to >= LR_CUT_FACTOR below it between two epochs, as
-    # MultiStepLR does. A planned cosine glide is not one, though its tail also ends far below the peak.
-    peak, prev, cut_at = 0.0, None, None
-    for i, lr in enumerate(lrs):
-        if lr is None or not math.isfinite(lr):
-            continue
-        if prev is not None and prev >= STEP_FROM_PEAK * peak and lr <= peak / LR_CUT_FACTOR:
-            cut_at = i
-            break
-        peak, prev = max(peak, lr), lr
-    if cut_at is None or cut_at == 0:
-        return None
-    at_cut = _num(epochs[cut_at - 1], key)  # the loss when the LR was cut (end of the epoch before)
-    now = _num(epochs[-1], key)
-    line = CONVERGED_RATIO * ref
-    since = len(epochs) - cut_at
-    if at_cut is None or now is None or at_cut <= line or since < PLATEAU_MIN_EPOCHS:
-        return None
-    if at_cut > LEARNING_RATIO * ref:  # it was not learning before the cut either: not the LR's fault
-        return None
-    if now < at_cut * (1 - PLATEAU_DROP) or now <= line:
-        return None
-    nxt = NEXT_ON_FAILURE.get(recipe_name, "alternative_1")
-    cut_epoch = epochs[cut_at].get("epoch", cut_at + 1)
-    return Verdict(
-        "switch",
-        f"LR too low before convergence: stop and run {_action(nxt)}.",
-        f"Rule (LR cut before convergence, the seed MultiStepLR failure): the LR fell from {_fmt(peak)} to "
-        f"{_fmt(lrs[cut_at])} (>= {LR_CUT_FACTOR:g}x) at epoch {cut_epoch} while the {_metric_name(key)} "
-        f"{_fmt(at_cut)} was still above the convergence line {_fmt(line)} ({100 * CONVERGED_RATIO:.0f}% of the "
-        f"start {_fmt(ref)}, the guide's 500/1750); {since} epochs later it is {_fmt(now)} (less than "
-        f"{100 * PLATEAU_DROP:.0f}% lower). More epochs at this LR will not fix it.",
-        nxt, "lr_too_low", len(epochs),
-        {"peak_lr": peak, "cut_lr": lrs[cut_at], "cut_epoch": cut_epoch, "loss_at_cut": at_cut, "loss_now": now})
+    if f.nonfinite is not None:
+        what = f"the {f.nonfinite.metric.replace('_', ' ')} is {f.nonfinite.value} at epoch {f.nonfinite.epoch}"
+    else:
+        what = "the loss became NaN/Inf and training stopped"
+    said = f" Trainer said: {ctx.error}" if ctx.error else ""
+    return ctx.verdict("fail", f"Diverged: {what}.",
+                       "Rule (non-finite loss): a NaN/Inf loss means the weights were about to be destroyed. "
+                       "Usual causes: degenerate boxes or labels out of range (run the diagnostic), an LR too high "
+                       "for this model and batch size (lower it, keep gradient clipping on), fp16 overflow." + said,
+                       "diagnose", "nonfinite", "lr_too_high",
+                       epoch=f.nonfinite.epoch if f.nonfinite else None)
 
 
-def _final(rule, epochs, key, ref, user, recipe_name, total) -> Verdict:
-    vals = [v for v in (_num(e, key) for e in epochs) if v is not None and math.isfinite(v)]
-    best = min(vals)
-    lines = _Lines(rule, ref, user)
-    nxt_fail = NEXT_ON_FAILURE.get(recipe_name)
-    title = _recipe_title(recipe_name)
-    prefix = f"Rule (guide, {title} after the last epoch {total}: {rule.guide_text}): best {_metric_name(key)} "
-    details = {"best": best, "reference": ref, "line": lines.line, "partial_line": lines.partial}
-    if rule.id == "final_lr_boost":
-        first = vals[0]
-        dropped = best <= rule.ratio * first
-        text = (f"Rule (guide, {title}: {rule.guide_text}): best {_metric_name(key)} {_fmt(best)} is "
-                f"{100 * best / first:.0f}% of its first epoch {_fmt(first)} (needs <= {100 * rule.ratio:.0f}%)")
-        if dropped:
-            return Verdict("partial", "The LR boost helped; for a final model run Alternative 1.",
-                           text + " -> the higher LR helps; the guide does not recommend this for final training.",
-                           "alternative_1", rule.id, len(epochs), details)
-        return Verdict("fail", "The LR boost did not help: run Alternative 1.", text + " -> run Alternative 1.",
-                       "alternative_1", rule.id, len(epochs), details)
-    if best < lines.line:
-        return Verdict("success", f"Success: use this model for the submission (best {_metric_name(key)} {_fmt(best)}).",
-                       prefix + lines.describe(best) + " -> success.", "submission", rule.id, len(epochs), details)
-    if lines.partial is not None and best < lines.partial:
-        return Verdict("partial", f"Partial success: the model might still work (best {_metric_name(key)} {_fmt(best)}); "
-                       f"{_action(nxt_fail)} may do better.",
-                       prefix + lines.describe(best, "partial") + " -> partial success.", nxt_fail, rule.id,
-                       len(epochs), details)
-    return Verdict("fail", f"Not good enough: run {_action(nxt_fail)}.",
-                   prefix + lines.describe(best, "partial" if lines.partial is not None else "line")
-                   + f" -> {_action(nxt_fail)}.", nxt_fail, rule.id, len(epochs), details)
+def rule_divergence(ctx: Context) -> Verdict | None:
+    f = ctx.facts
+    if not f.points or not f.reference:
+        return None
+    last_e, last = f.points[-1]
+    if last > DIVERGENCE_RATIO * f.reference:
+        return ctx.verdict("fail", f"Diverging: the {ctx.metric} {_fmt(last)} is {last / f.reference:.1f}x the "
+                                   f"starting loss (epoch {last_e}).",
+                           f"Rule (divergence): a loss above {DIVERGENCE_RATIO:g}x the starting loss "
+                           f"{_fmt(f.reference)} means training is blowing up; lower the LR and keep gradient "
+                           "clipping and warmup on.", "lower_lr", "divergence", "lr_too_high",
+                           value=last, reference=f.reference)
+    if f.best_epoch is None or f.best_epoch >= last_e or last_e <= f.lr.warmup_end + 1:
+        return None
+    rise = max(DIVERGENCE_RISE, 4 * f.noise)
+    sustained = [v for e, v in f.points if e > f.best_epoch][-2:]
+    if len(sustained) < 2 or last < f.best * (1 + rise) or min(sustained) < f.best * (1 + rise / 2):
+        return None
+    if f.metric == "val_loss" and f.train_points:
+        after = [v for e, v in f.train_points if e >= f.best_epoch]
+        t_margin = max(0.1, 3 * f.train_noise)
+        if not after or after[-1] < min(after) * (1 + t_margin):
+            return None  # training still falls (or is flat): overfitting or noise, not divergence
+        train_note = f"; the training loss rose too, from {_fmt(min(after))} to {_fmt(after[-1])}"
+    else:
+        train_note = ""
+    return ctx.verdict("fail", f"Diverging: the {ctx.metric} rose from its best {_fmt(f.best)} (epoch "
+                               f"{f.best_epoch}) to {_fmt(last)} (epoch {last_e}), {_pct(last / f.best - 1)} higher.",
+                       f"Rule (divergence from the best): the loss has stayed more than {_pct(rise / 2)} above its "
+                       f"best for the last 2 validated epochs and ends {_pct(last / f.best - 1)} above it (line "
+                       f"{_pct(rise)}, from the noise {100 * f.noise:.1f}%/epoch){train_note}. The LR is too high "
+                       "for this stage of training: lower it and keep gradient clipping on.",
+                       "lower_lr", "divergence", "lr_too_high", best_epoch=f.best_epoch, best=f.best, value=last)
 
 
-def _decision(rule, epochs, key, ref, user, total, recipe_name) -> Verdict | None:
-    at = rule.scaled_epoch(total)
-    if at is None or len(epochs) < at:
+def rule_overfitting(ctx: Context) -> Verdict | None:
+    f = ctx.facts
+    if f.metric != "val_loss" or f.best_epoch is None or not f.train_points:
         return None
-    value = _num(epochs[at - 1], key)
-    if value is None or not math.isfinite(value):
+    if f.best_epoch <= max(1, f.lr.warmup_end):
+        return None  # the best is the first epoch or inside the warm-up: a bump, not overfitting
+    rise = max(OVERFIT_RISE, 4 * f.noise)
+    after = [(e, v) for e, v in f.points if e > f.best_epoch]
+    recent = after[-OVERFIT_PATIENCE:]
+    if len(recent) < OVERFIT_PATIENCE or not all(v > f.best * (1 + rise) for _, v in recent):
         return None
-    lines = _Lines(rule, ref, user)
-    title = _recipe_title(recipe_name)
-    text = (f"Rule (guide, {title} at {_scaled_note(rule, total)}: {rule.guide_text}): "
-            f"{_metric_name(key)} at epoch {at} {lines.describe(value)}")
-    details = {"decision_epoch": at, "value": value, "reference": ref, "line": lines.line}
+    t_best = [v for e, v in f.train_points if e <= f.best_epoch]
+    t_now = f.train_points[-1][1]
+    if not t_best or t_now >= t_best[-1] * (1 - max(0.01, 2 * f.train_noise)):
+        return None  # training not falling: not overfitting
+    last = f.points[-1][1]
+    return ctx.verdict("warn", f"Overfitting: the validation loss is {_pct(last / f.best - 1)} above its best "
+                               f"(epoch {f.best_epoch}) while the training loss keeps falling.",
+                       f"Rule (overfitting): the validation loss has stayed more than {_pct(rise)} above its best "
+                       f"{_fmt(f.best)} (epoch {f.best_epoch}) for {OVERFIT_PATIENCE} validated epochs (now "
+                       f"{_fmt(last)}) while the training loss fell from {_fmt(t_best[-1])} to {_fmt(t_now)}. "
+                       "best.pt keeps the lowest validation loss; stop here, or train on more data / with "
+                       "augmentation.", "use_best", "overfitting", "overfitting",
+                       best_epoch=f.best_epoch, best=f.best, value=last)
+
+
+def rule_lr_cut_too_early(ctx: Context) -> Verdict | None:
+    """The seed notebook's failure: an LR step cut while the loss was far from the goal, and no progress since."""
+    f = ctx.facts
+    cut = f.lr.last_cut
+    if cut is None or not f.reference or (f.lr.raised_after and f.lr.raised_after > cut.epoch):
+        return None
+    before = [(e, v) for e, v in f.points if e < cut.epoch]
+    since = [(e, v) for e, v in f.points if e >= cut.epoch]
+    if not before or len(since) < 3:
+        return None
+    at_cut = before[-1][1]
+    goal, goal_src = ctx.goal()
+    if at_cut <= goal or at_cut > LEARNED_RATIO * f.reference:
+        return None  # converged before the cut, or never learning (then the data is the suspect)
+    first_two = min(v for _, v in since[:2])
+    helped = 1 - first_two / at_cut
+    if helped > max(CUT_HELPED, 2 * f.margin):
+        return None  # the loss dropped right after the cut: the cut did its job
+    projected = f.projected_end if not f.finished else f.current
+    if projected is None or projected <= goal or f.map_rising:
+        return None
+    nxt = ctx.next_on_failure
+    n_since = f.points[-1][0] - cut.epoch + 1
+    return ctx.verdict(
+        "switch", f"LR too low before convergence: stop and run {_action(nxt)}.",
+        f"Rule (LR cut before convergence, the seed MultiStepLR failure): the LR fell from {_fmt(cut.before)} to "
+        f"{_fmt(cut.after)} ({cut.factor:.0f}x) at epoch {cut.epoch} while the {ctx.metric} {_fmt(at_cut)} was "
+        f"still above the goal {_fmt(goal)} ({_pct(goal / f.reference)} of the start {_fmt(f.reference)}, "
+        f"{goal_src}); in the {n_since} epochs since it is {_fmt(f.current)} ({_pct(1 - f.current / at_cut)} "
+        f"lower; {ctx.trend_text()}), projected {_fmt(projected)} at epoch {f.total_epochs}. More epochs at this "
+        "LR will not fix it.",
+        nxt, "lr_too_low", "lr_decay_before_convergence", peak_lr=f.lr.peak, cut_lr=cut.after,
+        cut_epoch=cut.epoch, loss_at_cut=at_cut, loss_now=f.current, projected=projected, line=goal)
+
+
+def rule_decision(ctx: Context) -> Verdict | None:
+    """The guide's tree at its decision epoch (and after it, re-judged with every new epoch)."""
+    rule = ctx.rule("decision")
+    f = ctx.facts
+    if rule is None or f.finished:
+        return None
+    at = rule.scaled_epoch(f.total_epochs)
+    if at is None or f.n_epochs < at or f.current is None:
+        return None
+    lines = _Lines(rule, f.reference, ctx.thresholds)
+    value = f.current
+    title = _recipe_title(ctx.recipe)
+    when = "at" if f.n_epochs == at else f"since (now epoch {f.n_epochs})"
+    text = (f"Rule (guide, {title} {when} {_scaled_note(rule, f.total_epochs)}: {rule.guide_text}): "
+            f"{ctx.metric} {lines.describe(value)}")
+    details = {"decision_epoch": at, "value": value, "reference": f.reference, "line": lines.line}
     if value <= lines.line:
-        return Verdict("continue", f"On track: continue to epoch {total}.",
-                       text + f" -> continue to epoch {total}.", None, rule.id, len(epochs), details)
+        return ctx.verdict("continue", f"On track: continue to epoch {f.total_epochs}.",
+                           text + f" -> continue to epoch {f.total_epochs}.", None, rule.id, "curve_ok", **details)
+    goal, goal_src = ctx.goal()
+    projected = f.projected_end
+    details.update(projected=projected, goal=goal)
+    if projected is None:
+        return ctx.verdict("warn", f"Behind the guide's line at epoch {at}; too few epochs to tell where it ends.",
+                           text + f"; {ctx.trend_text()}, so no projection to epoch {f.total_epochs} yet -> "
+                           "continue and re-check next epoch.", None, rule.id, "below_expected_curve", **details)
+    proj = (f"; {ctx.trend_text()}, projected {_fmt(projected)} at epoch {f.total_epochs} vs the goal "
+            f"{_fmt(goal)} ({goal_src})")
+    if projected <= goal or f.map_rising:
+        why = (f"mAP is still rising ({f.map_points[-1][1]:.3f} now)" if f.map_rising and projected > goal
+               else "at its current pace it still reaches the goal")
+        return ctx.verdict("warn", f"Behind the guide's line at epoch {at}, but still improving: continue and "
+                                   "re-check.", text + proj + f" -> {why}; continue and watch the next epochs.",
+                           None, rule.id, "below_expected_curve", **details)
     nxt = rule.next_if_above
     if rule.if_above == "diagnose":
         head = f"Stop {title}: likely a data or preprocessing problem; run the diagnostic."
     else:
         head = f"Stop {title} and run {_action(nxt)}."
-    return Verdict(rule.if_above, head, text + f" -> {head}", nxt, rule.id, len(epochs), details)
+    return ctx.verdict(rule.if_above, head, text + proj + f" -> {head}", nxt, rule.id, "below_expected_curve",
+                       **details)
 
 
-def _overfitting(epochs) -> Verdict | None:
-    """Validation loss risen well above its best for several epochs while the training loss keeps falling."""
-    val = [_num(e, "val_loss") for e in epochs]
-    train = [_num(e, "train_loss") for e in epochs]
-    if len(epochs) <= OVERFIT_PATIENCE or any(v is None for v in val):
+def rule_stalled(ctx: Context) -> Verdict | None:
+    """Learned something, but at its pace (a plateau or a crawl) the run ends above the goal."""
+    f = ctx.facts
+    early = ctx.rule("early_warning")
+    if f.current is None or not f.reference or f.finished or len(f.points) < f.window + 1 or f.map_rising:
         return None
-    best_i = min(range(len(val)), key=val.__getitem__)
-    recent = range(len(val) - OVERFIT_PATIENCE, len(val))
-    if best_i >= recent[0] or not all(val[i] > (1 + OVERFIT_RISE) * val[best_i] for i in recent):
+    if f.n_epochs < early.scaled_epoch(f.total_epochs) or f.points[-1][0] <= f.lr.warmup_end + 1:
         return None
-    if train[best_i] is None or train[-1] is None or train[-1] >= train[best_i]:
-        return None  # both rising: not overfitting (divergence or a broken setup)
-    best_epoch = epochs[best_i].get("epoch", best_i + 1)
-    rise = val[-1] / val[best_i] - 1
-    return Verdict("warn", f"Overfitting: the validation loss is {100 * rise:.0f}% above its best (epoch {best_epoch}).",
-                   f"Rule (overfitting): the validation loss has stayed more than {100 * OVERFIT_RISE:.0f}% above its "
-                   f"best {_fmt(val[best_i])} for {OVERFIT_PATIENCE} epochs while the training loss fell from "
-                   f"{_fmt(train[best_i])} to {_fmt(train[-1])}. best.pt keeps the lowest validation loss; "
-                   "stop here, or train on more data / with augmentation.", None, "overfitting", len(epochs),
-                   {"best_epoch": best_epoch, "best": val[best_i], "value": val[-1]})
+    if f.current > LEARNED_RATIO * f.reference:
+        return None  # it has not learned yet: the early warning (not learning) speaks
+    goal, goal_src = ctx.goal()
+    projected = f.projected_end
+    if projected is None or f.current <= goal or projected <= goal:
+        return None
+    plateau = f.plateau_epochs >= max(3, f.window)
+    low = f.lr.fraction_of_peak is not None and f.lr.fraction_of_peak <= LOW_LR_FRACTION
+    lr_note = (f"; the LR is now {_fmt(f.lr.current)}, {_pct(f.lr.fraction_of_peak)} of its peak {_fmt(f.lr.peak)}"
+               if f.lr.known else "")
+    code, nxt = ("lr_too_low", "alternative_3") if low else ("loss_plateau", ctx.next_on_failure)
+    if low and ctx.recipe in ("alternative_1", "alternative_2", "alternative_3"):
+        nxt = ctx.next_on_failure
+    if plateau:
+        since = f.points[-1][0] - f.plateau_epochs
+        head = (f"Plateau: the {ctx.metric} has not improved by more than {_pct(f.margin)} since epoch {since} "
+                f"({f.plateau_epochs} epochs) and is above the goal.")
+    else:
+        since = None
+        head = (f"Too slow: at this pace the {ctx.metric} ends near {_fmt(projected)} at epoch {f.total_epochs}, "
+                f"above the goal {_fmt(goal)}.")
+    return ctx.verdict("warn", head,
+                       f"Rule (stalled): best {_fmt(f.best)} at epoch {f.best_epoch}, now {_fmt(f.current)} "
+                       f"({_pct(f.current / f.reference)} of the start {_fmt(f.reference)}; {ctx.trend_text()}); "
+                       f"even on an optimistic power law it is projected {_fmt(projected)} at epoch "
+                       f"{f.total_epochs} vs the goal {_fmt(goal)} ({goal_src}){lr_note}.", nxt, "plateau", code,
+                       projected=projected, line=goal, since_epoch=since)
 
 
-def _early(rule, epochs, key, ref, total, next_check) -> Verdict | None:
-    at = rule.scaled_epoch(total)
-    if len(epochs) < at:
+def rule_not_learning(ctx: Context) -> Verdict | None:
+    """The guide's early warning: "if the loss doesn't drop by epoch 15, something is wrong"."""
+    rule = ctx.rule("early_warning")
+    f = ctx.facts
+    if rule is None or f.current is None or not f.reference or f.map_rising:
         return None
-    value = _num(epochs[-1], key)
-    if value is None:
+    at = rule.scaled_epoch(f.total_epochs)
+    flat_from_start = (len(f.points) > NOT_LEARNING_EPOCHS and f.best >= f.reference * (1 - f.margin)
+                       and f.points[-1][0] > f.lr.warmup_end + NOT_LEARNING_EPOCHS)
+    if f.n_epochs < at and not flat_from_start:
         return None
-    if value <= rule.ratio * ref:
+    if f.current <= rule.ratio * f.reference:
         return None
-    nc = f" The decision comes at epoch {next_check}." if next_check else ""
-    return Verdict("warn", f"Warning: the loss has not dropped by epoch {len(epochs)}.",
-                   f"Rule (guide, early warning at {_scaled_note(rule, total)}: {rule.guide_text}): "
-                   f"{_metric_name(key)} {_fmt(value)} is {100 * value / ref:.0f}% of the starting loss {_fmt(ref)} "
-                   f"(should be below {100 * rule.ratio:.0f}%). Check the data (nbdetect.diagnose()) and the LR." + nc,
-                   "diagnose", rule.id, len(epochs), {"value": value, "reference": ref})
+    decision = ctx.rule("decision")
+    nc = (f" The decision comes at epoch {decision.scaled_epoch(f.total_epochs)}."
+          if decision is not None and f.n_epochs < decision.scaled_epoch(f.total_epochs) else "")
+    when = (f"early warning at {_scaled_note(rule, f.total_epochs)}" if f.n_epochs >= at
+            else f"flat since the start for {f.points[-1][0] - 1} epochs")
+    return ctx.verdict("warn", f"Warning: the loss has not dropped by epoch {f.n_epochs}.",
+                       f"Rule (guide, {when}: {rule.guide_text}): {ctx.metric} {_fmt(f.current)} is "
+                       f"{_pct(f.current / f.reference)} of the starting loss {_fmt(f.reference)} (should be below "
+                       f"{_pct(rule.ratio)}; {ctx.trend_text()}). Check the data (nbdetect.diagnose()) and the LR."
+                       + nc, "diagnose", rule.id, "loss_plateau", value=f.current, reference=f.reference)
+
+
+def rule_final(ctx: Context) -> Verdict | None:
+    """Step 4 of the guide: grading after the last epoch, on the best validation loss (what best.pt holds)."""
+    rule = ctx.rule("final")
+    f = ctx.facts
+    if rule is None or not f.finished or f.best is None:
+        return None
+    best, ref = f.best, f.reference
+    lines = _Lines(rule, ref, ctx.thresholds)
+    nxt_fail = ctx.next_on_failure
+    title = _recipe_title(ctx.recipe)
+    details = {"best": best, "reference": ref, "line": lines.line, "partial_line": lines.partial}
+    if rule.id == "final_lr_boost":
+        text = (f"Rule (guide, {title}: {rule.guide_text}): best {ctx.metric} {_fmt(best)} is {_pct(best / ref)} "
+                f"of the loss before the boost {_fmt(ref)} (needs <= {_pct(rule.ratio)})")
+        if best <= rule.ratio * ref:
+            return ctx.verdict("partial", "The LR boost helped; for a final model run Alternative 1.",
+                               text + " -> the higher LR helps; the guide does not recommend this for final "
+                                      "training.", "alternative_1", rule.id, "curve_ok", **details)
+        return ctx.verdict("fail", "The LR boost did not help: run Alternative 1.", text + " -> run Alternative 1.",
+                           "alternative_1", rule.id, "below_expected_curve", **details)
+    prefix = (f"Rule (guide, {title} after the last epoch {f.total_epochs}: {rule.guide_text}): best "
+              f"{ctx.metric} ")
+    if best < lines.line:
+        return ctx.verdict("success", f"Success: use this model for the submission (best {ctx.metric} "
+                                      f"{_fmt(best)}).", prefix + lines.describe(best) + " -> success.",
+                           "submission", rule.id, "curve_ok", **details)
+    if lines.partial is not None and best < lines.partial:
+        return ctx.verdict("partial", f"Partial success: the model might still work (best {ctx.metric} "
+                                      f"{_fmt(best)}); {_action(nxt_fail)} may do better.",
+                           prefix + lines.describe(best, "partial") + " -> partial success.", nxt_fail, rule.id,
+                           "below_expected_curve", **details)
+    return ctx.verdict("fail", f"Not good enough: run {_action(nxt_fail)}.",
+                       prefix + lines.describe(best, "partial" if lines.partial is not None else "line")
+                       + f" -> {_action(nxt_fail)}.", nxt_fail, rule.id, "below_expected_curve", **details)
+
+
+#: The policy: every rule runs at every epoch; the first (most severe) applicable problem wins, in the order
+#: Lightning's EarlyStopping checks (non-finite, divergence, ...). Add a rule: a function above + a line here.
+POLICY: tuple = (
+    rule_nonfinite,
+    rule_divergence,
+    rule_overfitting,
+    rule_lr_cut_too_early,
+    rule_decision,
+    rule_stalled,
+    rule_not_learning,
+)
+#: After the last epoch the guide's grading leads, except over these (a broken run is never a success).
+OVERRIDE_FINAL = ("nonfinite", "divergence")
+
+
+def judge(facts: CurveFacts, recipe_name: str = "", thresholds: UserThresholds | None = None,
+          error: BaseException | str | None = None) -> list[Verdict]:
+    """Every applicable finding for ``facts``, most severe first (the live verdict and diagnose() both call this)."""
+    text = str(error) if error is not None else None
+    nonfinite_error = error is not None and (type(error).__name__ == "NonFiniteLossError" or any(
+        w in (text or "").lower() for w in ("nan", "inf", "non-finite", "nonfinite")))
+    ctx = Context(facts, recipe_name or "", thresholds, text, nonfinite_error)
+    if not facts.reference and not ctx.error_nonfinite and facts.nonfinite is None:
+        return []
+    found = [v for v in (rule(ctx) for rule in POLICY) if v is not None]
+    problems = [v for v in found if v.is_problem]
+    fine = [v for v in found if not v.is_problem]
+    final = rule_final(ctx) if facts.reference else None
+    if final is not None:
+        lead = [p for p in problems if p.rule_id in OVERRIDE_FINAL]
+        rest = [p for p in problems if p.rule_id not in OVERRIDE_FINAL]
+        return lead + [final] + rest
+    return problems + fine
+
+
+def _compose(found: list[Verdict], facts: CurveFacts, recipe_name: str) -> Verdict:
+    top = found[0]
+    others = [v for v in found[1:] if v.is_problem]
+    if others:
+        also = " ".join(f"Also: {v.headline}" for v in others[:2])
+        if top.rule_id and top.rule_id.startswith("final") and top.status in ("fail", "partial") \
+                and others[0].rule_id == "lr_too_low":
+            top.headline = f"{top.headline} {others[0].headline}"
+            top.next_action = others[0].next_action
+        top.rule_text = f"{top.rule_text} {also}"
+    top.findings = list(found)
+    top.facts = facts
+    return top
 
 
 def decide(history_epochs: list[dict], recipe_name: str, total_epochs: int, lr_per_epoch: list[float] | None = None,
@@ -476,58 +695,34 @@ def decide(history_epochs: list[dict], recipe_name: str, total_epochs: int, lr_p
            error: BaseException | str | None = None) -> Verdict:
     """The verdict for a run after its latest epoch.
 
-    history_epochs: ``History.epochs`` (1-based ``epoch``, ``train_loss``, ``val_loss``, ``lr``...).
+    history_epochs: ``History.epochs`` (1-based ``epoch``, ``train_loss``, ``val_loss``, ``lr``, ``map``...).
     recipe_name: ``"alternative_1"``, ``"alternative_2"``, ``"alternative_3"``, ``"seed_multistep"``
         or any other name (then only the generic rules apply).
     total_epochs: the run's planned number of epochs (decision epochs scale with it).
-    lr_per_epoch: the LR at the end of each epoch (default: the records' ``lr``).
+    lr_per_epoch: the LR of each epoch (default: the records' ``lr``).
     thresholds: :class:`UserThresholds` in your own loss convention.
-    reference_loss: the starting loss, when known better than from the first epoch.
+    reference_loss: the starting loss, when known better than from the first epoch (Alternative 3: the loss
+        before the boost).
     error: the training error, if the run failed (a non-finite loss is reported as divergence).
     """
-    epochs = [e for e in history_epochs if isinstance(e, dict)]
-    key = _metric_key(epochs) if epochs else "val_loss"
-    ref = reference_loss if reference_loss and reference_loss > 0 else reference_of(epochs)
-    div = _divergence(epochs, key, ref, error)
-    if div is not None:
-        return div
+    epochs = [e for e in (history_epochs or []) if isinstance(e, dict)]
+    facts = curve_facts(epochs, total_epochs or len(epochs), lr_per_epoch, reference_loss)
+    found = judge(facts, recipe_name, thresholds, error)
+    if found:
+        return _compose(found, facts, recipe_name)
     if not epochs:
         return Verdict("pending", "Waiting for the first epoch.", "No rule applies before the first epoch ends.",
-                       epoch=0)
-    if not ref:
+                       epoch=0, facts=facts)
+    if not facts.reference:
         return Verdict("pending", "No loss recorded yet.", "The first epoch has no finite loss to compare with.",
-                       epoch=len(epochs))
-    n = len(epochs)
-    rules = [r for r in RULES if r.applies(recipe_name)]
-    lrs = lr_per_epoch if lr_per_epoch is not None else [_num(e, "lr") for e in epochs]
-    low = _lr_too_low(epochs, key, ref, list(lrs)[:n], recipe_name)
-    finished = n >= total_epochs
-    final_rule = next((r for r in rules if r.kind == "final"), None)
-    if finished and final_rule is not None:
-        verdict = _final(final_rule, epochs, key, ref, thresholds, recipe_name, total_epochs)
-        if low is not None and verdict.status in ("fail", "partial"):
-            low.headline = verdict.headline + " " + low.headline
-            low.rule_text = verdict.rule_text + " Also: " + low.rule_text
-            return low
-        return verdict
-    if low is not None:
-        return low
-    decision = next((r for r in rules if r.kind == "decision"), None)
-    if decision is not None:
-        v = _decision(decision, epochs, key, ref, thresholds, total_epochs, recipe_name)
-        if v is not None:
-            return v
-    over = _overfitting(epochs)
-    if over is not None:
-        return over
-    next_check = decision.scaled_epoch(total_epochs) if decision is not None else None
-    early = next((r for r in rules if r.kind == "early_warning"), None)
-    if early is not None:
-        v = _early(early, epochs, key, ref, total_epochs, next_check)
-        if v is not None:
-            return v
-    value = _num(epochs[-1], key)
-    nxt = f"next check at epoch {next_check}" if next_check else f"graded after epoch {total_epochs}"
+                       epoch=len(epochs), facts=facts)
+    ctx = Context(facts, recipe_name or "", thresholds, None, False)
+    decision = ctx.rule("decision")
+    next_check = decision.scaled_epoch(facts.total_epochs) if decision is not None else None
+    nxt = (f"next check at epoch {next_check}" if next_check and next_check > facts.n_epochs
+           else f"graded after epoch {facts.total_epochs}")
+    value = facts.current
     return Verdict("continue", f"Training; {nxt}.",
-                   f"No rule fires yet: {_metric_name(key)} {_fmt(value)} is {100 * value / ref:.0f}% of the starting "
-                   f"loss {_fmt(ref)}; {nxt}.", None, None, n, {"value": value, "reference": ref})
+                   f"No rule fires: {ctx.metric} {_fmt(value)} is {_pct(value / facts.reference)} of the starting "
+                   f"loss {_fmt(facts.reference)} ({ctx.trend_text()}); {nxt}.", None, None, facts.n_epochs,
+                   {"value": value, "reference": facts.reference}, "curve_ok", [], facts)

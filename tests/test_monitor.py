@@ -197,7 +197,7 @@ def test_failed_run_shows_error_and_divergence_verdict():
     run.message = f"Training stopped: {run.error}"
     mon.on_run_end(run)
     assert "failed" in mon.status.value and "nan at epoch 3" in mon.status.value
-    assert mon.verdict.rule_id == "divergence" and "Diverged" in mon.verdict_box.value
+    assert mon.verdict.rule_id == "nonfinite" and "Diverged" in mon.verdict_box.value
 
 
 def test_render_is_throttled_per_iteration():

@@ -18,7 +18,8 @@ import threading
 import time
 
 from ..callbacks import Callback
-from ..verdict import Verdict, decide
+from ..verdict import Verdict
+from ..verdict_callback import verdict_of
 
 
 def format_duration(seconds: float) -> str:
@@ -102,12 +103,8 @@ class Monitor(Callback):
         return max(self.min_render_interval, self.render_seconds / self.render_budget)
 
     def compute_verdict(self, run=None) -> Verdict:
-        run = run or self.run
-        recipe = getattr(run, "recipe", None)
-        name = getattr(recipe, "name", "") if recipe is not None else ""
-        error = getattr(run, "error", None) if getattr(run, "status", "") == "failed" else None
-        self.verdict = decide(run.history.epochs, name, getattr(run, "epochs", 0) or len(run.history.epochs),
-                              thresholds=self.thresholds, error=error)
+        """The run's verdict, as its VerdictCallback computed it (the monitor never judges on its own)."""
+        self.verdict = verdict_of(run or self.run, self.thresholds)
         return self.verdict
 
     def render(self, run=None, force: bool = True) -> bytes | None:

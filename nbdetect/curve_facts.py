@@ -1,0 +1,402 @@
+"""Facts about a training curve, computed once, read by the live verdict and by diagnose().
+
+Pure Python (no torch, no widgets). :func:`curve_facts` turns per-epoch records
+(``History.epochs``: ``epoch``, ``train_loss``, ``val_loss``, ``lr``, ``map``, ``map50``)
+into a frozen :class:`CurveFacts`. Every fact is scale-free: losses are compared
+as ratios and slopes are taken on ``log(loss)``, so the same history multiplied
+by 0.3 or by 2000 gives the same facts (the reference, best and last values
+scale, nothing else does).
+
+Noise-aware: the per-epoch noise of the judged series is estimated from the
+spread of its epoch-to-epoch log changes (median absolute deviation), and an
+improvement counts only when it is larger than a margin derived from that noise
+(never below ``MIN_DELTA``, 1%).
+
+Gaps: an epoch without a validation loss (``None``, a missing key, or a NaN
+placeholder while the training loss is finite, as when validating every other
+epoch) is *missing*, not a value. A NaN/Inf counts as a non-finite loss when it
+is a training loss, an Inf, or a NaN validation loss at the end of the history
+longer than the run's validation cadence.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+MIN_DELTA = 0.01  # the smallest relative change ever called an improvement or a rise
+NOISE_MARGIN = 2.0  # an improvement must exceed this many noise standard deviations
+DEFAULT_NOISE = 0.01  # relative noise assumed when there are too few epochs to measure it
+CUT_FACTOR = 2.0  # an LR at least this many times lower than the epoch before: a cut (a step)
+STEP_FLAT_TOL = 0.05  # the LR was constant (within 5%) in the epoch before a step cut
+WARMUP_RISE = 1.05  # an LR 5% above the epoch before, from the start: still warming up
+
+
+# -- small helpers ----------------------------------------------------------------------------------------
+def to_float(v) -> float | None:
+    """A finite-or-not float, or None when the value is absent or not a number."""
+    if v is None or isinstance(v, bool):
+        return None
+    try:
+        out = float(v)
+    except (TypeError, ValueError):
+        return None
+    return out
+
+
+def is_finite(v) -> bool:
+    return v is not None and math.isfinite(v)
+
+
+def _median(xs: list[float]) -> float:
+    s = sorted(xs)
+    n = len(s)
+    if n == 0:
+        return math.nan
+    return s[n // 2] if n % 2 else 0.5 * (s[n // 2 - 1] + s[n // 2])
+
+
+def _quantile(xs: list[float], q: float) -> float:
+    s = sorted(xs)
+    if not s:
+        return math.nan
+    pos = q * (len(s) - 1)
+    lo = int(math.floor(pos))
+    hi = min(lo + 1, len(s) - 1)
+    return s[lo] + (s[hi] - s[lo]) * (pos - lo)
+
+
+def _log(v: float) -> float:
+    return math.log(max(v, 1e-30))
+
+
+def theil_sen(points: list[tuple[int, float]]) -> tuple[float, float, float]:
+    """Median, optimistic (25th percentile) and pessimistic (75th) slope of ``log(value)`` per epoch.
+
+    The Theil-Sen estimator: the median of the slopes of all pairs, robust to a few noisy epochs.
+    """
+    slopes = []
+    for i in range(len(points)):
+        for j in range(i + 1, len(points)):
+            (xa, ya), (xb, yb) = points[i], points[j]
+            if xb != xa:
+                slopes.append((_log(yb) - _log(ya)) / (xb - xa))
+    if not slopes:
+        return math.nan, math.nan, math.nan
+    return _median(slopes), _quantile(slopes, 0.25), _quantile(slopes, 0.75)
+
+
+def noise_of(points: list[tuple[int, float]]) -> float | None:
+    """Relative per-epoch noise: robust spread of the second differences of ``log(value)`` (None: < 5 points).
+
+    A smooth curve (even one whose trend turns, as when overfitting starts) has second differences near 0;
+    independent noise of sd ``s`` gives second differences of sd ``s * sqrt(6)``.
+    """
+    if len(points) < 5:
+        return None
+    logs = [_log(v) for _, v in points]
+    d2 = [logs[i + 1] - 2 * logs[i] + logs[i - 1] for i in range(1, len(logs) - 1)]
+    mad = _median([abs(d) for d in d2])
+    return 1.4826 * mad / math.sqrt(6)
+
+
+# -- the facts --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class LRCut:
+    epoch: int  # first epoch that trained at the lower LR (1-based)
+    before: float
+    after: float
+
+    @property
+    def factor(self) -> float:
+        return self.before / self.after if self.after > 0 else math.inf
+
+
+@dataclass(frozen=True)
+class LRFacts:
+    """What the recorded LR of every epoch says: warm-up, peak, step cuts, where it is now."""
+
+    known: bool = False
+    peak: float | None = None
+    peak_epoch: int | None = None
+    current: float | None = None
+    warmup_end: int = 0  # last epoch whose LR was still rising from the start (0: no warm-up seen)
+    cuts: tuple[LRCut, ...] = ()
+    raised_after: int | None = None  # epoch the LR was raised again after the last cut (an LR boost)
+
+    @property
+    def last_cut(self) -> LRCut | None:
+        return self.cuts[-1] if self.cuts else None
+
+    @property
+    def fraction_of_peak(self) -> float | None:
+        if self.peak and self.current is not None:
+            return self.current / self.peak
+        return None
+
+
+@dataclass(frozen=True)
+class NonFinite:
+    epoch: int
+    metric: str  # "train_loss" | "val_loss"
+    value: float
+
+
+@dataclass(frozen=True)
+class CurveFacts:
+    """Facts about one run's loss curve after its latest epoch; see the module docstring.
+
+    ``points``: ``(epoch, value)`` of the judged series (finite values only; gaps left out).
+    ``trend``: median slope of ``log(loss)`` per epoch over the trailing ``window`` points
+    (-0.05 = falling 5% per epoch); ``trend_optimistic``: its favourable (25th percentile) bound.
+    ``projected_end``: the loss at ``total_epochs`` on a power law fitted to the trailing window
+    (log loss against log epoch, favourable slope bound): since losses decelerate at least that
+    fast, a run whose projection misses a line will almost surely miss it.
+    """
+
+    metric: str
+    n_epochs: int
+    total_epochs: int
+    points: tuple[tuple[int, float], ...]
+    train_points: tuple[tuple[int, float], ...]
+    reference: float | None
+    nonfinite: NonFinite | None
+    missing_epochs: tuple[int, ...]
+    noise: float
+    noise_measured: bool
+    margin: float
+    window: int
+    trend: float
+    trend_optimistic: float
+    trend_from: str | None  # the series the trend was measured on (None: too few epochs)
+    current: float | None  # the loss now, robust to one noisy epoch (median fit of the trailing window)
+    projected_end: float | None
+    best: float | None
+    best_epoch: int | None
+    last: float | None
+    last_epoch: int | None
+    plateau_epochs: int  # epochs since the last improvement on the best by more than the margin
+    train_trend: float
+    train_noise: float
+    lr: LRFacts = field(default_factory=LRFacts)
+    map_points: tuple[tuple[int, float], ...] = ()
+    map_trend: float = math.nan  # absolute mAP change per epoch over the trailing window
+
+    # -- derived ----------------------------------------------------------------------------------------
+    @property
+    def scale(self) -> float:
+        return self.reference or 1.0
+
+    def ratio(self, value: float | None) -> float | None:
+        """``value`` as a fraction of the starting loss."""
+        if value is None or not self.reference:
+            return None
+        return value / self.reference
+
+    @property
+    def finished(self) -> bool:
+        return self.n_epochs >= self.total_epochs
+
+    @property
+    def remaining(self) -> int:
+        return max(0, self.total_epochs - (self.last_epoch or self.n_epochs))
+
+    @property
+    def has_map(self) -> bool:
+        return any(v > 0 for _, v in self.map_points)
+
+    @property
+    def map_rising(self) -> bool:
+        """mAP still improving clearly over the trailing window (at least 0.005 per epoch)."""
+        return self.has_map and is_finite(self.map_trend) and self.map_trend > 0.005
+
+    def value_at(self, epoch: int) -> float | None:
+        for e, v in self.points:
+            if e == epoch:
+                return v
+        return None
+
+    def points_between(self, first: int, last: int) -> list[tuple[int, float]]:
+        return [(e, v) for e, v in self.points if first <= e <= last]
+
+    def improvement_since(self, epoch: int) -> float | None:
+        """Relative drop from the loss at (or just before) ``epoch`` to the current loss."""
+        before = [v for e, v in self.points if e <= epoch]
+        if not before or self.current is None:
+            return None
+        return 1.0 - self.current / before[-1]
+
+    def as_dict(self) -> dict:
+        return {"metric": self.metric, "epochs": self.n_epochs, "total_epochs": self.total_epochs,
+                "reference": self.reference, "best": self.best, "best_epoch": self.best_epoch,
+                "last": self.last, "current": self.current, "trend_per_epoch": self.trend,
+                "projected_end": self.projected_end, "noise": self.noise, "margin": self.margin,
+                "plateau_epochs": self.plateau_epochs, "lr_peak": self.lr.peak, "lr_current": self.lr.current,
+                "lr_cuts": [(c.epoch, c.before, c.after) for c in self.lr.cuts],
+                "nonfinite": None if self.nonfinite is None else (self.nonfinite.epoch, self.nonfinite.metric)}
+
+
+def window_size(n_points: int) -> int:
+    """Trailing window for trends: a quarter of the points seen, 4 to 8."""
+    return max(4, min(8, math.ceil(n_points / 4)))
+
+
+def _series(epochs: list[dict], key: str) -> list[tuple[int, float | None, bool]]:
+    """``(epoch, value, present)`` per record; ``present`` False when the key is absent or None."""
+    out = []
+    for i, rec in enumerate(epochs):
+        e = to_float(rec.get("epoch"))
+        epoch = int(e) if is_finite(e) else i + 1
+        raw = rec.get(key)
+        v = to_float(raw)
+        out.append((epoch, v, v is not None))
+    return out
+
+
+def _cadence(present_epochs: list[int]) -> int:
+    gaps = [b - a for a, b in zip(present_epochs, present_epochs[1:]) if b > a]
+    if not gaps:
+        return 1
+    return max(1, int(round(_median(gaps))))
+
+
+def _nonfinite(train, val) -> NonFinite | None:
+    """The first real non-finite loss; NaN validation placeholders (gaps) are not one."""
+    for epoch, v, present in train:
+        if present and not math.isfinite(v):
+            return NonFinite(epoch, "train_loss", v)
+    for epoch, v, present in val:
+        if present and math.isinf(v):
+            return NonFinite(epoch, "val_loss", v)
+    finite_val_epochs = [e for e, v, p in val if p and math.isfinite(v)]
+    if not finite_val_epochs:
+        return None  # never validated: NaN placeholders only, the training loss is judged
+    last_finite = finite_val_epochs[-1]
+    trailing_nan = [e for e, v, p in val if p and math.isnan(v) and e > last_finite]
+    # a NaN before a later finite value is a gap; a trailing run as long as the validation cadence is real
+    if trailing_nan and len(trailing_nan) >= _cadence(finite_val_epochs):
+        return NonFinite(trailing_nan[0], "val_loss", math.nan)
+    return None
+
+
+def lr_facts(lrs: list[float | None], epochs: list[int]) -> LRFacts:
+    pts = [(e, lr) for e, lr in zip(epochs, lrs) if is_finite(lr) and lr > 0]
+    if not pts:
+        return LRFacts()
+    peak_epoch, peak = max(pts, key=lambda p: p[1])
+    warmup_end = 0
+    for (ea, a), (eb, b) in zip(pts, pts[1:]):
+        if b > a * WARMUP_RISE:
+            warmup_end = eb
+        else:
+            break
+    cuts = []
+    raised_after = None
+    for k in range(1, len(pts)):
+        (ea, a), (eb, b) = pts[k - 1], pts[k]
+        flat_before = k < 2 or abs(pts[k - 2][1] - a) <= STEP_FLAT_TOL * a
+        if b * CUT_FACTOR <= a and flat_before:
+            cuts.append(LRCut(eb, a, b))
+        elif cuts and b > a * 1.5 and eb > cuts[-1].epoch:
+            raised_after = eb
+    return LRFacts(True, peak, peak_epoch, pts[-1][1], warmup_end, tuple(cuts), raised_after)
+
+
+def _map_points(epochs: list[dict]) -> list[tuple[int, float]]:
+    key = "map50" if any(is_finite(to_float(r.get("map50"))) for r in epochs) else "map"
+    return [(e, v) for e, v, p in _series(epochs, key) if p and math.isfinite(v)]
+
+
+def curve_facts(history_epochs: list[dict], total_epochs: int | None = None,
+                lr_per_epoch: list[float] | None = None, reference_loss: float | None = None) -> CurveFacts:
+    """Facts after the latest epoch of ``history_epochs`` (see the module docstring)."""
+    epochs = [e for e in (history_epochs or []) if isinstance(e, dict)]
+    n = len(epochs)
+    total = int(total_epochs) if total_epochs else n
+    train = _series(epochs, "train_loss")
+    if not any(p for _, _, p in train):
+        train = _series(epochs, "loss")
+    val = _series(epochs, "val_loss")
+    has_val = any(p and math.isfinite(v) for _, v, p in val)
+    metric = "val_loss" if has_val else "train_loss"
+    judged = val if has_val else train
+    points = [(e, v) for e, v, p in judged if p and math.isfinite(v)]
+    train_points = [(e, v) for e, v, p in train if p and math.isfinite(v)]
+    missing = tuple(e for e, v, p in judged if not (p and math.isfinite(v)))
+    nonfinite = _nonfinite(train, val)
+
+    if reference_loss is not None and is_finite(to_float(reference_loss)) and reference_loss > 0:
+        reference = float(reference_loss)
+    else:
+        firsts = [pts[0][1] for pts in (train_points, points) if pts]
+        firsts = [v for v in firsts if v > 0]
+        reference = max(firsts) if firsts else None
+
+    measured = noise_of(points)
+    noise = measured if measured is not None else DEFAULT_NOISE
+    margin = max(MIN_DELTA, NOISE_MARGIN * noise)
+    w = window_size(len(points))
+    rec_epochs = [e for e, _, _ in train] if train else [i + 1 for i in range(n)]
+    lrs = list(lr_per_epoch)[:n] if lr_per_epoch is not None else [to_float(r.get("lr")) for r in epochs]
+    lr = lr_facts([to_float(x) for x in lrs], rec_epochs[:len(lrs)])
+
+    tail = points[-(w + 1):]
+    if lr.last_cut is not None:  # a new regime since the last LR cut: the trend is measured inside it
+        since_cut = [p for p in tail if p[0] >= lr.last_cut.epoch]
+        if len(since_cut) >= min(w + 1, 6):
+            tail = since_cut
+    if len(tail) < 3 and metric == "val_loss":  # too few validated epochs: the training loss gives the trend
+        trend_tail, trend_from = train_points[-(window_size(len(train_points)) + 1):], "train_loss"
+    else:
+        trend_tail, trend_from = tail, metric
+    if len(trend_tail) < 3:
+        trend_tail, trend_from = [], None
+    trend, optimistic, _ = theil_sen(trend_tail) if trend_tail else (math.nan, math.nan, math.nan)
+    if trend_from == metric and math.isfinite(trend):
+        # current level: the median of the tail's values moved along the trend to the last epoch
+        last_e = tail[-1][0]
+        current = math.exp(_median([_log(v) + trend * (last_e - e) for e, v in tail]))
+    else:
+        current = points[-1][1] if points else None
+    last_epoch = points[-1][0] if points else None
+    projected = None
+    if current is not None and trend_from is not None:
+        # a power law through the trailing window (log loss against log epoch), its favourable slope bound:
+        # exact for a power-law decay and optimistic for a loss approaching a floor
+        loglog = [(math.log(e), v) for e, v in trend_tail if e > 0]
+        slope = theil_sen(loglog)[1] if len(loglog) >= 3 else math.nan
+        slope = min(slope, 0.0) if math.isfinite(slope) else 0.0
+        end = max(total, last_epoch or n)
+        projected = current * (end / max(1, last_epoch or n)) ** slope
+
+    best = best_epoch = None
+    plateau = 0
+    if points:
+        best_epoch, best = min(points, key=lambda p: p[1])
+        running = points[0][1]
+        last_improved = points[0][0]
+        for e, v in points[1:]:
+            if v < running * (1 - margin):
+                running, last_improved = v, e
+            else:
+                running = min(running, v)
+        plateau = points[-1][0] - last_improved
+
+    t_tail = train_points[-(window_size(len(train_points)) + 1):]
+    train_trend = theil_sen(t_tail)[0] if len(t_tail) >= 3 else math.nan
+    t_noise = noise_of(train_points)
+
+    maps = _map_points(epochs)
+    m_tail = maps[-(window_size(len(maps)) + 1):]
+    map_trend = math.nan
+    if len(m_tail) >= 3:
+        slopes = [(b - a) / (eb - ea) for (ea, a), (eb, b) in zip(m_tail, m_tail[1:]) if eb > ea]
+        map_trend = _median(slopes) if slopes else math.nan
+
+    return CurveFacts(
+        metric=metric, n_epochs=n, total_epochs=max(total, n), points=tuple(points),
+        train_points=tuple(train_points), reference=reference, nonfinite=nonfinite, missing_epochs=missing,
+        noise=noise, noise_measured=measured is not None, margin=margin, window=w, trend=trend,
+        trend_optimistic=optimistic, trend_from=trend_from, current=current, projected_end=projected, best=best, best_epoch=best_epoch,
+        last=points[-1][1] if points else None, last_epoch=last_epoch, plateau_epochs=plateau,
+        train_trend=train_trend, train_noise=t_noise if t_noise is not None else DEFAULT_NOISE, lr=lr,
+        map_points=tuple(maps), map_trend=map_trend)
