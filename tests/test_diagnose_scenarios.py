@@ -110,9 +110,9 @@ def test_multistep_lr_dropping_before_convergence():
     opt, sched, val = _multistep_run()
     report = diagnose(optimizer=opt, scheduler=sched, history={"val": val}, epochs=60)
     assert_root(report, "lr_decay_before_convergence", "alternative_1")
-    assert "after 30 epochs" in report.root_cause.title
-    # the LR now is also too low, reported after the root cause
-    assert "lr_too_low" in report.codes("warn")
+    # the same judgement, words and numbers as the live verdict: the cut, its epoch and the goal it missed
+    assert "LR too low before convergence" in report.root_cause.title
+    assert "(10x) at epoch 31" in report.root_cause.evidence and "goal" in report.root_cause.evidence
     assert report.lr_timeline.per_epoch[29] == pytest.approx(2e-4)
     assert report.lr_timeline.per_epoch[30] == pytest.approx(2e-5)
     assert report.lr_timeline.per_epoch[45] == pytest.approx(2e-6)
@@ -123,7 +123,7 @@ def test_lr_far_too_high_diverges():
     opt = torch.optim.Adam(model.parameters(), lr=0.5)
     losses = simulated_losses([0.5] * 8, start=1.6, floor=0.3, speed=5.0)
     report = diagnose(model, opt, data=loader(scenes()), history=losses, overfit_steps=30, overfit_seconds=600)
-    assert_root(report, "lr_too_high", "alternative_1")
+    assert_root(report, "lr_too_high", "lower_lr")
     # the pipeline itself is fine: the overfit test (with a safe LR) passes
     assert report.get("overfit_ok") is not None, report.to_text()
 

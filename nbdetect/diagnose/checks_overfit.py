@@ -13,6 +13,12 @@ import time
 from .report import Finding
 
 CHECK = "overfit"
+MIN_STEPS_FOR_FAIL = 20  # fewer steps than this never call a pipeline broken: a quick check is inconclusive
+
+
+def ratio_of(losses) -> float:
+    first = losses[0]
+    return min(losses[-3:]) / first if first > 0 else math.nan
 
 
 def overfit_one_batch(model, images, targets, *, steps: int = 40, seconds: float = 30.0,
@@ -63,6 +69,11 @@ def judge_overfit(result: dict, batch_indices: list[int] | None = None) -> Findi
                        idx)
     if not losses:
         return Finding(CHECK, "overfit_skipped", "skip", "overfit-one-batch produced no step")
+    if len(losses) < MIN_STEPS_FOR_FAIL and math.isfinite(losses[-1]) and not ratio_of(losses) <= 0.5:
+        return Finding(CHECK, "overfit_inconclusive", "skip",
+                       f"overfit-one-batch inconclusive: {len(losses)} steps are too few to call the pipeline "
+                       f"broken (needs {MIN_STEPS_FOR_FAIL}; {result['seconds']:.0f} s)",
+                       "raise overfit_steps (on a GPU) to tell slow from broken", indices=idx)
     if len(losses) < 5:
         return Finding(CHECK, "overfit_inconclusive", "skip",
                        f"overfit-one-batch inconclusive: only {len(losses)} steps fitted in the time budget "

@@ -34,3 +34,13 @@ def uncovered(scan, findings: list[Finding]) -> list[Finding]:
                            "See nbdetect.data.validate's message for each sample.",
                            sorted({p.index for p in probs if p.index >= 0})))
     return out
+
+
+def unreadable(scan) -> list[Finding]:
+    """Samples whose ``__getitem__`` raised while scanning."""
+    if scan is None or not scan.errors:
+        return []
+    i, msg = scan.errors[0]
+    return [Finding("data", "data_unreadable", "fail", f"{len(scan.errors)} samples could not be read",
+                    f"sample {i}: {msg}", "Fix the dataset's __getitem__ for these samples.",
+                    [e[0] for e in scan.errors])]

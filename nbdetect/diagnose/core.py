@@ -4,8 +4,7 @@ from __future__ import annotations
 import math
 import time
 
-from . import (checks_boxes, checks_images, checks_labels, checks_loss, checks_lr, checks_model, checks_overfit,
-               checks_validate)
+from . import checks_overfit, registry
 from .data_scan import dataset_of, first_batches, n_batches_per_epoch, scan
 from .history_io import load_history
 from .lr_timeline import reconstruct
@@ -15,15 +14,49 @@ from .report import Finding, Report, SampleView
 SAMPLE_VIEW_CODES = ("box_xywh", "box_normalized", "box_degenerate", "box_outside_image")
 
 
+class Context:
+    """What the checks share, each piece built once: the model probe, the data scan, a forward pass on the
+    first batches, the LR timeline and the loss history."""
+
+    def __init__(self, **kw):
+        self.__dict__.update(kw)
+        self.findings: list[Finding] = []
+
+    def has(self, need: str) -> bool:
+        return getattr(self, need, None) is not None
+
+    def overfit_findings(self) -> list[Finding]:
+        info = self.info
+        if not self.batches:
+            return []
+        big_on_cpu = info is not None and info.n_params > 5_000_000 and not str(self.device or info.device).startswith("cuda")
+        if not self.overfit:
+            self.skipped.append("overfit-one-batch: overfit=False")
+            return []
+        if big_on_cpu and self.overfit != "force":
+            self.skipped.append(f"overfit-one-batch: a {info.n_params / 1e6:.0f}M-parameter model on CPU needs "
+                                "minutes per step; run diagnose on a GPU or pass overfit='force'")
+            return []
+        ims, tgs = self.batches[0]
+        res = checks_overfit.overfit_one_batch(self.model, ims, tgs, steps=self.overfit_steps,
+                                               seconds=self.overfit_seconds, device=self.device)
+        finding = checks_overfit.judge_overfit(res, _batch_indices(self.data, len(ims)))
+        data_broken = any(f.status == "fail" and f.check in ("images", "boxes", "labels", "data") for f in self.findings)
+        if data_broken and finding.code == "overfit_failed":
+            finding.evidence += " (expected: the data problems above break training)"
+        return [finding]
+
+
 def diagnose(model=None, optimizer=None, scheduler=None, data=None, history=None, *,
              num_classes: int | None = None, label_base: int = 1, epochs: int | None = None,
              steps_per_epoch: int | None = None, scheduler_interval: str = "auto", batch_size: int | None = None,
              expected=None, overfit: bool | str = True, overfit_steps: int = 40, overfit_seconds: float = 30.0,
              loss_batches: int = 2, max_samples: int | None = None, max_image_stats: int = 32,
-             data_seconds: float = 40.0, device=None, plots: bool = True) -> Report:
+             data_seconds: float = 40.0, device=None, plots: bool = True, recipe: str | None = None) -> Report:
     """Check a detection run and say why it is not learning, root cause first.
 
-    Give what you have; every argument may be missing and the report says what was skipped.
+    Give what you have; every argument may be missing and the report says what was skipped. diagnose()
+    never raises on a student's input: what cannot be read or checked is reported in one line.
 
     model: a torchvision RetinaNet / Faster R-CNN (never modified; expensive checks use a deep copy).
     optimizer, scheduler: the live objects (replayed on copies to rebuild the LR per epoch).
@@ -32,50 +65,45 @@ def diagnose(model=None, optimizer=None, scheduler=None, data=None, history=None
       History / TrainingRun / ``history.jsonl`` / run folder, or an Ultralytics ``results.csv``.
     num_classes: real classes K (labels 1..K); read from the model when not given.
     label_base: 0 if the data's labels are 0-based and nbdetect is meant to shift them.
-    epochs: planned epochs (for the LR timeline); steps_per_epoch: batches per epoch (for
-      per-iteration schedulers); expected: ``{epoch: (lo, hi)}`` expected loss bounds.
+    epochs: planned epochs (for the LR timeline and the curve's projection); steps_per_epoch: batches per
+      epoch (for per-iteration schedulers); expected: ``{epoch: (lo, hi)}`` expected loss bounds.
+    recipe: the nbdetect recipe the history comes from (``"alternative_1"``...); default: your own run.
     overfit: run the bounded overfit-one-batch test (``overfit_steps`` steps or ``overfit_seconds``);
       skipped for models over 5M parameters on CPU unless ``overfit="force"``.
     """
     t0 = time.perf_counter()
-    findings: list[Finding] = []
     skipped: list[str] = []
     samples: list[SampleView] = []
-
-    info = probe(model)
-    hist = load_history(history)
-    if model is None:
-        skipped.append("model checks (prior bias, anchors, loss measurement, overfit): no model given")
-    if data is None:
-        skipped.append("data checks (images, boxes, labels) and loss measurement: no data given")
-    if hist is None:
-        skipped.append("curve checks (plateau, divergence, LR decay vs convergence, loss scale): no history given")
-    if optimizer is None:
-        skipped.append("LR timeline: no optimizer given" + (" (the history's logged LR is used)" if hist and hist.has_lr() else ""))
-
+    info = _guard(skipped, "model probe", probe, model)
+    try:
+        hist = load_history(history)
+    except Exception as exc:  # a missing or unreadable file is a finding about the input, not a crash
+        hist = None
+        skipped.append(f"history could not be read ({type(exc).__name__}: {exc}); pass a list of per-epoch "
+                       "losses, a history.jsonl / results.csv path that exists, or a run folder")
+    if hist is not None and hist.n_epochs == 0:
+        skipped.append("history is empty: no epoch to judge")
+        hist = None
+    if num_classes is not None and (isinstance(num_classes, bool) or not isinstance(num_classes, int)
+                                    or num_classes < 1):
+        skipped.append(f"num_classes={num_classes!r} ignored: it must be a positive int (the number of real "
+                       "classes K); the model's class count is used instead")
+        num_classes = None
     k = num_classes if num_classes is not None else (info.num_classes if info else None)
 
-    # -- data ----------------------------------------------------------------
     sc = None
     if data is not None:
-        sc = scan(data, num_classes=k, label_base=label_base, max_samples=max_samples,
-                  max_image_stats=max_image_stats, time_budget_s=data_seconds)
-        skipped.extend(sc.notes)
-        if sc.errors:
-            i, msg = sc.errors[0]
-            findings.append(Finding("data", "data_unreadable", "fail",
-                                    f"{len(sc.errors)} samples could not be read", f"sample {i}: {msg}",
-                                    "Fix the dataset's __getitem__.", [e[0] for e in sc.errors]))
-        findings += checks_images.check_images(sc, info)
-        findings += checks_boxes.check_boxes(sc, info)
-        findings += checks_labels.check_labels(sc, info, num_classes, label_base)
-        findings += checks_validate.uncovered(sc, findings)
+        sc = _guard(skipped, "data scan", scan, data, num_classes=k, label_base=label_base, max_samples=max_samples,
+                    max_image_stats=max_image_stats, time_budget_s=data_seconds)
+        if sc is not None:
+            skipped.extend(sc.notes)
+            if not sc.samples and not sc.errors:
+                skipped.append("data is empty: no sample to check (pass the Dataset you train on)")
+                sc = None
 
-    # -- model and measured loss ---------------------------------------------
-    measured, components, batches = None, None, []
-    data_broken = any(f.status == "fail" and f.check in ("images", "boxes", "labels", "data") for f in findings)
-    if model is not None and data is not None:
-        batches = first_batches(data, max(1, loss_batches), batch_size or 4)
+    batches, measured, components = [], None, None
+    if model is not None and sc is not None:
+        batches = _guard(skipped, "first batches", first_batches, data, max(1, loss_batches), batch_size or 4) or []
         if info is not None and info.n_params > 5_000_000 and not str(device or info.device).startswith("cuda"):
             batches = [(ims[:2], tgs[:2]) for ims, tgs in batches[:1]]  # bounded on CPU: 2 images
         if label_base == 0:
@@ -85,31 +113,7 @@ def diagnose(model=None, optimizer=None, scheduler=None, data=None, history=None
         measured, components, err = _measure(model, batches, device)
         if err:
             skipped.append(f"loss measurement failed: {err}")
-    if info is not None:
-        findings += checks_model.check_prior_bias(info, components)
-    if hist is not None:
-        nb = n_batches_per_epoch(data, batch_size) if data is not None else None
-        bs = getattr(data, "batch_size", None) or batch_size
-        findings += checks_loss.check_loss_scale(hist, measured, nb, info.family if info else None, bs)
 
-    # -- overfit one batch ---------------------------------------------------
-    if model is not None and batches:
-        big_on_cpu = info is not None and info.n_params > 5_000_000 and not str(device or info.device).startswith("cuda")
-        if not overfit:
-            skipped.append("overfit-one-batch: overfit=False")
-        elif big_on_cpu and overfit != "force":
-            skipped.append(f"overfit-one-batch: a {info.n_params / 1e6:.0f}M-parameter model on CPU needs minutes "
-                           "per step; run diagnose on a GPU or pass overfit='force'")
-        else:
-            ims, tgs = batches[0]
-            res = checks_overfit.overfit_one_batch(model, ims, tgs, steps=overfit_steps, seconds=overfit_seconds,
-                                                   device=device)
-            finding = checks_overfit.judge_overfit(res, _batch_indices(data, len(ims)))
-            if data_broken and finding.code == "overfit_failed":
-                finding.evidence += " (expected: the data problems above break training)"
-            findings.append(finding)
-
-    # -- LR timeline and curve -----------------------------------------------
     timeline = None
     if optimizer is not None:
         n_done = hist.n_epochs if hist is not None else None
@@ -119,24 +123,74 @@ def diagnose(model=None, optimizer=None, scheduler=None, data=None, history=None
                                    steps_per_epoch=spe, interval=scheduler_interval)
         except Exception as exc:
             skipped.append(f"LR timeline could not be rebuilt: {type(exc).__name__}: {exc}")
-    if timeline is not None or hist is not None:
-        findings += checks_lr.check_lr(timeline, hist, optimizer)
-        findings += checks_lr.check_curve(hist, expected)
+    total = planned_epochs(epochs, timeline, hist)
 
-    # -- pictures --------------------------------------------------------------
+    ctx = Context(model=model if info is not None else None, info=info, optimizer=optimizer, scheduler=scheduler,
+                  data=data if sc is not None else None, scan=sc, history=hist, timeline=timeline,
+                  num_classes=num_classes, label_base=label_base, batches=batches, measured=measured,
+                  measured_components=components, n_batches=_guard(skipped, "batch count", n_batches_per_epoch,
+                                                                   data, batch_size) if data is not None else None,
+                  batch_size=getattr(data, "batch_size", None) or batch_size, device=device, overfit=overfit,
+                  overfit_steps=overfit_steps, overfit_seconds=overfit_seconds, expected=expected,
+                  total_epochs=total, recipe=recipe, skipped=skipped)
+    for check in registry.CHECKS:
+        missing = [need for need in check.needs if not ctx.has(need)]
+        if missing:
+            if check.why_skipped:
+                skipped.append(check.why_skipped)
+            continue
+        try:
+            ctx.findings += check.run(ctx)
+        except Exception as exc:  # a check that breaks on odd input says so and the others go on
+            skipped.append(f"{check.name} check could not run: {type(exc).__name__}: {exc}")
+    if optimizer is None:
+        skipped.append("LR timeline: no optimizer given" + (" (the history's logged LR is used)"
+                                                            if hist is not None and hist.has_lr() else ""))
+
     plot = None
     if plots:
         lrs = timeline.per_epoch if timeline is not None else (hist.lr if hist is not None else None)
-        drops = [i + 1 for i in range(1, len(lrs or [])) if lrs[i] * 2 <= lrs[i - 1]]
+        lrs = [x if math.isfinite(x) else math.nan for x in (lrs or [])]
+        drops = [i + 1 for i in range(1, len(lrs)) if lrs[i] * 2 <= lrs[i - 1]]
         try:
-            plot = _lr_loss_plot(lrs, hist, drops[:5])
+            plot = _lr_loss_plot(lrs or None, hist, drops[:5])
         except Exception as exc:
             skipped.append(f"plot failed: {exc}")
-        if data is not None:
-            samples = _sample_views(data, findings)
+        if sc is not None:
+            samples = _sample_views(data, ctx.findings)
 
-    return Report(findings, skipped, plot_png=plot, samples=samples, lr_timeline=timeline, history=hist,
-                  elapsed_s=time.perf_counter() - t0)
+    return Report(ctx.findings, _unique(skipped), plot_png=plot, samples=samples, lr_timeline=timeline,
+                  history=hist, elapsed_s=time.perf_counter() - t0,
+                  checked=any(ctx.has(n) for n in ("model", "data", "history", "optimizer")))
+
+
+GUIDE_EPOCHS = 50  # the guide's run length (Alternative 1), assumed when the plan is unknown
+
+
+def planned_epochs(epochs, timeline, hist) -> int | None:
+    """The run's planned length: given, read from the scheduler (milestones, T_max...), or the guide's 50.
+
+    A history that reached its planned length is graded as finished; one whose plan is unknown is never
+    graded as finished (it may still be running).
+    """
+    if epochs:
+        return int(epochs)
+    done = hist.n_epochs if hist is not None else 0
+    if timeline is not None and len(timeline.per_epoch) > done:
+        return len(timeline.per_epoch)
+    return max(done + 1, GUIDE_EPOCHS)
+
+
+def _guard(skipped, what, fn, *args, **kwargs):
+    try:
+        return fn(*args, **kwargs)
+    except Exception as exc:
+        skipped.append(f"{what} failed: {type(exc).__name__}: {exc}")
+        return None
+
+
+def _unique(lines):
+    return list(dict.fromkeys(lines))
 
 
 def _lr_loss_plot(lrs, hist, marks):

@@ -58,6 +58,8 @@ def probe(model) -> ModelInfo | None:
         logits = getattr(cls_head, "cls_logits", None)
         if logits is not None and getattr(logits, "bias", None) is not None:
             bias_mean = float(logits.bias.detach().float().mean())
+        elif logits is not None:
+            bias_mean = 0.0  # a head rebuilt with bias=False: every anchor starts at p = 0.5, no prior at all
     roi = getattr(model, "roi_heads", None)
     if roi is not None and getattr(roi, "box_predictor", None) is not None:
         family = "fasterrcnn"

@@ -30,6 +30,7 @@ class Finding:
     fix: str = ""
     indices: list[int] = field(default_factory=list)
     priority: int | None = None
+    next_action: str | None = None  # when the finding knows better than its code's default (registry.CODES)
 
     def __post_init__(self):
         if self.status not in STATUSES:
@@ -60,7 +61,7 @@ class Report:
 
     def __init__(self, findings: list[Finding], skipped: list[str] | None = None, *,
                  plot_png: bytes | None = None, samples: list[SampleView] | None = None,
-                 lr_timeline=None, history=None, elapsed_s: float = 0.0):
+                 lr_timeline=None, history=None, elapsed_s: float = 0.0, checked: bool = True):
         self.findings = _rank.rank(list(findings))
         self.skipped = list(skipped or [])
         self.plot_png = plot_png
@@ -68,6 +69,7 @@ class Report:
         self.lr_timeline = lr_timeline
         self.history = history
         self.elapsed_s = elapsed_s
+        self.checked = checked  # False: nothing was given that could be checked
 
     # -- data ----------------------------------------------------------------
     @property
@@ -80,11 +82,15 @@ class Report:
 
     @property
     def next_action(self) -> str:
-        """``"fix_data"``, ``"alternative_1"``, ``"alternative_2"``, ``"fix_loss_reporting"`` or ``"continue"``."""
+        """A key of :data:`nbdetect.actions.ACTIONS` (``"fix_data"``, ``"alternative_1"``, ``"continue"``...)."""
+        if not self.checked:
+            return "diagnose"
         return _rank.next_action_for(self.root_cause)
 
     @property
     def next_action_text(self) -> str:
+        if not self.checked:
+            return "Nothing was checked: pass model=, data=, history= (and optimizer=, scheduler=) to diagnose()."
         return _rank.NEXT_ACTION_TEXT.get(self.next_action, self.next_action)
 
     def codes(self, status: str | None = None) -> list[str]:
@@ -96,6 +102,7 @@ class Report:
     def to_dict(self) -> dict:
         return {
             "root_cause": self.root_cause.code if self.root_cause else None,
+            "checked": self.checked,
             "next_action": self.next_action,
             "findings": [asdict(f) for f in self.findings],
             "skipped": list(self.skipped),
@@ -106,7 +113,8 @@ class Report:
         lines = ["nbdetect diagnose report", "=" * 24]
         root = self.root_cause
         if root is None:
-            lines.append("No problem found: nothing here explains a run that does not learn.")
+            lines.append("No problem found: nothing here explains a run that does not learn." if self.checked
+                         else "Nothing to check: no model, data, optimizer or history was given.")
         else:
             lines.append(f"Most likely root cause: {root.title}")
             if root.fix:
@@ -150,7 +158,9 @@ class Report:
         parts = ['<div class="nbdetect-diagnose" style="font-family:sans-serif;max-width:1100px">',
                  "<h3 style='margin:4px 0'>nbdetect diagnose</h3>"]
         if root is None:
-            parts.append("<p><b>No problem found</b>: nothing here explains a run that does not learn.</p>")
+            parts.append("<p><b>No problem found</b>: nothing here explains a run that does not learn.</p>"
+                         if self.checked else "<p><b>Nothing to check</b>: no model, data, optimizer or history "
+                                              "was given.</p>")
         else:
             parts.append(f"<p style='background:{_COLOURS[root.status]};padding:6px'>"
                          f"<b>Most likely root cause:</b> {esc(root.title)}<br>"

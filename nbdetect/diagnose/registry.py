@@ -1,0 +1,177 @@
+"""Every diagnose() check as one record, and every finding code with its priority and next action.
+
+A check declares what it needs (``model``, ``optimizer``, ``data``, ``history``...), the codes it can
+emit, and the function that runs it on the shared :class:`~nbdetect.diagnose.context.Context`. A code
+declares how fundamental it is (``priority``: lower is reported first) and what to run when it is the
+root cause (``next_action``, a key of :data:`nbdetect.actions.ACTIONS`). A test fails when a check emits
+an undeclared code or a code lacks either. Add a check: a function in its module + one record here.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+FIX_DATA = "fix_data"
+
+
+@dataclass(frozen=True)
+class Code:
+    priority: int
+    next_action: str
+    observation: bool = False  # worth knowing, never the root cause unless it fails
+
+
+#: Lower priority = more fundamental = reported first among findings of the same status.
+CODES: dict[str, Code] = {
+    # what goes into the model
+    "data_unreadable": Code(5, FIX_DATA),
+    "image_shape": Code(10, FIX_DATA),
+    "image_dtype": Code(11, FIX_DATA),
+    "image_not_float": Code(11, FIX_DATA),
+    "image_range_255": Code(12, FIX_DATA),
+    "image_double_normalized": Code(13, FIX_DATA),
+    "box_normalized": Code(20, FIX_DATA),
+    "box_xywh": Code(21, FIX_DATA),
+    "box_not_xyxy": Code(21, FIX_DATA),
+    "box_degenerate": Code(22, FIX_DATA),
+    "box_outside_image": Code(23, FIX_DATA),
+    "num_classes_too_small": Code(30, FIX_DATA),
+    "labels_shifted": Code(31, FIX_DATA),
+    "label_zero_background": Code(32, FIX_DATA),
+    "label_zero": Code(33, FIX_DATA),
+    "label_out_of_range": Code(34, FIX_DATA),
+    "num_classes_mismatch": Code(35, FIX_DATA),
+    "empty_dataset": Code(36, FIX_DATA),
+    # the model definition
+    "prior_bias_lost": Code(40, "alternative_1"),
+    # how the loss is reported
+    "loss_summed_over_batches": Code(50, "fix_loss_reporting"),
+    "loss_scale_unexpected": Code(55, "fix_loss_reporting"),
+    # can the pipeline learn at all
+    "overfit_failed": Code(60, FIX_DATA),
+    "overfit_slow": Code(61, "diagnose"),
+    # the schedule and the curve (judged by nbdetect.verdict over nbdetect.curve_facts)
+    "lr_too_high": Code(70, "lower_lr"),
+    "lr_decay_before_convergence": Code(80, "alternative_1"),
+    "overfitting": Code(82, "use_best"),
+    "lr_too_low": Code(85, "alternative_3"),
+    "loss_plateau": Code(90, "alternative_1"),
+    "below_expected_curve": Code(92, "alternative_2"),
+    # softer data observations
+    "box_too_small_for_anchors": Code(100, "alternative_2"),
+    "no_boxes": Code(101, FIX_DATA, observation=True),
+    "class_never_present": Code(102, FIX_DATA, observation=True),
+    "class_imbalance": Code(103, "continue", observation=True),
+    # passes and skips (never a root cause)
+    "images_ok": Code(200, "continue"), "boxes_ok": Code(200, "continue"), "anchors_ok": Code(200, "continue"),
+    "labels_ok": Code(200, "continue"), "labels_unchecked": Code(200, "continue"),
+    "prior_bias_ok": Code(200, "continue"), "prior_bias_na": Code(200, "continue"),
+    "loss_scale_ok": Code(200, "continue"), "loss_scale_unchecked": Code(200, "continue"),
+    "overfit_ok": Code(200, "continue"), "overfit_inconclusive": Code(200, "continue"),
+    "overfit_skipped": Code(200, "continue"), "lr_timeline": Code(200, "continue"), "curve_ok": Code(200, "continue"),
+}
+DEFAULT_PRIORITY = 150
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    needs: tuple[str, ...]  # Context attributes that must be present: "model", "data", "history", ...
+    codes: tuple[str, ...]
+    run: Callable  # run(ctx) -> list[Finding]
+    why_skipped: str = ""  # one line when a need is missing
+
+
+def _images(ctx):
+    from .checks_images import check_images
+    return check_images(ctx.scan, ctx.info)
+
+
+def _boxes(ctx):
+    from .checks_boxes import check_boxes
+    return check_boxes(ctx.scan, ctx.info)
+
+
+def _labels(ctx):
+    from .checks_labels import check_labels
+    return check_labels(ctx.scan, ctx.info, ctx.num_classes, ctx.label_base)
+
+
+def _readable(ctx):
+    from .checks_validate import unreadable
+    return unreadable(ctx.scan)
+
+
+def _validate(ctx):
+    from .checks_validate import uncovered
+    return uncovered(ctx.scan, ctx.findings)
+
+
+def _prior(ctx):
+    from .checks_model import check_prior_bias
+    return check_prior_bias(ctx.info, ctx.measured_components)
+
+
+def _loss_scale(ctx):
+    from .checks_loss import check_loss_scale
+    return check_loss_scale(ctx.history, ctx.measured, ctx.n_batches, ctx.info.family if ctx.info else None,
+                            ctx.batch_size)
+
+
+def _overfit(ctx):
+    return ctx.overfit_findings()
+
+
+def _lr_config(ctx):
+    from .checks_lr import check_lr_config
+    return check_lr_config(ctx.timeline, ctx.optimizer, ctx.history)
+
+
+def _curve(ctx):
+    from .checks_curve import check_curve
+    return check_curve(ctx)
+
+
+CHECKS: tuple[Check, ...] = (
+    Check("readable", ("data",), ("data_unreadable",), _readable),
+    Check("images", ("data",), ("image_dtype", "image_shape", "image_range_255", "image_double_normalized",
+                                 "images_ok"), _images, "data checks (images, boxes, labels): no data given"),
+    Check("boxes", ("data",), ("no_boxes", "box_normalized", "box_xywh", "box_degenerate", "box_outside_image",
+                                "box_too_small_for_anchors", "anchors_ok", "boxes_ok"), _boxes),
+    Check("labels", ("data",), ("num_classes_mismatch", "labels_unchecked", "label_zero_background",
+                                 "labels_shifted", "label_zero", "num_classes_too_small", "label_out_of_range",
+                                 "class_never_present", "class_imbalance", "labels_ok"), _labels),
+    Check("validate", ("data",), ("image_not_float", "image_range_255", "image_shape", "box_not_xyxy",
+                                   "box_normalized", "box_outside_image", "box_degenerate", "no_boxes",
+                                   "label_out_of_range", "label_zero", "num_classes_mismatch", "empty_dataset"),
+          _validate),
+    Check("model", ("model",), ("prior_bias_na", "prior_bias_lost", "prior_bias_ok"), _prior,
+          "model checks (prior bias, anchors, loss measurement, overfit): no model given"),
+    Check("loss_scale", ("history",), ("loss_scale_unchecked", "loss_summed_over_batches",
+                                        "loss_scale_unexpected", "loss_scale_ok"), _loss_scale),
+    Check("overfit", ("model", "data"), ("overfit_failed", "overfit_skipped", "overfit_inconclusive", "overfit_ok",
+                                         "overfit_slow"), _overfit),
+    Check("lr", ("optimizer",), ("lr_timeline", "lr_too_high"), _lr_config),
+    Check("curve", ("history",), ("lr_too_high", "lr_decay_before_convergence", "overfitting", "lr_too_low",
+                                  "loss_plateau", "below_expected_curve", "curve_ok"), _curve,
+          "curve checks (plateau, divergence, LR decay vs convergence, loss scale): no history given"),
+)
+
+
+def code(name: str) -> Code | None:
+    return CODES.get(name)
+
+
+def priority(name: str) -> int:
+    spec = CODES.get(name)
+    return spec.priority if spec else DEFAULT_PRIORITY
+
+
+def next_action(name: str) -> str:
+    spec = CODES.get(name)
+    return spec.next_action if spec else "diagnose"
+
+
+def is_observation(name: str) -> bool:
+    spec = CODES.get(name)
+    return bool(spec and spec.observation)
