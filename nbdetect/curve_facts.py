@@ -122,6 +122,7 @@ class LRFacts:
     warmup_end: int = 0  # last epoch whose LR was still rising from the start (0: no warm-up seen)
     cuts: tuple[LRCut, ...] = ()
     raised_after: int | None = None  # epoch the LR was raised again after the last cut (an LR boost)
+    plateau_driven: bool = False  # the cuts answer a plateau (ReduceLROnPlateau): they follow a stall, not cause it
 
     @property
     def last_cut(self) -> LRCut | None:
@@ -278,7 +279,7 @@ def _nonfinite(train, val) -> NonFinite | None:
     return None
 
 
-def lr_facts(lrs: list[float | None], epochs: list[int]) -> LRFacts:
+def lr_facts(lrs: list[float | None], epochs: list[int], plateau_driven: bool = False) -> LRFacts:
     pts = [(e, lr) for e, lr in zip(epochs, lrs) if is_finite(lr) and lr > 0]
     if not pts:
         return LRFacts()
@@ -298,7 +299,7 @@ def lr_facts(lrs: list[float | None], epochs: list[int]) -> LRFacts:
             cuts.append(LRCut(eb, a, b))
         elif cuts and b > a * 1.5 and eb > cuts[-1].epoch:
             raised_after = eb
-    return LRFacts(True, peak, peak_epoch, pts[-1][1], warmup_end, tuple(cuts), raised_after)
+    return LRFacts(True, peak, peak_epoch, pts[-1][1], warmup_end, tuple(cuts), raised_after, plateau_driven)
 
 
 def _map_points(epochs: list[dict]) -> list[tuple[int, float]]:
@@ -307,8 +308,12 @@ def _map_points(epochs: list[dict]) -> list[tuple[int, float]]:
 
 
 def curve_facts(history_epochs: list[dict], total_epochs: int | None = None,
-                lr_per_epoch: list[float] | None = None, reference_loss: float | None = None) -> CurveFacts:
-    """Facts after the latest epoch of ``history_epochs`` (see the module docstring)."""
+                lr_per_epoch: list[float] | None = None, reference_loss: float | None = None,
+                lr_plateau_driven: bool = False) -> CurveFacts:
+    """Facts after the latest epoch of ``history_epochs`` (see the module docstring).
+
+    ``lr_plateau_driven``: the LR is cut by a ReduceLROnPlateau-like scheduler (its cuts follow a stall).
+    """
     epochs = [e for e in (history_epochs or []) if isinstance(e, dict)]
     n = len(epochs)
     total = int(total_epochs) if total_epochs else n
@@ -337,7 +342,7 @@ def curve_facts(history_epochs: list[dict], total_epochs: int | None = None,
     w = window_size(len(points))
     rec_epochs = [e for e, _, _ in train] if train else [i + 1 for i in range(n)]
     lrs = list(lr_per_epoch)[:n] if lr_per_epoch is not None else [to_float(r.get("lr")) for r in epochs]
-    lr = lr_facts([to_float(x) for x in lrs], rec_epochs[:len(lrs)])
+    lr = lr_facts([to_float(x) for x in lrs], rec_epochs[:len(lrs)], lr_plateau_driven)
 
     tail = points[-(w + 1):]
     if lr.last_cut is not None:  # a new regime since the last LR cut: the trend is measured inside it

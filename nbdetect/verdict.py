@@ -470,6 +470,8 @@ def rule_lr_cut_too_early(ctx: Context) -> Verdict | None:
     cut = f.lr.last_cut
     if cut is None or not f.reference or (f.lr.raised_after and f.lr.raised_after > cut.epoch):
         return None
+    if f.lr.plateau_driven:
+        return None  # the cuts answered a stall (ReduceLROnPlateau): the stalled rule reports it
     before = [(e, v) for e, v in f.points if e < cut.epoch]
     since = [(e, v) for e, v in f.points if e >= cut.epoch]
     if not before or len(since) < 3:
@@ -680,14 +682,24 @@ def _compose(found: list[Verdict], facts: CurveFacts, recipe_name: str) -> Verdi
     others = [v for v in found[1:] if v.is_problem]
     if others:
         also = " ".join(f"Also: {v.headline}" for v in others[:2])
-        if top.rule_id and top.rule_id.startswith("final") and top.status in ("fail", "partial") \
-                and others[0].rule_id == "lr_too_low":
-            top.headline = f"{top.headline} {others[0].headline}"
-            top.next_action = others[0].next_action
+        if top.rule_id and top.rule_id.startswith("final") and top.status in ("fail", "partial"):
+            # the grading is the consequence; the most severe other finding is the cause, and names the code
+            cause = others[0]
+            top.headline = f"{top.headline} {cause.headline}"
+            top.code = cause.code
+            if cause.rule_id == "lr_too_low":
+                top.next_action = cause.next_action
         top.rule_text = f"{top.rule_text} {also}"
     top.findings = list(found)
     top.facts = facts
     return top
+
+
+def verdict_from(facts: CurveFacts, recipe_name: str = "", thresholds: UserThresholds | None = None,
+                 error: BaseException | str | None = None) -> Verdict | None:
+    """The composed verdict for ``facts`` (None when no rule applies yet)."""
+    found = judge(facts, recipe_name, thresholds, error)
+    return _compose(found, facts, recipe_name) if found else None
 
 
 def decide(history_epochs: list[dict], recipe_name: str, total_epochs: int, lr_per_epoch: list[float] | None = None,
@@ -707,9 +719,9 @@ def decide(history_epochs: list[dict], recipe_name: str, total_epochs: int, lr_p
     """
     epochs = [e for e in (history_epochs or []) if isinstance(e, dict)]
     facts = curve_facts(epochs, total_epochs or len(epochs), lr_per_epoch, reference_loss)
-    found = judge(facts, recipe_name, thresholds, error)
-    if found:
-        return _compose(found, facts, recipe_name)
+    composed = verdict_from(facts, recipe_name, thresholds, error)
+    if composed is not None:
+        return composed
     if not epochs:
         return Verdict("pending", "Waiting for the first epoch.", "No rule applies before the first epoch ends.",
                        epoch=0, facts=facts)

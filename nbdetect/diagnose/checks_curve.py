@@ -11,7 +11,7 @@ import math
 
 from .. import actions
 from ..curve_facts import curve_facts
-from ..verdict import STOP_STATUSES, judge
+from ..verdict import STOP_STATUSES, verdict_from
 from . import curve
 from .report import Finding
 
@@ -46,6 +46,13 @@ def _resolve(next_action: str | None, code: str, checked_inputs: bool) -> str | 
     return "lower_lr" if code == "lr_too_high" else "alternative_1"
 
 
+def _finding(v, checked: bool) -> Finding:
+    status = "fail" if v.status in STOP_STATUSES else "warn"
+    nxt = _resolve(v.next_action, v.code, checked)
+    return Finding("lr" if v.code.startswith("lr_") else CHECK, v.code, status, v.headline, v.rule_text,
+                   actions.how(nxt), next_action=nxt)
+
+
 def check_curve(ctx) -> list[Finding]:
     history = ctx.history
     if history is None or history.n_epochs == 0:
@@ -53,17 +60,21 @@ def check_curve(ctx) -> list[Finding]:
     lrs = ctx.timeline.per_epoch if ctx.timeline is not None else None
     records = epoch_records(history, lrs)
     total = max(ctx.total_epochs or 0, history.n_epochs)
-    facts = curve_facts(records, total)
-    found = judge(facts, ctx.recipe or "custom")
+    plateau_driven = ctx.timeline is not None and ctx.timeline.scheduler == "ReduceLROnPlateau"
+    facts = curve_facts(records, total, lr_plateau_driven=plateau_driven)
+    verdict = verdict_from(facts, ctx.recipe or "custom")
     checked = ctx.model is not None and ctx.data is not None
     out: list[Finding] = []
-    for v in found:
-        if not v.is_problem:
-            continue
-        status = "fail" if v.status in STOP_STATUSES else "warn"
-        nxt = _resolve(v.next_action, v.code, checked)
-        out.append(Finding("lr" if v.code.startswith("lr_") else CHECK, v.code, status, v.headline, v.rule_text,
-                           actions.how(nxt), next_action=nxt))
+    if verdict is not None and verdict.is_problem:
+        # the verdict itself is the curve's finding; the other applicable rules follow it, never above it
+        primary = _finding(verdict, checked)
+        out.append(primary)
+        for other in verdict.findings[1:]:
+            if other.is_problem and other.code != verdict.code:
+                f = _finding(other, checked)
+                f.status = "warn"
+                f.priority = max(f.priority, primary.priority + 1)
+                out.append(f)
     if ctx.expected:
         name, values = history.primary()
         above = curve.below_expected(values, ctx.expected)
@@ -73,7 +84,6 @@ def check_curve(ctx) -> list[Finding]:
                                f"the loss is above the expected curve at {len(above)} checkpoints", shown,
                                actions.how("alternative_2")))
     if not out:
-        top = found[0] if found else None
-        say = top.rule_text if top is not None else f"{facts.metric}: {len(facts.points)} finite epochs"
+        say = verdict.rule_text if verdict is not None else f"{facts.metric}: {len(facts.points)} finite epochs"
         out.append(Finding(CHECK, "curve_ok", "pass", "the loss curve is falling or converged", say))
     return out
