@@ -46,11 +46,11 @@ Users who think in their notebook's convention pass
 loss_scale="sum_over_batches", batches_per_epoch=N)`` (or ``multiplier=``):
 their numbers are converted to nbdetect's scale and used as absolute lines.
 
-Besides the tree, three failures are called out: divergence (a non-finite
-loss, or a validation loss above 3x the start), the seed notebook's failure
-(the LR cut >= 5x from its peak while the model was learning but the
-loss was still above the convergence line, and the loss flat since), and no drop by the guide's
-epoch 15 (an early warning).
+The policy (``POLICY``, most severe first: non-finite, divergence, overfitting, LR cut before
+convergence, the guide's decision, stalled, not learning; then the final grading) reads the facts of
+:mod:`nbdetect.curve_facts`, computed once per epoch. A stop needs evidence that the run will not reach
+the guide's goal by its planned end (an optimistic projection), not a single-epoch ratio. The live
+verdict and diagnose() both call :func:`judge`; docs/JUDGE.md has the tables.
 """
 from __future__ import annotations
 
