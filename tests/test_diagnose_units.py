@@ -8,7 +8,6 @@ from torch.optim import lr_scheduler as L
 
 from diagnose_helpers import mapped, scenes, tiny
 from nbdetect.diagnose import Finding, Report, diagnose, load_history, reconstruct
-from nbdetect.diagnose import curve
 from nbdetect.diagnose.checks_boxes import check_boxes
 from nbdetect.diagnose.checks_images import check_images
 from nbdetect.diagnose.checks_labels import check_labels
@@ -124,26 +123,6 @@ def test_lr_timeline_notices_a_hand_changed_lr():
 
 
 # -- curve rules ---------------------------------------------------------------
-def test_divergence_index():
-    assert curve.divergence_index([1.5, 1.2, 1.0, 0.9]) is None
-    assert curve.divergence_index([1.5, 1.2, float("nan")]) == 2
-    assert curve.divergence_index([1.5, 1.0, 1.4, 3.1]) == 3
-    assert curve.divergence_index([1.5, 0.5, 1.2]) is None  # noisy but not above the start
-
-
-def test_judge_decay_and_plateau():
-    falling_then_flat = [100 * 0.95 ** i for i in range(10)] + [63.0 - 0.05 * i for i in range(8)]
-    j = curve.judge_decay(falling_then_flat, 10)
-    assert j.still_learning and j.stalled_after
-    converged = [100 * 0.95 ** i for i in range(5)] + [81.0] * 5 + [75.0 - i for i in range(5)]
-    j = curve.judge_decay(converged, 10)
-    assert not j.still_learning and not j.stalled_after
-    assert curve.is_plateau([5, 4, 3, 2, 2, 2, 2, 2, 2])
-    assert not curve.is_plateau([5, 4, 3, 2, 1.8, 1.6, 1.4])
-    assert curve.lr_drops([1e-3, 1e-3, 1e-4, 9e-5]) == [(2, pytest.approx(0.1))]
-
-
-# -- data checks ---------------------------------------------------------------
 def test_double_normalisation_flagged_against_the_models_transform():
     mean, std = torch.tensor([0.485, 0.456, 0.406])[:, None, None], torch.tensor([0.229, 0.224, 0.225])[:, None, None]
     data = mapped(scenes(), image=lambda im: (im - mean) / std)

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import math
 
-from .curve import divergence_index
 from .report import Finding
 
 CHECK = "loss_scale"
@@ -19,6 +18,16 @@ def _last_finite(values):
     return None
 
 
+def _diverges(history) -> bool:
+    """The one judge says the history is non-finite or diverging (then its scale says nothing)."""
+    from ..curve_facts import curve_facts
+    from ..verdict import judge
+    from .checks_curve import epoch_records
+
+    found = judge(curve_facts(epoch_records(history), history.n_epochs + 1))
+    return any(v.rule_id in ("nonfinite", "divergence") for v in found)
+
+
 def check_loss_scale(history, measured: float | None, n_batches: int | None, family: str | None,
                      batch_size: int | None = None) -> list[Finding]:
     if history is None or history.n_epochs == 0:
@@ -28,7 +37,7 @@ def check_loss_scale(history, measured: float | None, n_batches: int | None, fam
     series = [(name, vals) for name, vals in series if _last_finite(vals) is not None]
     if not series:
         return []
-    if any(divergence_index(vals) is not None for _, vals in series):
+    if _diverges(history):
         return [Finding(CHECK, "loss_scale_unchecked", "skip",
                         "loss scale not compared: the history diverges (see the LR checks)")]
     if measured is not None and math.isfinite(measured) and measured > 0:
