@@ -379,8 +379,9 @@ def curve_facts(history_epochs: list[dict], total_epochs: int | None = None,
         best_epoch, best = min(points, key=lambda p: p[1])
         running = points[0][1]
         last_improved = points[0][0]
+        need = -math.log(1 - margin) + 1e-9  # in log space, clear of rounding: the same at every scale
         for e, v in points[1:]:
-            if v < running * (1 - margin):
+            if _log(running) - _log(v) > need:
                 running, last_improved = v, e
             else:
                 running = min(running, v)

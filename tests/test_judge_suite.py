@@ -66,7 +66,7 @@ def _scaled(epochs, c):
     return [{k: (x * c if k.endswith("loss") and x is not None else x) for k, x in e.items()} for e in epochs]
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=40, deadline=None, derandomize=True)
 @given(st.sampled_from(CASES), st.floats(min_value=0.3, max_value=2000), st.floats(min_value=0.2, max_value=1.0))
 def test_verdicts_are_scale_free(case, c, cut):
     k = max(1, round(cut * len(case.epochs)))
@@ -80,7 +80,7 @@ def test_verdicts_are_scale_free(case, c, cut):
 CLEAR = [c for c in CASES if c.family in ("healthy_exp", "healthy_power", "nan", "diverging", "not_learning")]
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=40, deadline=None, derandomize=True)
 @given(st.sampled_from(CLEAR), st.integers(0, 10_000), st.floats(min_value=0.0, max_value=0.005))
 def test_noise_below_the_threshold_does_not_flip_stop_or_go(case, seed, sd):
     import random
@@ -95,7 +95,7 @@ def test_noise_below_the_threshold_does_not_flip_stop_or_go(case, seed, sd):
 STOPPING = [c for c in CASES if c.truth == "broken"]
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=40, deadline=None, derandomize=True)
 @given(st.sampled_from(STOPPING), st.floats(min_value=0.0, max_value=1.0))
 def test_a_stop_is_not_taken_back_without_new_evidence(case, where):
     """Once a broken run is called stop, repeating its last epoch (no new evidence) never turns it into continue."""
