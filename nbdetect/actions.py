@@ -15,15 +15,15 @@ class Action:
     how: str  # one line: what to run and why
 
 
+def _recipe_actions() -> list[Action]:
+    """Every registered recipe is an action: its record gives the title and what running it does."""
+    from .recipes import RECIPES
+
+    return [Action(r.name, r.title, f"Run {r.call}: {r.how}.") for r in RECIPES.values() if r.call]
+
+
 ACTIONS: dict[str, Action] = {a.name: a for a in (
-    Action("alternative_1", "Alternative 1 (RetinaNet, warmup + cosine)",
-           "Run nbdetect.alternative_1(train, val, num_classes=K): RetinaNet, AdamW 5e-4, warmup + cosine, "
-           "gradient clipping, a head with its prior bias."),
-    Action("alternative_2", "Alternative 2 (Faster R-CNN)",
-           "Run nbdetect.alternative_2(train, val, num_classes=K): Faster R-CNN, better on small objects."),
-    Action("alternative_3", "Alternative 3 (LR boost)",
-           "Run nbdetect.alternative_3(optimizer, model, train, val, lr=1e-4): raise the LR of your live optimizer "
-           "and continue (a quick test, not for the final model)."),
+    *_recipe_actions(),
     Action("diagnose", "the diagnostic (nbdetect.diagnose())",
            "Run nbdetect.diagnose(model=..., data=..., history=...): it checks images, boxes, labels, the model "
            "head and the loss scale, and names the root cause."),
@@ -35,7 +35,7 @@ ACTIONS: dict[str, Action] = {a.name: a for a in (
            "the corrected numbers before changing anything else."),
     Action("lower_lr", "a lower learning rate",
            "Lower the learning rate 3-10x and keep warmup and gradient clipping on, e.g. "
-           "nbdetect.alternative_1(..., lr=1e-4)."),
+           "nbdetect.alternative_1(..., lr=1e-4)."),  # the recipe's function name, as a user types it
     Action("use_best", "best.pt",
            "Stop here: best.pt holds the epoch with the lowest validation loss; use it "
            "(nbdetect.make_submission) or add data/augmentation before training longer."),
@@ -46,15 +46,25 @@ ACTIONS: dict[str, Action] = {a.name: a for a in (
 )}
 
 
+def get(name: str | None) -> Action | None:
+    """The action called ``name``: a fixed one above, or a recipe (also one registered later)."""
+    if name is None:
+        return None
+    if name in ACTIONS:
+        return ACTIONS[name]
+    from .recipes import find
+
+    r = find(name)
+    return Action(r.name, r.title, f"Run {r.call or r.name}: {r.how}.") if r is not None else None
+
+
 def title(name: str | None) -> str:
     """Short name of an action for headlines ('' for None)."""
-    if name is None:
-        return ""
-    return ACTIONS[name].title if name in ACTIONS else name
+    a = get(name)
+    return a.title if a is not None else (name or "")
 
 
 def how(name: str | None) -> str:
     """The one line saying what to run."""
-    if name is None:
-        return ""
-    return ACTIONS[name].how if name in ACTIONS else name
+    a = get(name)
+    return a.how if a is not None else (name or "")

@@ -13,15 +13,15 @@ from pathlib import Path
 import torch
 
 from .inputs import prepare_data
-from .models import build_model, default_device, family_of, get_preset, num_classes_of
-from .recipes import ALTERNATIVE_1, ALTERNATIVE_2, ALTERNATIVE_3, SEED_MULTISTEP, Recipe, get_recipe
+from .models import build_model, default_device, family_of, num_classes_of
+from .recipes import ALTERNATIVE_1, ALTERNATIVE_2, ALTERNATIVE_3, RECIPES, SEED_MULTISTEP, Recipe, get_recipe
 from .trainer import TrainingRun
 
 
 def _pick_preset(recipe: Recipe, preset: str | None, synthetic: bool, device: torch.device) -> str:
     if preset:
         return preset
-    tiny = "retinanet_tiny" if get_preset(recipe.preset).family == "retinanet" else "fasterrcnn_tiny"
+    tiny = recipe.tiny_preset
     if synthetic and device.type == "cpu":
         print(f"nbdetect: no data given and no GPU: training the CPU-sized '{tiny}' model on the synthetic demo "
               f"data (pass preset='{recipe.preset}' to force the full model).")
@@ -29,12 +29,35 @@ def _pick_preset(recipe: Recipe, preset: str | None, synthetic: bool, device: to
     return recipe.preset
 
 
+def start_next(run, action: str):
+    """Start the recipe ``action`` on ``run``'s data, scaled to the same share of the guide's length.
+
+    The panel's "Start ..." button calls this (it is handed to the monitor, which imports no recipe code).
+    """
+    meta = dict(getattr(run, "meta", {}) or {})
+    current = RECIPES.get(getattr(getattr(run, "recipe", None), "name", None))
+    target = get_recipe(action)
+    epochs = target.epochs
+    if current is not None and run.epochs != current.epochs:
+        epochs = max(1, round(run.epochs * target.epochs / current.epochs))
+    kwargs = {}
+    if str(meta.get("preset") or "").endswith("_tiny"):
+        kwargs.update(preset=target.tiny_preset, weights=None)
+    if meta.get("min_size") and meta.get("max_size"):
+        kwargs["image_size"] = (meta["min_size"], meta["max_size"])
+    out_dir = run.out_dir.parent / action if getattr(run, "out_dir", None) is not None else None
+    return run_recipe(target, run.train_loader, run.val_loader, num_classes=meta.get("num_classes"),
+                      class_names=meta.get("class_names"), device=getattr(run, "device", None), epochs=epochs,
+                      out_dir=out_dir, monitor="panel", **kwargs)
+
+
 def _launch(run: TrainingRun, monitor, background, replace=False, thresholds=None):
     from .monitor import attach
 
     run.judge.thresholds = thresholds  # the verdict is computed by the run itself, with or without a display
     # attach() also claims the run: a second concurrent run is refused even without a display
-    display_mode = attach(run, mode=monitor if monitor else "none", replace=replace, thresholds=thresholds)
+    display_mode = attach(run, mode=monitor if monitor else "none", replace=replace, thresholds=thresholds,
+                          start_next=start_next)
     if background is None:
         background = display_mode == "panel"
     if background:
@@ -93,7 +116,7 @@ def run_recipe(recipe: Recipe | str, train=None, val=None, *, num_classes=None, 
 
 def alternative_1(train=None, val=None, *, num_classes=None, class_names=None, model=None, preset=None,
                   weights="DEFAULT", epochs=50, batch_size=4, lr=5e-4, label_base=1, device=None,
-                  out_dir="nbdetect_runs/alternative_1", resume=False, monitor="auto", background=None,
+                  out_dir=None, resume=False, monitor="auto", background=None,
                   **overrides) -> TrainingRun:
     """Alternative 1: RetinaNet, AdamW, LR 5e-4 with linear warmup then cosine to 1e-6, gradient clipping.
 
@@ -102,6 +125,7 @@ def alternative_1(train=None, val=None, *, num_classes=None, class_names=None, m
     num_classes: number of real classes K (labels 1..K; ``label_base=0`` for 0-based labels).
     preset: model preset (default: the recipe's RetinaNet R50-FPN; the tiny CPU model for the demo data
         on a CPU). weights: "DEFAULT" (COCO-pretrained, offline fallback), None, or a file.
+    out_dir: where checkpoints and history go (default ``nbdetect_runs/<recipe name>``).
     resume: True to continue from ``out_dir/last.pt`` (or a checkpoint path).
     monitor: "auto" (live panel in a notebook, text elsewhere), "panel", "text" or False.
     background: train in a background thread (default: when the panel is shown).
@@ -116,7 +140,7 @@ def alternative_1(train=None, val=None, *, num_classes=None, class_names=None, m
 
 def alternative_2(train=None, val=None, *, num_classes=None, class_names=None, model=None, preset=None,
                   weights="DEFAULT", epochs=40, batch_size=4, lr=None, label_base=1, device=None,
-                  out_dir="nbdetect_runs/alternative_2", resume=False, monitor="auto", background=None,
+                  out_dir=None, resume=False, monitor="auto", background=None,
                   **overrides) -> TrainingRun:
     """Alternative 2: Faster R-CNN R50-FPN, SGD 0.005 (torchvision's 0.02 per 16 images, scaled to 4),
     warmup + cosine, gradient clipping, 40 epochs. Arguments as :func:`alternative_1`."""
@@ -126,7 +150,7 @@ def alternative_2(train=None, val=None, *, num_classes=None, class_names=None, m
                       background=background, **overrides)
 
 
-def seed_multistep(train=None, val=None, *, epochs=60, out_dir="nbdetect_runs/seed_multistep", **kwargs):
+def seed_multistep(train=None, val=None, *, epochs=60, out_dir=None, **kwargs):
     """The student's failing configuration (RetinaNet, AdamW 2e-4, MultiStepLR [30, 45] x0.1), for comparison."""
     return run_recipe(SEED_MULTISTEP, train, val, epochs=epochs, out_dir=out_dir, **kwargs)
 
@@ -146,7 +170,7 @@ def raise_lr(optimizer: torch.optim.Optimizer, lr: float, scheduler=None) -> lis
 
 def alternative_3(optimizer, model, train, val=None, *, scheduler=None, lr=1e-4, epochs=10, start_epoch=None,
                   num_classes=None, class_names=None, label_base=1, device=None,
-                  out_dir="nbdetect_runs/alternative_3", monitor="auto", background=None, **overrides) -> TrainingRun:
+                  out_dir=None, monitor="auto", background=None, **overrides) -> TrainingRun:
     """Alternative 3: raise the LR of your live optimizer and keep training your model.
 
     The guide's quick test: the optimizer keeps its state (momentum, Adam moments); its LR is set to ``lr``
@@ -154,7 +178,7 @@ def alternative_3(optimizer, model, train, val=None, *, scheduler=None, lr=1e-4,
     ``lr`` so stepping it later starts from there). ``start_epoch`` (e.g. 41) only labels the epochs.
     """
     if optimizer is None or model is None:
-        raise ValueError("alternative_3 continues an existing training: pass your optimizer and your model")
+        raise ValueError(f"{ALTERNATIVE_3.name} continues an existing training: pass your optimizer and your model")
     owned = {id(p) for p in model.parameters()}
     if not any(id(p) in owned for g in optimizer.param_groups for p in g["params"]):
         raise ValueError("this optimizer does not hold any parameter of this model: pass the pair you trained with")

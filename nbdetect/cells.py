@@ -11,6 +11,8 @@ from __future__ import annotations
 import re
 from dataclasses import asdict, dataclass
 
+from .recipes import ALTERNATIVE_2, ALTERNATIVE_3, FIRST, RECIPES
+
 # ``NAME = value  # EDIT: what to put here``: groups name, " = ", value, "  # EDIT: ..."
 EDIT_LINE = re.compile(r"^(\w+)(\s*=\s*)(.*?)(\s*# EDIT:.*)$")
 
@@ -27,31 +29,24 @@ class Cell:
         return [m.group(1) for m in map(EDIT_LINE.match, self.source.splitlines()) if m]
 
 
-_ALT_1 = '''\
-# nbdetect | Alternative 1: RetinaNet, AdamW, LR 5e-4 with warmup then cosine to 1e-6, gradient clipping, 50 epochs.
-# The panel shows LR and loss curves, the verdict at epoch 20 and a Stop button; training runs in the background.
+def _train_cell(recipe) -> Cell:
+    """The ready cell that trains ``recipe`` (its record gives the name, title, note and epochs)."""
+    source = f'''\
+# nbdetect | {recipe.describe()}.
+# {recipe.cell_note}
 import nbdetect
 
 TRAIN_DATA = globals().get("train_dataset")  # EDIT: your training Dataset, DataLoader or YOLO data.yaml (None: demo data)
 VAL_DATA = globals().get("val_dataset")      # EDIT: your validation Dataset or DataLoader (or None)
 NUM_CLASSES = None                           # EDIT: number of real classes K, labels 1..K (None: read from the data)
+EPOCHS = {recipe.epochs}                                  # EDIT: epochs to train (the guide's {recipe.epochs})
 
-run = nbdetect.alternative_1(TRAIN_DATA, VAL_DATA, num_classes=NUM_CLASSES, epochs=50)
+run = nbdetect.{recipe.name}(TRAIN_DATA, VAL_DATA, num_classes=NUM_CLASSES, epochs=EPOCHS)
 '''
+    return Cell(recipe.name, recipe.cell_title, f"Train {recipe.describe()}, live panel", source)
 
-_ALT_2 = '''\
-# nbdetect | Alternative 2: Faster R-CNN R50-FPN, SGD with warmup then cosine, gradient clipping, 40 epochs.
-# Faster R-CNN reserves label 0 for background: nbdetect builds it with K + 1 outputs for your labels 1..K.
-import nbdetect
 
-TRAIN_DATA = globals().get("train_dataset")  # EDIT: your training Dataset, DataLoader or YOLO data.yaml (None: demo data)
-VAL_DATA = globals().get("val_dataset")      # EDIT: your validation Dataset or DataLoader (or None)
-NUM_CLASSES = None                           # EDIT: number of real classes K, labels 1..K (None: read from the data)
-
-run = nbdetect.alternative_2(TRAIN_DATA, VAL_DATA, num_classes=NUM_CLASSES, epochs=40)
-'''
-
-_ALT_3 = '''\
+_ALT_3 = f'''\
 # nbdetect | Alternative 3: raise the LR of your live optimizer to 1e-4 and keep training your model for 10 epochs.
 # The optimizer keeps its state; if the loss starts falling again, the old LR was too low (the MultiStepLR cut).
 import nbdetect
@@ -62,7 +57,7 @@ SCHEDULER = globals().get("scheduler")        # EDIT: its LR scheduler (or None)
 TRAIN_DATA = globals().get("train_dataset")   # EDIT: your training Dataset or DataLoader
 VAL_DATA = globals().get("val_dataset")       # EDIT: your validation Dataset or DataLoader (or None)
 
-run = nbdetect.alternative_3(OPTIMIZER, MODEL, TRAIN_DATA, VAL_DATA, scheduler=SCHEDULER, lr=1e-4, epochs=10)
+run = nbdetect.{ALTERNATIVE_3.name}(OPTIMIZER, MODEL, TRAIN_DATA, VAL_DATA, scheduler=SCHEDULER, lr=1e-4, epochs=10)
 '''
 
 _DIAGNOSE = '''\
@@ -80,11 +75,11 @@ report = nbdetect.diagnose(MODEL, OPTIMIZER, SCHEDULER, data=DATA, history=HISTO
 report
 '''
 
-_SUBMISSION = '''\
+_SUBMISSION = f'''\
 # nbdetect | Generate submission: predictions as CSV and COCO results JSON, boxes in original image pixels.
 import nbdetect
 
-CHECKPOINT = "nbdetect_runs/alternative_1/best.pt"  # EDIT: best.pt of the run to submit (or a model object)
+CHECKPOINT = "nbdetect_runs/{FIRST.name}/best.pt"  # EDIT: best.pt of the run to submit (or a model object)
 TEST_IMAGES = "test_images"                          # EDIT: folder of test images (or a Dataset)
 SCORE_THRESHOLD = 0.3                                # EDIT: keep boxes scoring at least this
 
@@ -92,37 +87,38 @@ submission = nbdetect.make_submission(CHECKPOINT, TEST_IMAGES, "submission", sco
 submission
 '''
 
-_COMPARE_YOLO = '''\
+_COMPARE_YOLO = f'''\
 # nbdetect | Compare with my YOLOv8: mAP per epoch of your Ultralytics run next to nbdetect's runs.
 # Losses of different frameworks are on different scales; mAP on the same validation images is comparable.
 import nbdetect
 
 YOLO_RESULTS = "runs/detect/train/results.csv"  # EDIT: results.csv of your YOLOv8 training
-NBDETECT_RUNS = ["nbdetect_runs/alternative_1", "nbdetect_runs/alternative_2"]  # EDIT: run folders to compare
+NBDETECT_RUNS = ["nbdetect_runs/{FIRST.name}", "nbdetect_runs/{ALTERNATIVE_2.name}"]  # EDIT: run folders to compare
 
 comparison = nbdetect.compare_with_yolo(YOLO_RESULTS, NBDETECT_RUNS)
 comparison
 '''
 
-CELLS: tuple[Cell, ...] = (
-    Cell("alternative_1", "Alternative 1: RetinaNet, warmup + cosine LR",
-         "Train RetinaNet with AdamW 5e-4, warmup + cosine to 1e-6, gradient clipping, 50 epochs, live panel",
-         _ALT_1),
-    Cell("alternative_2", "Alternative 2: Faster R-CNN",
-         "Train Faster R-CNN R50-FPN for 40 epochs with the live panel", _ALT_2),
-    Cell("alternative_3", "Alternative 3: raise the LR and continue",
-         "Set your optimizer's LR to 1e-4 and keep training your model for 10 epochs", _ALT_3),
-    Cell("diagnose", "Diagnose my training",
-         "Inline report: data, labels, model head, LR schedule and loss curve, root cause first", _DIAGNOSE),
-    Cell("submission", "Generate submission",
-         "Predict on test images and write predictions.csv and predictions_coco.json", _SUBMISSION),
-    Cell("compare_yolo", "Compare with my YOLOv8 results",
-         "mAP per epoch of your Ultralytics results.csv next to nbdetect runs", _COMPARE_YOLO),
-)
+def all_cells() -> tuple[Cell, ...]:
+    """Every ready cell: one per recipe with a cell (its record), then the continue/diagnose/submit/compare cells."""
+    trains = tuple(_train_cell(r) for r in RECIPES.values() if r.cell_title)
+    return trains + (
+        Cell(ALTERNATIVE_3.name, "Alternative 3: raise the LR and continue",
+             "Set your optimizer's LR to 1e-4 and keep training your model for 10 epochs", _ALT_3),
+        Cell("diagnose", "Diagnose my training",
+             "Inline report: data, labels, model head, LR schedule and loss curve, root cause first", _DIAGNOSE),
+        Cell("submission", "Generate submission",
+             "Predict on test images and write predictions.csv and predictions_coco.json", _SUBMISSION),
+        Cell("compare_yolo", "Compare with my YOLOv8 results",
+             "mAP per epoch of your Ultralytics results.csv next to nbdetect runs", _COMPARE_YOLO),
+    )
+
+
+CELLS: tuple[Cell, ...] = all_cells()
 
 
 def get_cell(cell_id: str) -> Cell:
-    for cell in CELLS:
+    for cell in all_cells():
         if cell.id == cell_id:
             return cell
     raise KeyError(f"no nbdetect cell {cell_id!r}; the cells are: {', '.join(c.id for c in CELLS)}")
@@ -130,4 +126,4 @@ def get_cell(cell_id: str) -> Cell:
 
 def as_json() -> list[dict]:
     """The cells as plain dicts (what the JupyterLab extension receives)."""
-    return [asdict(c) for c in CELLS]
+    return [asdict(c) for c in all_cells()]

@@ -8,6 +8,8 @@ import sys
 import time
 from pathlib import Path
 
+from .recipes import FIRST, RECIPES
+
 
 def _weights(value: str):
     return None if value.lower() == "none" else ("DEFAULT" if value.lower() == "default" else value)
@@ -15,7 +17,7 @@ def _weights(value: str):
 
 def _add_train_args(p: argparse.ArgumentParser, recipe_default: str) -> None:
     p.add_argument("--recipe", default=recipe_default,
-                   choices=["alternative_1", "alternative_2", "seed_multistep"], help="training recipe")
+                   choices=[name for name, r in RECIPES.items() if r.optimizer != "keep"], help="training recipe")
     p.add_argument("--data", help="training data: YOLO data.yaml/folder, VOC folder, GTSDB folder (default: synthetic)")
     p.add_argument("--val", help="validation data (default: the data.yaml's val split, or synthetic)")
     p.add_argument("--num-classes", type=int, help="number of real classes K (labels 1..K)")
@@ -102,11 +104,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="the main job: Alternative 1 on the embedded synthetic data, "
                                        "with curves, verdict and metrics written to nbdetect_runs/demo")
-    _add_train_args(demo, "alternative_1")
+    _add_train_args(demo, FIRST.name)
     demo.set_defaults(func=_train, epochs_default=12, out_default="nbdetect_runs/demo")
 
     train = sub.add_parser("train", help="train a recipe on your data (or the synthetic data)")
-    _add_train_args(train, "alternative_1")
+    _add_train_args(train, FIRST.name)
     train.set_defaults(func=_train)
 
     submit = sub.add_parser("submit", help="predict on a folder of images and write CSV + COCO JSON")

@@ -14,6 +14,7 @@ import nbformat
 
 from .atomic import atomic_write
 from .cells import CELLS, EDIT_LINE, get_cell
+from .recipes import FIRST
 
 NB_VERSION = 4
 
@@ -126,8 +127,10 @@ training runs in the background, so `run.wait()` is called here only to let the 
 
 def demo_notebook(epochs: int = 8):
     """The AS4-style demo notebook (an nbformat NotebookNode)."""
-    alt1 = render("alternative_1", TRAIN_DATA="train_dataset", VAL_DATA="val_dataset", NUM_CLASSES="NUM_CLASSES")
-    alt1 = alt1.replace("epochs=50)", 'epochs=EPOCHS, preset="retinanet_tiny", image_size=192, weights=None)')
+    alt1 = render(FIRST.name, TRAIN_DATA="train_dataset", VAL_DATA="val_dataset", NUM_CLASSES="NUM_CLASSES",
+                  EPOCHS="EPOCHS")
+    alt1 = alt1.replace("epochs=EPOCHS)",
+                        f'epochs=EPOCHS, preset="{FIRST.tiny_preset}", image_size=192, weights=None)')
     diagnose = render("diagnose", EPOCHS="EPOCHS")
     submission = render("submission", CHECKPOINT="run.best_checkpoint", TEST_IMAGES="test_images",
                         SCORE_THRESHOLD="0.05")

@@ -31,7 +31,18 @@ class Recipe:
     grad_clip: float | None = 10.0
     batch_size: int = 4
     decision_epoch: int | None = None  # the guide's "wait for epoch 20" point
-    on_failure: str | None = None  # what the guide says to run next if the decision fails
+    next_on_failure: str | None = None  # what the guide says to run next when this recipe fails
+    short_title: str = ""  # "Alternative 1", for verdict headlines
+    tiny_preset: str = ""  # the CPU-sized model of the same family (tests, demo, a CPU notebook)
+    rules: tuple[str, ...] = ()  # the verdict's guide rules (nbdetect.verdict.RULES ids) that judge this recipe
+    how: str = ""  # one line: what running it does (the next-action table shows it)
+    call: str = ""  # how a notebook runs it, e.g. "nbdetect.alternative_1(train, val, num_classes=K)"
+    cell_title: str = ""  # the ready cell (nbdetect.cells) that trains it: menu label ('' = no cell)
+    cell_note: str = ""  # the cell's second comment line
+
+    @property
+    def on_failure(self) -> str | None:  # the name earlier versions used
+        return self.next_on_failure
 
     def replace(self, **changes) -> "Recipe":
         return dataclasses.replace(self, **changes)
@@ -91,7 +102,15 @@ ALTERNATIVE_1 = Recipe(
     min_lr=1e-6,
     grad_clip=10.0,
     decision_epoch=20,
-    on_failure="alternative_2",
+    next_on_failure="alternative_2",
+    short_title="Alternative 1",
+    tiny_preset="retinanet_tiny",
+    rules=("alt1_epoch20", "final_retinanet", "early_epoch15"),
+    how="RetinaNet, AdamW 5e-4, warmup + cosine, gradient clipping, a head with its prior bias",
+    call="nbdetect.alternative_1(train, val, num_classes=K)",
+    cell_title="Alternative 1: RetinaNet, warmup + cosine LR",
+    cell_note="The panel shows LR and loss curves, the verdict at epoch 20 and a Stop button; training runs in the "
+              "background.",
 )
 
 # torchvision's detection reference trains Faster R-CNN with SGD lr 0.02 for 16 images per
@@ -110,7 +129,15 @@ ALTERNATIVE_2 = Recipe(
     min_lr=1e-6,
     grad_clip=10.0,
     decision_epoch=20,
-    on_failure="diagnose",
+    next_on_failure="diagnose",
+    short_title="Alternative 2",
+    tiny_preset="fasterrcnn_tiny",
+    rules=("alt2_epoch20", "final_fasterrcnn", "early_epoch15"),
+    how="Faster R-CNN, better on small objects",
+    call="nbdetect.alternative_2(train, val, num_classes=K)",
+    cell_title="Alternative 2: Faster R-CNN",
+    cell_note="Faster R-CNN reserves label 0 for background: nbdetect builds it with K + 1 outputs for your labels "
+              "1..K.",
 )
 
 SEED_MULTISTEP = Recipe(
@@ -126,7 +153,12 @@ SEED_MULTISTEP = Recipe(
     gamma=0.1,
     grad_clip=None,
     decision_epoch=None,
-    on_failure="alternative_1",
+    next_on_failure="alternative_1",
+    short_title="the seed MultiStepLR config",
+    tiny_preset="retinanet_tiny",
+    rules=("final_seed", "early_epoch15"),
+    how="the AS4 notebook's failing configuration, kept to show the difference",
+    call="nbdetect.seed_multistep(train, val, num_classes=K)",
 )
 
 ALTERNATIVE_3 = Recipe(
@@ -139,10 +171,43 @@ ALTERNATIVE_3 = Recipe(
     schedule="constant",
     warmup_epochs=0.0,
     grad_clip=10.0,
-    on_failure="alternative_1",
+    next_on_failure="alternative_1",
+    short_title="Alternative 3",
+    tiny_preset="retinanet_tiny",
+    rules=("final_lr_boost", "early_epoch15"),
+    how="raise the LR of your live optimizer and continue (a quick test, not for the final model)",
+    call="nbdetect.alternative_3(optimizer, model, train, val, lr=1e-4)",
 )
 
 RECIPES = {r.name: r for r in (ALTERNATIVE_1, ALTERNATIVE_2, ALTERNATIVE_3, SEED_MULTISTEP)}
+
+
+#: The recipe the guide recommends first; also the next step for a run that is not one of nbdetect's recipes.
+FIRST = ALTERNATIVE_1
+
+
+def register(recipe: Recipe) -> Recipe:
+    """Add a recipe (its verdict rules, next step and title are read from the record by everyone)."""
+    if recipe.name in RECIPES and RECIPES[recipe.name] is not recipe:
+        raise ValueError(f"a recipe named {recipe.name!r} is already registered")
+    RECIPES[recipe.name] = recipe
+    return recipe
+
+
+def find(name: str | None) -> Recipe | None:
+    """The registered recipe called ``name``, or None (a user's own run)."""
+    return RECIPES.get(name or "")
+
+
+def next_on_failure(name: str | None) -> str:
+    """What the guide says to run after ``name`` fails (the first recipe for a run of your own)."""
+    recipe = find(name)
+    return (recipe.next_on_failure if recipe is not None and recipe.next_on_failure else FIRST.name)
+
+
+def short_title(name: str | None) -> str:
+    recipe = find(name)
+    return recipe.short_title or recipe.title if recipe is not None else (name or "this run")
 
 
 def get_recipe(name: str) -> Recipe:

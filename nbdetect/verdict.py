@@ -58,17 +58,14 @@ import math
 from dataclasses import dataclass, field
 
 from . import actions as _actions
+from . import recipes as _recipes
 from .curve_facts import CurveFacts, curve_facts, to_float
 
 OUTCOMES = ("pending", "continue", "switch", "diagnose", "warn", "success", "partial", "fail")
 
 #: What the guide says to run when a recipe fails.
-NEXT_ON_FAILURE = {
-    "seed_multistep": "alternative_1",
-    "alternative_1": "alternative_2",
-    "alternative_2": "diagnose",
-    "alternative_3": "alternative_1",
-}
+#: What the guide says to run when a recipe fails: read from each recipe record (nbdetect.recipes).
+NEXT_ON_FAILURE = {name: r.next_on_failure for name, r in _recipes.RECIPES.items()}
 
 ACTION_NAMES = {name: a.title for name, a in _actions.ACTIONS.items()}
 
@@ -84,7 +81,6 @@ class Rule:
     """
 
     id: str
-    applies_to: tuple[str, ...]
     kind: str
     metric: str = "val_loss"
     guide_epoch: int | None = None
@@ -94,13 +90,16 @@ class Rule:
     guide_text: str = ""
     if_below: str = "continue"
     if_above: str = "switch"
-    next_if_above: str | None = None
-    next_if_below: str | None = None
     ratio_source: str = ""  # how the ratio was derived, e.g. "500/1750"
     partial_source: str = ""
+    generic: bool = False  # judges any run whose recipe names no rule of this kind
 
     def applies(self, recipe_name: str) -> bool:
-        return not self.applies_to or recipe_name in self.applies_to
+        recipe = _recipes.find(recipe_name)
+        if recipe is not None and self.id in recipe.rules:
+            return True
+        own = recipe is not None and any(r.kind == self.kind and r.id in recipe.rules for r in RULES)
+        return self.generic and not own
 
     def scaled_epoch(self, total_epochs: int) -> int | None:
         if self.guide_epoch is None:
@@ -114,37 +113,34 @@ RETINA_START = 1750.0  # midpoint of the guide's "1500-2000 (initial)"
 FRCNN_START = 4.5  # midpoint of the guide's "epoch 5: ~3-6" for Faster R-CNN
 
 RULES: tuple[Rule, ...] = (
-    Rule("alt1_epoch20", ("alternative_1",), "decision", guide_epoch=20, guide_total=50,
+    Rule("alt1_epoch20", "decision", guide_epoch=20, guide_total=50,
          ratio=500 / RETINA_START, guide_text="loss < 500 at epoch 20 -> continue to epoch 50, else stop and run Alternative 2",
-         if_below="continue", if_above="switch", next_if_above="alternative_2", ratio_source="the guide's 500/1750"),
-    Rule("alt2_epoch20", ("alternative_2",), "decision", guide_epoch=20, guide_total=40,
+         if_below="continue", if_above="switch", ratio_source="the guide's 500/1750"),
+    Rule("alt2_epoch20", "decision", guide_epoch=20, guide_total=40,
          ratio=2 / FRCNN_START, guide_text="loss < 2 at epoch 20 -> continue to epoch 40, else data/preprocessing issue: run the diagnostic",
-         if_below="continue", if_above="diagnose", next_if_above="diagnose", ratio_source="the guide's 2/4.5"),
-    Rule("early_epoch15", (), "early_warning", guide_epoch=15, guide_total=50, ratio=0.80,
+         if_below="continue", if_above="diagnose", ratio_source="the guide's 2/4.5"),
+    Rule("early_epoch15", "early_warning", guide_epoch=15, guide_total=50, ratio=0.80,
          guide_text="if the loss doesn't drop by epoch 15, something is wrong",
-         if_below="continue", if_above="warn", ratio_source="a drop of at least 20%"),
-    Rule("final_retinanet", ("alternative_1",), "final", ratio=200 / RETINA_START,
+         if_below="continue", if_above="warn", ratio_source="a drop of at least 20%", generic=True),
+    Rule("final_retinanet", "final", ratio=200 / RETINA_START,
          partial_ratio=500 / RETINA_START,
          guide_text="Step 4: best val loss < 200 success, 200-500 partial success, > 500 try Alternative 2",
-         if_below="success", if_above="fail", next_if_below="submission",
-         ratio_source="the guide's 200/1750", partial_source="the guide's 500/1750"),
-    Rule("final_seed", ("seed_multistep",), "final", ratio=200 / RETINA_START, partial_ratio=500 / RETINA_START,
+         if_below="success", if_above="fail", ratio_source="the guide's 200/1750", partial_source="the guide's 500/1750"),
+    Rule("final_seed", "final", ratio=200 / RETINA_START, partial_ratio=500 / RETINA_START,
          guide_text="a RetinaNet that learns ends far below 500 of a 1500-2000 start; one that does not: stop and "
                     "run Alternative 1",
-         if_below="success", if_above="fail", next_if_below="submission",
-         ratio_source="the guide's 200/1750", partial_source="the guide's 500/1750"),
-    Rule("final_fasterrcnn", ("alternative_2",), "final", ratio=0.7 / FRCNN_START, partial_ratio=2 / FRCNN_START,
+         if_below="success", if_above="fail", ratio_source="the guide's 200/1750", partial_source="the guide's 500/1750"),
+    Rule("final_fasterrcnn", "final", ratio=0.7 / FRCNN_START, partial_ratio=2 / FRCNN_START,
          guide_text="expected final loss ~0.3-0.7 (of ~3-6 at epoch 5); above the epoch-20 line of 2: run the diagnostic",
-         if_below="success", if_above="fail", next_if_below="submission",
-         ratio_source="the guide's 0.7/4.5", partial_source="the guide's 2/4.5"),
-    Rule("final_generic", (), "final", ratio=200 / RETINA_START, partial_ratio=500 / RETINA_START,
+         if_below="success", if_above="fail", ratio_source="the guide's 0.7/4.5", partial_source="the guide's 2/4.5"),
+    Rule("final_generic", "final", ratio=200 / RETINA_START, partial_ratio=500 / RETINA_START,
          guide_text="Step 4 applied to any run: best loss below 200/1750 of the start success, below 500/1750 "
                     "partial, above: try Alternative 1",
-         if_below="success", if_above="fail", next_if_below="submission",
-         ratio_source="the guide's 200/1750", partial_source="the guide's 500/1750"),
-    Rule("final_lr_boost", ("alternative_3",), "final", ratio=0.80,
+         if_below="success", if_above="fail", ratio_source="the guide's 200/1750", partial_source="the guide's 500/1750",
+         generic=True),
+    Rule("final_lr_boost", "final", ratio=0.80,
          guide_text="Alternative 3 is a quick test: if the higher LR does not bring the loss down, run Alternative 1",
-         if_below="partial", if_above="fail", next_if_below="alternative_1"),
+         if_below="partial", if_above="fail"),
 )
 
 @dataclass(frozen=True)
@@ -217,7 +213,7 @@ class Verdict:
 
     @property
     def suggests_switch(self) -> bool:
-        return self.status in ("switch", "fail") and self.next_action in ("alternative_1", "alternative_2")
+        return self.status in ("switch", "fail") and _recipes.find(self.next_action) is not None
 
     @property
     def is_stop(self) -> bool:
@@ -284,8 +280,7 @@ def _action(name: str | None) -> str:
 
 
 def _recipe_title(recipe_name: str) -> str:
-    return {"alternative_1": "Alternative 1", "alternative_2": "Alternative 2", "alternative_3": "Alternative 3",
-            "seed_multistep": "the seed MultiStepLR config"}.get(recipe_name, recipe_name or "this run")
+    return _recipes.short_title(recipe_name)
 
 
 def _scaled_note(rule: Rule, total_epochs: int) -> str:
@@ -337,9 +332,8 @@ class Context:
     error_nonfinite: bool
 
     def rule(self, kind: str) -> Rule | None:
-        """The recipe's own rule of this kind, else the generic one (``applies_to=()``), if any."""
-        own = next((r for r in RULES if r.kind == kind and self.recipe in r.applies_to), None)
-        return own or next((r for r in RULES if r.kind == kind and not r.applies_to), None)
+        """The recipe's own rule of this kind (its record's ``rules``), else the generic one, if any."""
+        return next((r for r in RULES if r.kind == kind and r.applies(self.recipe)), None)
 
     @property
     def ref(self) -> float:
@@ -351,7 +345,7 @@ class Context:
 
     @property
     def next_on_failure(self) -> str:
-        return NEXT_ON_FAILURE.get(self.recipe, "alternative_1")
+        return _recipes.next_on_failure(self.recipe)
 
     def goal(self) -> tuple[float, str]:
         """The line the run must reach by its end (the guide's partial-success line), and its source."""
@@ -535,7 +529,7 @@ def rule_decision(ctx: Context) -> Verdict | None:
         return ctx.verdict("warn", f"Behind the guide's line at epoch {at}, but still improving: continue and "
                                    "re-check.", text + proj + f" -> {why}; continue and watch the next epochs.",
                            None, rule.id, "below_expected_curve", **details)
-    nxt = rule.next_if_above
+    nxt = ctx.next_on_failure
     if rule.if_above == "diagnose":
         head = f"Stop {title}: likely a data or preprocessing problem; run the diagnostic."
     else:
@@ -562,8 +556,8 @@ def rule_stalled(ctx: Context) -> Verdict | None:
     low = f.lr.fraction_of_peak is not None and f.lr.fraction_of_peak <= LOW_LR_FRACTION
     lr_note = (f"; the LR is now {_fmt(f.lr.current)}, {_pct(f.lr.fraction_of_peak)} of its peak {_fmt(f.lr.peak)}"
                if f.lr.known else "")
-    code, nxt = ("lr_too_low", "alternative_3") if low else ("loss_plateau", ctx.next_on_failure)
-    if low and ctx.recipe in ("alternative_1", "alternative_2", "alternative_3"):
+    code, nxt = ("lr_too_low", _recipes.ALTERNATIVE_3.name) if low else ("loss_plateau", ctx.next_on_failure)
+    if low and _recipes.find(ctx.recipe) is not None:  # nbdetect's own recipe: the guide's next step
         nxt = ctx.next_on_failure
     if plateau:
         since = f.points[-1][0] - f.plateau_epochs
@@ -620,12 +614,14 @@ def rule_final(ctx: Context) -> Verdict | None:
     if rule.id == "final_lr_boost":
         text = (f"Rule (guide, {title}: {rule.guide_text}): best {ctx.metric} {_fmt(best)} is {_pct(best / ref)} "
                 f"of the loss before the boost {_fmt(ref)} (needs <= {_pct(rule.ratio)})")
+        first = _recipes.FIRST
         if best <= rule.ratio * ref:
-            return ctx.verdict("partial", "The LR boost helped; for a final model run Alternative 1.",
+            return ctx.verdict("partial", f"The LR boost helped; for a final model run {first.short_title}.",
                                text + " -> the higher LR helps; the guide does not recommend this for final "
-                                      "training.", "alternative_1", rule.id, "curve_ok", **details)
-        return ctx.verdict("fail", "The LR boost did not help: run Alternative 1.", text + " -> run Alternative 1.",
-                           "alternative_1", rule.id, "below_expected_curve", **details)
+                                      "training.", first.name, rule.id, "curve_ok", **details)
+        return ctx.verdict("fail", f"The LR boost did not help: run {_action(nxt_fail)}.",
+                           text + f" -> run {_action(nxt_fail)}.", nxt_fail, rule.id, "below_expected_curve",
+                           **details)
     prefix = (f"Rule (guide, {title} after the last epoch {f.total_epochs}: {rule.guide_text}): best "
               f"{ctx.metric} ")
     if best < lines.line:
@@ -708,7 +704,7 @@ def decide(history_epochs: list[dict], recipe_name: str, total_epochs: int, lr_p
     """The verdict for a run after its latest epoch.
 
     history_epochs: ``History.epochs`` (1-based ``epoch``, ``train_loss``, ``val_loss``, ``lr``, ``map``...).
-    recipe_name: ``"alternative_1"``, ``"alternative_2"``, ``"alternative_3"``, ``"seed_multistep"``
+    recipe_name: a registered recipe's name (nbdetect.recipes; its record names the rules that judge it)
         or any other name (then only the generic rules apply).
     total_epochs: the run's planned number of epochs (decision epochs scale with it).
     lr_per_epoch: the LR of each epoch (default: the records' ``lr``).

@@ -140,7 +140,7 @@ def test_progress_helpers():
 # -- panel -----------------------------------------------------------------------------------------------------
 def test_panel_widgets_follow_the_run():
     run = FakeRun(epochs=10)
-    mon = PanelMonitor(min_render_interval=0.0).bind(run)
+    mon = PanelMonitor(min_render_interval=0.0, start_next=lambda r, action: None).bind(run)
     assert "alternative_1 (fake)" in mon.header.value and mon.bar.max == 200
     assert mon.next_button.layout.display == "none"
     run.play(mon, flat_bad_data(epochs=10))
@@ -150,6 +150,10 @@ def test_panel_widgets_follow_the_run():
     assert "data-status='fail'" in mon.verdict_box.value and "Alternative 2" in mon.verdict_box.value
     assert mon.next_button.layout.display != "none" and "Alternative 2" in mon.next_button.description
     assert "finished" in mon.status.value and mon.stop_button.disabled
+    # the monitor imports no recipe code: without a starter handed in, there is no button to start one
+    bare = PanelMonitor(min_render_interval=0.0).bind(FakeRun(epochs=10))
+    bare.show_verdict(mon.verdict)
+    assert bare.next_button.layout.display == "none"
 
 
 def test_panel_healthy_run_has_no_switch_button():

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 
-from .. import actions
+from .. import actions, recipes
 from ..curve_facts import curve_facts
 from ..verdict import STOP_STATUSES, verdict_from
 from . import curve
@@ -43,7 +43,7 @@ def _resolve(next_action: str | None, code: str, checked_inputs: bool) -> str | 
     """'diagnose' means 'check the data and the model': inside diagnose(), once they were checked, act."""
     if next_action != "diagnose" or not checked_inputs:
         return next_action
-    return "lower_lr" if code == "lr_too_high" else "alternative_1"
+    return "lower_lr" if code == "lr_too_high" else recipes.FIRST.name
 
 
 def _finding(v, checked: bool) -> Finding:
@@ -82,7 +82,7 @@ def check_curve(ctx) -> list[Finding]:
             shown = "; ".join(f"epoch {e}: {val:.4g} > {hi:g}" for e, val, lo, hi in above[:5])
             out.append(Finding(CHECK, "below_expected_curve", "warn" if len(above) < 2 else "fail",
                                f"the loss is above the expected curve at {len(above)} checkpoints", shown,
-                               actions.how("alternative_2")))
+                               actions.how(recipes.ALTERNATIVE_2.name)))
     if not out:
         say = verdict.rule_text if verdict is not None else f"{facts.metric}: {len(facts.points)} finite epochs"
         out.append(Finding(CHECK, "curve_ok", "pass", "the loss curve is falling or converged", say))

@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
+from ..recipes import ALTERNATIVE_2, ALTERNATIVE_3, FIRST
+
 FIX_DATA = "fix_data"
 
 
@@ -43,7 +45,7 @@ CODES: dict[str, Code] = {
     "num_classes_mismatch": Code(35, FIX_DATA),
     "empty_dataset": Code(36, FIX_DATA),
     # the model definition
-    "prior_bias_lost": Code(40, "alternative_1"),
+    "prior_bias_lost": Code(40, FIRST.name),
     # how the loss is reported
     "loss_summed_over_batches": Code(50, "fix_loss_reporting"),
     "loss_scale_unexpected": Code(55, "fix_loss_reporting"),
@@ -52,13 +54,13 @@ CODES: dict[str, Code] = {
     "overfit_slow": Code(61, "diagnose"),
     # the schedule and the curve (judged by nbdetect.verdict over nbdetect.curve_facts)
     "lr_too_high": Code(70, "lower_lr"),
-    "lr_decay_before_convergence": Code(80, "alternative_1"),
+    "lr_decay_before_convergence": Code(80, FIRST.name),
     "overfitting": Code(82, "use_best"),
-    "lr_too_low": Code(85, "alternative_3"),
-    "loss_plateau": Code(90, "alternative_1"),
-    "below_expected_curve": Code(92, "alternative_2"),
+    "lr_too_low": Code(85, ALTERNATIVE_3.name),
+    "loss_plateau": Code(90, FIRST.name),
+    "below_expected_curve": Code(92, ALTERNATIVE_2.name),
     # softer data observations
-    "box_too_small_for_anchors": Code(100, "alternative_2"),
+    "box_too_small_for_anchors": Code(100, ALTERNATIVE_2.name),
     "no_boxes": Code(101, FIX_DATA, observation=True),
     "class_never_present": Code(102, FIX_DATA, observation=True),
     "class_imbalance": Code(103, "continue", observation=True),

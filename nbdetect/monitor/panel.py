@@ -10,7 +10,8 @@ import html
 
 import ipywidgets as widgets
 
-from ..verdict import ACTION_NAMES
+from .. import actions
+from ..recipes import short_title
 from .core import Monitor, progress_line, status_line
 
 VERDICT_COLOURS = {"pending": "#666", "continue": "#1b7f3b", "success": "#1b7f3b", "partial": "#a86b00",
@@ -19,17 +20,12 @@ STATUS_COLOURS = {"running": "#1565c0", "stopping": "#a86b00", "stopped": "#a86b
                   "failed": "#b3261e", "warning": "#a86b00"}
 
 
-def _short(name: str) -> str:
-    return {"alternative_1": "Alternative 1", "alternative_2": "Alternative 2",
-            "alternative_3": "Alternative 3"}.get(name, name)
-
-
 class PanelMonitor(Monitor):
     """The panel: header, progress, curves, verdict, Stop / log-LR / start-next controls, status line."""
 
     def __init__(self, start_next=None, **kwargs):
         super().__init__(**kwargs)
-        self.start_next = start_next  # callable(run, action) -> new run; default: nbdetect's run_recipe
+        self.start_next = start_next  # callable(run, action) -> new run, passed in by whoever started the run
         self.next_run = None
         self.header = widgets.HTML(value="<b>nbdetect</b>")
         self.bar = widgets.IntProgress(value=0, min=0, max=1, description="", bar_style="info",
@@ -87,9 +83,9 @@ class PanelMonitor(Monitor):
     def show_verdict(self, verdict) -> None:
         self.verdict_box.value = self._verdict_html(verdict)
         action = verdict.next_action
-        if verdict.suggests_switch and self.next_run is None:
-            self.next_button.description = f"Start {ACTION_NAMES.get(action, action)}"
-            self.next_button.tooltip = f"stop this run (if still running) and start {_short(action)}"
+        if verdict.suggests_switch and self.next_run is None and self.start_next is not None:
+            self.next_button.description = f"Start {actions.title(action)}"
+            self.next_button.tooltip = f"stop this run (if still running) and start {short_title(action)}"
             self.next_button.layout.display = None
         else:
             self.next_button.layout.display = "none"
@@ -141,32 +137,7 @@ class PanelMonitor(Monitor):
                         run.wait(timeout=120)
                     except Exception:
                         pass
-                starter = self.start_next or start_suggested
                 self.next_button.layout.display = "none"
-                self.next_run = starter(run, action)
+                self.next_run = self.start_next(run, action)
             except Exception as exc:
                 self.show_status(f"could not start {action}: {type(exc).__name__}: {exc}", "failed")
-
-
-def start_suggested(run, action: str):
-    """Start the recipe ``action`` on ``run``'s data, scaled to the same share of the guide's length."""
-    from ..alternatives import run_recipe
-    from ..recipes import RECIPES
-
-    meta = dict(getattr(run, "meta", {}) or {})
-    current = getattr(getattr(run, "recipe", None), "name", None)
-    target = RECIPES[action]
-    epochs = target.epochs
-    if current in RECIPES and run.epochs != RECIPES[current].epochs:
-        epochs = max(1, round(run.epochs * target.epochs / RECIPES[current].epochs))
-    kwargs = {}
-    preset = str(meta.get("preset") or "")
-    if preset.endswith("_tiny"):
-        kwargs.update(preset="retinanet_tiny" if action == "alternative_1" else "fasterrcnn_tiny", weights=None)
-    if meta.get("min_size") and meta.get("max_size"):
-        kwargs["image_size"] = (meta["min_size"], meta["max_size"])
-    out_dir = run.out_dir.parent / action if getattr(run, "out_dir", None) is not None else None
-    return run_recipe(action, run.train_loader, run.val_loader, num_classes=meta.get("num_classes"),
-                      class_names=meta.get("class_names"), device=getattr(run, "device", None), epochs=epochs,
-                      out_dir=out_dir, monitor="panel", **kwargs)
-
