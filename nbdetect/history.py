@@ -1,24 +1,20 @@
 """Training history: per-iteration and per-epoch records.
 
-In memory the iteration records stay bounded: past ``max_points`` neighbouring
+Records live in memory (files are written by :mod:`nbdetect.history_files`). The iteration records stay bounded: past ``max_points`` neighbouring
 records are merged pairwise (numbers averaged) and from then on every record
 in memory stands for twice as many iterations (``stride``), so a
 100k-iteration run keeps the shape of its curves in a few thousand points of
-equal weight. On disk every record is
-appended to a JSONL file as it happens (``{"type": "iter"|"epoch"|"resume", ...}``)
-and epoch records are mirrored to a CSV file; TensorBoard gets them too when
-it is installed and asked for.
+equal weight. ``History.load`` reads the JSONL file a run wrote
+(``{"type": "iter"|"epoch"|"resume", ...}``), dropping records a resume superseded.
 """
 from __future__ import annotations
 
-import csv
 import json
 import math
-import time
 from pathlib import Path
 from typing import Iterable
 
-EPOCH_FIELDS = ["epoch", "train_loss", "val_loss", "map", "map50", "lr", "time_s", "images_per_s"]
+from .history_files import EPOCH_FIELDS  # noqa: F401  (the epoch table's columns, kept importable here)
 
 
 def _merge(a: dict, b: dict, weight_a: float = 1.0) -> dict:
@@ -45,43 +41,6 @@ class History:
         self.latest: dict | None = None  # the last iteration record, never merged
         self._pending: dict | None = None
         self._pending_n = 0
-        self._file = None
-        self._csv_path: Path | None = None
-        self._tb = None
-        self._last_flush = 0.0
-
-    # -- sinks -------------------------------------------------------------
-    def attach_files(self, out_dir: Path | str, tensorboard: bool = False, resume_step: int | None = None) -> None:
-        out_dir = Path(out_dir)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        self._file = open(out_dir / "history.jsonl", "a", encoding="utf-8")
-        self._csv_path = out_dir / "epochs.csv"
-        if resume_step is not None:
-            self._write({"type": "resume", "step": int(resume_step)})
-        if tensorboard:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-
-                self._tb = SummaryWriter(log_dir=str(out_dir / "tensorboard"))
-            except Exception:  # tensorboard not installed: files are enough
-                self._tb = None
-
-    def close(self) -> None:
-        if self._file is not None:
-            self._file.close()
-            self._file = None
-        if self._tb is not None:
-            self._tb.close()
-            self._tb = None
-
-    def _write(self, rec: dict) -> None:
-        if self._file is None:
-            return
-        self._file.write(json.dumps(rec, default=float) + "\n")
-        now = time.monotonic()
-        if rec.get("type") != "iter" or now - self._last_flush > 2.0:
-            self._file.flush()
-            self._last_flush = now
 
     # -- logging -----------------------------------------------------------
     def log_iteration(self, **rec) -> dict:
@@ -98,22 +57,10 @@ class History:
                 self._pending, self._pending_n = None, 0
         if len(self.iterations) > self.max_points:
             self._compact()
-        self._write({"type": "iter", **rec})
-        if self._tb is not None:
-            step = rec.get("step", self.iterations_logged)
-            for key in ("loss", "lr"):
-                if key in rec:
-                    self._tb.add_scalar(f"train/{key}", rec[key], step)
         return rec
 
     def log_epoch(self, **rec) -> dict:
         self.epochs.append(rec)
-        self._write({"type": "epoch", **rec})
-        self._write_csv()
-        if self._tb is not None:
-            for key, value in rec.items():
-                if key != "epoch" and isinstance(value, (int, float)):
-                    self._tb.add_scalar(f"epoch/{key}", value, rec.get("epoch", len(self.epochs)))
         return rec
 
     def _compact(self) -> None:
@@ -123,18 +70,6 @@ class History:
             self._pending, self._pending_n = its[-1], self.stride
         self.iterations = merged
         self.stride *= 2
-
-    def _write_csv(self) -> None:
-        if self._csv_path is None:
-            return
-        extra = sorted({k for r in self.epochs for k in r} - set(EPOCH_FIELDS))
-        tmp = self._csv_path.with_suffix(".csv.tmp")
-        with open(tmp, "w", newline="", encoding="utf-8") as fh:
-            writer = csv.DictWriter(fh, fieldnames=EPOCH_FIELDS + extra, extrasaction="ignore")
-            writer.writeheader()
-            for r in self.epochs:
-                writer.writerow(r)
-        tmp.replace(self._csv_path)
 
     # -- views -------------------------------------------------------------
     def epoch_values(self, key: str) -> list[float]:

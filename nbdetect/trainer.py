@@ -10,8 +10,6 @@ with the same LR sequence and batch order as an uninterrupted run.
 """
 from __future__ import annotations
 
-import dataclasses
-import itertools
 import math
 import threading
 import time
@@ -21,60 +19,29 @@ import torch
 
 from . import engine, schedules
 from .callbacks import dispatch
-from .verdict import Verdict
-from .verdict_callback import VerdictCallback
-from .checkpoint import load_checkpoint, load_scheduler_state, save_checkpoint, scheduler_state
+from .data.loader import epoch_batches
 from .history import History
-from .metrics import evaluate_map
+from .hooks import Checkpointer, HistoryFiles, MapEvaluator, Throughput
 from .models import default_device
 from .recipes import Recipe
+from .run_state import RunState
+from .verdict import Verdict
+from .verdict_callback import VerdictCallback
 
 STATUSES = ("pending", "running", "stopping", "stopped", "finished", "failed")
 
 
-def epoch_batches(loader, epoch: int, start_iteration: int = 0):
-    """An iterator over ``loader``'s batches for ``epoch`` (0-based), skipping ``start_iteration`` batches.
-
-    A loader whose sampler has ``set_epoch``/``set_start`` (nbdetect's ResumableSampler)
-    gives the same order on resume without loading the skipped batches.
-    """
-    sampler = getattr(loader, "sampler", None)
-    batch_size = getattr(loader, "batch_size", None) or 1
-    if hasattr(sampler, "set_epoch"):
-        sampler.set_epoch(epoch)
-    if hasattr(sampler, "set_start"):
-        sampler.set_start(start_iteration * batch_size)
-        return iter(loader)
-    it = iter(loader)
-    return itertools.islice(it, start_iteration, None) if start_iteration else it
-
-
-class TrainingRun:
+class TrainingRun(RunState):
     """One training run; see the module docstring."""
 
-    def __init__(
-        self,
-        model: torch.nn.Module,
-        train_loader,
-        val_loader=None,
-        *,
-        recipe: Recipe,
-        optimizer: torch.optim.Optimizer | None = None,
-        device=None,
-        out_dir: str | Path = "nbdetect_runs/run",
-        amp: bool = True,
-        eval_map_every: int = 1,
-        callbacks=(),
-        meta: dict | None = None,
-        tensorboard: bool = True,
-        max_history_points: int = 4000,
-        checkpoint_every: int = 1,
-    ):
+    def __init__(self, model: torch.nn.Module, train_loader, val_loader=None, *, recipe: Recipe,
+                 optimizer: torch.optim.Optimizer | None = None, device=None, out_dir: str | Path = "nbdetect_runs/run",
+                 amp: bool = True, eval_map_every: int = 1, callbacks=(), meta: dict | None = None,
+                 tensorboard: bool = True, max_history_points: int = 4000, checkpoint_every: int = 1):
         self.recipe = recipe
         self.device = torch.device(device) if device is not None else default_device()
         self.model = model.to(self.device)
-        self.train_loader = train_loader
-        self.val_loader = val_loader
+        self.train_loader, self.val_loader = train_loader, val_loader
         try:
             self.steps_per_epoch = len(train_loader)
         except TypeError:
@@ -89,15 +56,17 @@ class TrainingRun:
         self.planned_lr = self.schedule.planned()
         self.amp = bool(amp) and self.device.type == "cuda"
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
-        self.eval_map_every = eval_map_every
-        self.judge = VerdictCallback()  # first: every other callback reads the fresh run.verdict
-        self.verdict = Verdict("pending", "Waiting for the first epoch.", "No rule applies yet.")
-        self.callbacks = [self.judge, *callbacks]
         self.meta = dict(meta or {})
         self.out_dir = Path(out_dir)
-        self.tensorboard = tensorboard
-        self.checkpoint_every = int(checkpoint_every)  # epochs between last.pt/best.pt writes; 0 = never
         self.history = History(max_points=max_history_points)
+        # the default hooks, one concern each; the verdict hook comes last so it sees the finished epoch
+        self.throughput = Throughput()
+        self.checkpointer = Checkpointer(checkpoint_every)
+        self.judge = VerdictCallback()
+        self.hooks = [MapEvaluator(eval_map_every), HistoryFiles(tensorboard), self.checkpointer, self.throughput,
+                      self.judge]
+        self.callbacks = [*self.hooks, *callbacks]
+        self.verdict = Verdict("pending", "Waiting for the first epoch.", "No rule applies yet.")
 
         self.epoch = 0  # completed epochs
         self.iteration = 0  # iterations done inside the current epoch
@@ -108,15 +77,13 @@ class TrainingRun:
         self.message = ""
         self.last_checkpoint: Path | None = None
         self.best_checkpoint: Path | None = None
-        self.best_metric = math.inf
         self.stop_event = threading.Event()
         self.started_at: float | None = None
+        self.resumed = False
+        self.monitor = None  # the live display attached by nbdetect.monitor.attach
         self._thread: threading.Thread | None = None
         self._epoch_acc = {"loss_sum": 0.0, "iterations": 0, "images": 0, "seconds": 0.0, "data_seconds": 0.0}
         self._restored_rng = None
-        self._resumed = False
-        self._recent = []  # (time, images) for throughput
-        self.monitor = None  # the live display attached by nbdetect.monitor.attach
 
     # -- control -----------------------------------------------------------
     def stop(self) -> None:
@@ -153,96 +120,26 @@ class TrainingRun:
             raise self.error
         return self
 
-    # -- progress ------------------------------------------------------------
     def progress(self) -> dict:
         """Where the run is: epoch/iteration counters, images/s over the last seconds, ETA."""
-        now = time.monotonic()
-        elapsed = now - self.started_at if self.started_at else 0.0
-        ips = math.nan
-        if len(self._recent) >= 2:
-            (t0, n0), (t1, n1) = self._recent[0], self._recent[-1]
-            if t1 > t0:
-                ips = (n1 - n0) / (t1 - t0)
-        steps_left = self.total_steps - self.step
-        batch = self.images_seen / self.step if self.step else math.nan
-        eta = steps_left * batch / ips if ips and ips > 0 and not math.isnan(ips) else math.nan
-        return {
-            "epoch": self.epoch + (1 if self.iteration or self.status == "running" else 0),
-            "epochs": self.epochs,
-            "iteration": self.iteration,
-            "steps_per_epoch": self.steps_per_epoch,
-            "step": self.step,
-            "total_steps": self.total_steps,
-            "elapsed_s": elapsed,
-            "images_per_s": ips,
-            "eta_s": eta,
-            "status": self.status,
-        }
-
-    # -- checkpoints ---------------------------------------------------------
-    def state_dict(self) -> dict:
-        rng = {"torch": torch.get_rng_state()}
-        if torch.cuda.is_available():
-            rng["cuda"] = torch.cuda.get_rng_state_all()
-        return {
-            "format": "nbdetect-checkpoint-1",
-            "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": scheduler_state(self.scheduler),
-            "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None,
-            "epoch": self.epoch,
-            "iteration": self.iteration,
-            "step": self.step,
-            "steps_per_epoch": self.steps_per_epoch,
-            "images_seen": self.images_seen,
-            "epoch_acc": dict(self._epoch_acc),
-            "best_metric": self.best_metric,
-            "history": self.history.to_dict(),
-            "recipe": dataclasses.asdict(self.recipe),
-            "meta": self.meta,
-            "rng": rng,
-        }
-
-    def save(self, name: str = "last.pt") -> Path:
-        path = save_checkpoint(self.state_dict(), self.out_dir / name)
-        self.last_checkpoint = path
-        return path
-
-    def load_state_dict(self, state: dict) -> None:
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        load_scheduler_state(self.scheduler, state.get("scheduler"))
-        if state.get("scaler") and self.scaler.is_enabled():
-            self.scaler.load_state_dict(state["scaler"])
-        self.epoch = int(state["epoch"])
-        self.iteration = int(state["iteration"])
-        self.step = int(state["step"])
-        self.images_seen = int(state.get("images_seen", 0))
-        self._epoch_acc = dict(state.get("epoch_acc", self._epoch_acc))
-        self.best_metric = float(state.get("best_metric", math.inf))
-        self.history = History.from_dict(state["history"])
-        self._restored_rng = state.get("rng")
-        self._resumed = True
-        if (self.out_dir / "best.pt").exists():
-            self.best_checkpoint = self.out_dir / "best.pt"
-
-    def resume_from(self, path: str | Path) -> "TrainingRun":
-        """Load a checkpoint written by a run of the same recipe and data."""
-        state = load_checkpoint(path, map_location=self.device)
-        saved = state.get("recipe", {})
-        if saved.get("epochs") not in (None, self.epochs):
-            raise ValueError(f"checkpoint {path} was made for a {saved.get('epochs')}-epoch run, this run has {self.epochs}")
-        if state.get("steps_per_epoch", self.steps_per_epoch) != self.steps_per_epoch:
-            raise ValueError(
-                f"checkpoint {path} does not match this data: it is at step {state['step']} "
-                f"(epoch {state['epoch']}, iteration {state['iteration']}) of a loader with "
-                f"{state['steps_per_epoch']} batches per epoch, but this loader has {self.steps_per_epoch}"
-            )
-        self.load_state_dict(state)
-        self.last_checkpoint = Path(path)
-        return self
+        elapsed = time.monotonic() - self.started_at if self.started_at else 0.0
+        return {"epoch": self.epoch + (1 if self.iteration or self.status == "running" else 0), "epochs": self.epochs,
+                "iteration": self.iteration, "steps_per_epoch": self.steps_per_epoch, "step": self.step,
+                "total_steps": self.total_steps, "elapsed_s": elapsed,
+                "images_per_s": self.throughput.images_per_s(), "eta_s": self.throughput.eta_s(self),
+                "status": self.status}
 
     # -- the loop --------------------------------------------------------------
+    def _on_iteration(self, epoch_idx: int):
+        def on_iteration(i, loss, components, n_images, lr):
+            self.step += 1
+            self.iteration = i + 1
+            self.images_seen += n_images
+            rec = self.history.log_iteration(step=self.step, epoch=epoch_idx + 1, lr=lr, loss=loss, **components)
+            dispatch(self.callbacks, "on_iteration_end", self, rec)
+
+        return on_iteration
+
     def _describe(self, epoch_idx: int):
         def describe(i: int) -> str:
             lr = self.optimizer.param_groups[0]["lr"]
@@ -251,20 +148,6 @@ class TrainingRun:
 
         return describe
 
-    def _on_iteration(self, epoch_idx: int):
-        def on_iteration(i, loss, components, n_images, lr):
-            self.step += 1
-            self.iteration = i + 1
-            self.images_seen += n_images
-            now = time.monotonic()
-            self._recent.append((now, self.images_seen))
-            while len(self._recent) > 2 and now - self._recent[0][0] > 20.0:
-                self._recent.pop(0)
-            rec = self.history.log_iteration(step=self.step, epoch=epoch_idx + 1, lr=lr, loss=loss, **components)
-            dispatch(self.callbacks, "on_iteration_end", self, rec)
-
-        return on_iteration
-
     def _restore_rng(self) -> None:
         if self._restored_rng is not None:
             torch.set_rng_state(self._restored_rng["torch"].cpu())
@@ -272,82 +155,53 @@ class TrainingRun:
                 torch.cuda.set_rng_state_all([s.cpu() for s in self._restored_rng["cuda"]])
             self._restored_rng = None
 
-    def _validate(self) -> dict:
-        out = {}
-        if self.val_loader is None:
-            return out
-        val_loss, parts = engine.evaluate_loss(self.model, self.val_loader, self.device, self.amp)
-        out["val_loss"] = val_loss
-        out.update({f"val_{k}": v for k, v in parts.items()})
-        if not math.isfinite(val_loss):
-            raise engine.NonFiniteLossError(f"the validation loss became {val_loss} after epoch {self.epoch + 1}")
-        last_epoch = self.epoch + 1 == self.epochs
-        if self.eval_map_every and ((self.epoch + 1) % self.eval_map_every == 0 or last_epoch):
-            out.update(evaluate_map(self.model, self.val_loader, self.device, self.amp))
-        return out
-
     def _end_epoch(self, epoch_idx: int) -> dict:
         acc = self._epoch_acc
-        train_loss = acc["loss_sum"] / acc["iterations"] if acc["iterations"] else math.nan
-        rec = {
-            "epoch": epoch_idx + 1,
-            "step": self.step,
-            "train_loss": train_loss,
-            "lr": self.history.iterations[-1]["lr"] if self.history.iterations else math.nan,
-            "time_s": acc["seconds"],
-            "images_per_s": acc["images"] / acc["seconds"] if acc["seconds"] else math.nan,
-            "data_wait_frac": acc["data_seconds"] / acc["seconds"] if acc["seconds"] else math.nan,
-        }
-        rec.update(self._validate())
-        self.epoch = epoch_idx + 1
-        self.iteration = 0
+        rec = {"epoch": epoch_idx + 1, "step": self.step,
+               "train_loss": acc["loss_sum"] / acc["iterations"] if acc["iterations"] else math.nan,
+               "lr": self.history.iterations[-1]["lr"] if self.history.iterations else math.nan,
+               "time_s": acc["seconds"], "images_per_s": acc["images"] / acc["seconds"] if acc["seconds"] else math.nan,
+               "data_wait_frac": acc["data_seconds"] / acc["seconds"] if acc["seconds"] else math.nan}
+        if self.val_loader is not None:
+            val_loss, parts = engine.evaluate_loss(self.model, self.val_loader, self.device, self.amp)
+            if not math.isfinite(val_loss):
+                raise engine.NonFiniteLossError(f"the validation loss became {val_loss} after epoch {epoch_idx + 1}")
+            rec.update(val_loss=val_loss, **{f"val_{k}": v for k, v in parts.items()})
+        dispatch(self.callbacks, "on_validation_end", self, rec)
+        self.epoch, self.iteration = epoch_idx + 1, 0
         self._epoch_acc = {k: 0.0 if isinstance(v, float) else 0 for k, v in acc.items()}
         self.history.log_epoch(**rec)
-        metric = rec.get("val_loss", train_loss)
-        write = self.checkpoint_every and (self.epoch % self.checkpoint_every == 0 or self.epoch == self.epochs)
-        if write and metric < self.best_metric:
-            self.best_metric = metric
-            self.best_checkpoint = save_checkpoint(
-                {"format": "nbdetect-model-1", "model": self.model.state_dict(), "epoch": self.epoch,
-                 "metric": metric, "recipe": dataclasses.asdict(self.recipe), "meta": self.meta},
-                self.out_dir / "best.pt",
-            )
-        if write:
-            self.save("last.pt")
         dispatch(self.callbacks, "on_epoch_end", self, rec)
         return rec
 
     def _fit(self) -> None:
         self.status = "running"
         self.started_at = time.monotonic()
-        self.history.attach_files(self.out_dir, tensorboard=self.tensorboard,
-                                  resume_step=self.step if self._resumed else None)
-        dispatch(self.callbacks, "on_run_start", self)
         try:
+            dispatch(self.callbacks, "on_run_start", self)
             for epoch_idx in range(self.epoch, self.epochs):
                 if self.stop_event.is_set():
                     break
+                dispatch(self.callbacks, "on_epoch_start", self)
                 batches = epoch_batches(self.train_loader, epoch_idx, self.iteration)
                 self._restore_rng()
                 res = engine.train_one_epoch(
                     self.model, self.optimizer, batches, self.device,
                     scheduler=self.scheduler, scaler=self.scaler, grad_clip=self.recipe.grad_clip, amp=self.amp,
                     should_stop=self.stop_event.is_set, on_iteration=self._on_iteration(epoch_idx),
-                    describe=self._describe(epoch_idx), start_iteration=self.iteration,
-                )
-                acc = self._epoch_acc
-                acc["loss_sum"] += res.loss * res.iterations if res.iterations else 0.0
-                acc["iterations"] += res.iterations
-                acc["images"] += res.images
-                acc["seconds"] += res.seconds
-                acc["data_seconds"] += res.data_seconds
+                    describe=self._describe(epoch_idx), start_iteration=self.iteration)
+                for key, value in (("loss_sum", res.loss * res.iterations if res.iterations else 0.0),
+                                   ("iterations", res.iterations), ("images", res.images),
+                                   ("seconds", res.seconds), ("data_seconds", res.data_seconds)):
+                    self._epoch_acc[key] += value
                 if res.stopped:
                     break
                 self._end_epoch(epoch_idx)
             if self.stop_event.is_set() and self.step < self.total_steps:
                 self.save("last.pt")
                 self.status = "stopped"
-                self.message = f"stopped at epoch {self.epoch + 1}, iteration {self.iteration}; checkpoint: {self.last_checkpoint}"
+                self.message = (f"stopped at epoch {self.epoch + 1}, iteration {self.iteration}; "
+                                f"checkpoint: {self.last_checkpoint}")
             else:
                 self.status = "finished"
                 self.message = f"finished {self.epochs} epochs; best checkpoint: {self.best_checkpoint}"
@@ -363,8 +217,7 @@ class TrainingRun:
             self.error = engine.NonFiniteLossError(
                 f"Training stopped: {exc}. The model was not updated with it; {where}. Likely causes: an LR too "
                 f"high for this model and batch size (this run's peak LR is {max(self.planned_lr):.3g}), bad boxes "
-                f"or labels (run nbdetect.diagnose()), or fp16 overflow with AMP. Lower lr or keep grad_clip on."
-            )
+                f"or labels (run nbdetect.diagnose()), or fp16 overflow with AMP. Lower lr or keep grad_clip on.")
             self.message = str(self.error)
         except BaseException as exc:  # keep the weights of a crashed run
             self.status = "failed"
@@ -375,8 +228,11 @@ class TrainingRun:
             except Exception:
                 self.message = f"failed with {type(exc).__name__}: {exc}"
         finally:
-            self.history.close()
-            dispatch(self.callbacks, "on_run_end", self)
+            try:
+                dispatch(self.callbacks, "on_run_end", self)
+            except Exception as exc:  # a critical hook failing at the very end (closing files) fails the run
+                self.status, self.error = "failed", self.error or exc
+                self.message = self.message or f"failed with {type(exc).__name__}: {exc}"
 
     def __repr__(self) -> str:
         return (f"<TrainingRun {self.recipe.name} {self.status}: epoch {self.epoch}/{self.epochs}, "

@@ -12,6 +12,7 @@ from nbdetect import cells as cells_mod
 from nbdetect.cells import CELLS, as_json, get_cell
 from nbdetect.cli import main as cli_main
 from nbdetect.history import History
+from nbdetect.history_files import HistoryWriter
 from nbdetect.notebook_tools import add_cells, demo_notebook, render
 from nbdetect.yolo_compare import compare_with_yolo, read_yolo_results
 
@@ -132,11 +133,10 @@ def test_compare_with_yolo_reads_both_sides_and_names_the_leader(tmp_path):
     yolo.parent.mkdir(parents=True)
     _yolo_csv(yolo, [0.2, 0.5, 0.45])
     run_dir = tmp_path / "alt1"
-    h = History()
-    h.attach_files(run_dir)
+    h, w = History(), HistoryWriter(run_dir)
     for epoch, m50 in enumerate([0.1, 0.3, 0.6, 0.55], 1):
-        h.log_epoch(epoch=epoch, val_loss=1.0 / epoch, map50=m50, map=m50 / 3)
-    h.close()
+        w.epoch(h.log_epoch(epoch=epoch, val_loss=1.0 / epoch, map50=m50, map=m50 / 3), h.epochs)
+    w.close()
 
     cmp = compare_with_yolo(yolo, [run_dir, tmp_path / "missing_run"])
     rows = {r["run"]: r for r in cmp.rows()}

@@ -14,6 +14,7 @@ from nbdetect.diagnose.checks_labels import check_labels
 from nbdetect.diagnose.data_scan import scan
 from nbdetect.diagnose.model_probe import probe
 from nbdetect.history import History
+from nbdetect.history_files import HistoryWriter
 
 
 # -- history readers -----------------------------------------------------------
@@ -25,12 +26,11 @@ def test_history_from_list_dict_and_tensors():
 
 
 def test_history_from_nbdetect_jsonl_and_folder(tmp_path):
-    hist = History()
-    hist.attach_files(tmp_path)
+    hist, writer = History(), HistoryWriter(tmp_path)
     for e in range(1, 4):
-        hist.log_iteration(step=e, epoch=e, lr=1e-3, loss=1.0 / e)
-        hist.log_epoch(epoch=e, train_loss=2.0 / e, val_loss=2.5 / e, lr=1e-3 * e)
-    hist.close()
+        writer.iteration(hist.log_iteration(step=e, epoch=e, lr=1e-3, loss=1.0 / e))
+        writer.epoch(hist.log_epoch(epoch=e, train_loss=2.0 / e, val_loss=2.5 / e, lr=1e-3 * e), hist.epochs)
+    writer.close()
     for source in (tmp_path / "history.jsonl", tmp_path, hist):
         h = load_history(source)
         assert h.train == pytest.approx([2.0, 1.0, 2 / 3])

@@ -1,6 +1,7 @@
 import json
 
 from nbdetect.history import History
+from nbdetect.history_files import HistoryWriter
 
 
 def test_history_memory_stays_bounded_on_long_runs():
@@ -18,23 +19,25 @@ def test_history_memory_stays_bounded_on_long_runs():
     assert h.iterations[0]["loss"] > 1.0 > h.iterations[-1]["loss"]
 
 
+def _logged(history, writer, kind, **rec):
+    rec = history.log_iteration(**rec) if kind == "iter" else history.log_epoch(**rec)
+    writer.iteration(rec) if kind == "iter" else writer.epoch(rec, history.epochs)
+
+
 def test_history_files_and_resume_markers(tmp_path):
-    h = History()
-    h.attach_files(tmp_path)
+    h, w = History(), HistoryWriter(tmp_path)
     for s in range(1, 7):
-        h.log_iteration(step=s, epoch=1, lr=0.1, loss=float(s))
-    h.log_epoch(epoch=1, step=6, train_loss=3.5, val_loss=3.0)
-    h.close()
+        _logged(h, w, "iter", step=s, epoch=1, lr=0.1, loss=float(s))
+    _logged(h, w, "epoch", epoch=1, step=6, train_loss=3.5, val_loss=3.0)
+    w.close()
     # a crashed run logged steps 7-8, then a resume from step 6 rewrites them
-    h2 = History()
-    h2.attach_files(tmp_path)
-    h2.log_iteration(step=7, epoch=2, lr=0.1, loss=70.0)
-    h2.log_iteration(step=8, epoch=2, lr=0.1, loss=80.0)
-    h2.close()
-    h3 = History()
-    h3.attach_files(tmp_path, resume_step=6)
-    h3.log_iteration(step=7, epoch=2, lr=0.1, loss=7.0)
-    h3.close()
+    h2, w2 = History(), HistoryWriter(tmp_path)
+    _logged(h2, w2, "iter", step=7, epoch=2, lr=0.1, loss=70.0)
+    _logged(h2, w2, "iter", step=8, epoch=2, lr=0.1, loss=80.0)
+    w2.close()
+    h3, w3 = History(), HistoryWriter(tmp_path, resume_step=6)
+    _logged(h3, w3, "iter", step=7, epoch=2, lr=0.1, loss=7.0)
+    w3.close()
     loaded = History.load(tmp_path)
     assert [r["loss"] for r in loaded.iterations] == [1, 2, 3, 4, 5, 6, 7.0]
     assert loaded.epoch_values("val_loss") == [3.0]

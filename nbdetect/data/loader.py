@@ -1,5 +1,7 @@
-"""DataLoader pieces: collate, a resumable seeded sampler, and make_loader()."""
+"""DataLoader pieces: collate, a resumable seeded sampler, make_loader() and epoch_batches()."""
 from __future__ import annotations
+
+import itertools
 
 import torch
 from torch.utils.data import DataLoader, Sampler
@@ -58,3 +60,20 @@ def make_loader(dataset, batch_size: int = 4, shuffle: bool = True, seed: int = 
         generator=torch.Generator().manual_seed(seed),
         pin_memory=torch.cuda.is_available(),
     )
+
+
+def epoch_batches(loader, epoch: int, start_iteration: int = 0):
+    """An iterator over ``loader``'s batches for ``epoch`` (0-based), skipping ``start_iteration`` batches.
+
+    A loader whose sampler has ``set_epoch``/``set_start`` (nbdetect's ResumableSampler)
+    gives the same order on resume without loading the skipped batches.
+    """
+    sampler = getattr(loader, "sampler", None)
+    batch_size = getattr(loader, "batch_size", None) or 1
+    if hasattr(sampler, "set_epoch"):
+        sampler.set_epoch(epoch)
+    if hasattr(sampler, "set_start"):
+        sampler.set_start(start_iteration * batch_size)
+        return iter(loader)
+    it = iter(loader)
+    return itertools.islice(it, start_iteration, None) if start_iteration else it

@@ -11,10 +11,11 @@ from . import registry
 
 STATUS_ORDER = {"fail": 0, "warn": 1, "pass": 2, "skip": 3}
 FIX_DATA = registry.FIX_DATA
-PRIORITY = {name: spec.priority for name, spec in registry.CODES.items()}
-NEXT_ACTION = {name: spec.next_action for name, spec in registry.CODES.items()}
 DEFAULT_PRIORITY = registry.DEFAULT_PRIORITY
-NEXT_ACTION_TEXT = {name: a.how for name, a in actions.ACTIONS.items()}
+
+
+def next_action_text(name: str) -> str:
+    return actions.how(name)
 
 
 def can_be_root(finding) -> bool:

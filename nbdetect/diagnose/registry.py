@@ -177,3 +177,19 @@ def next_action(name: str) -> str:
 def is_observation(name: str) -> bool:
     spec = CODES.get(name)
     return bool(spec and spec.observation)
+
+
+def register_check(check: Check, codes: dict[str, Code] | None = None) -> Check:
+    """Add a check (and the codes only it emits) so every diagnose() call runs it after the built-in ones."""
+    global CHECKS
+    for name, spec in (codes or {}).items():
+        if name in CODES and CODES[name] != spec:
+            raise ValueError(f"finding code {name!r} is already declared differently")
+        CODES[name] = spec
+    missing = [c for c in check.codes if c not in CODES]
+    if missing:
+        raise ValueError(f"check {check.name!r} emits undeclared codes {missing}: declare them in CODES")
+    if any(c.name == check.name for c in CHECKS):
+        raise ValueError(f"a check named {check.name!r} is already registered")
+    CHECKS = CHECKS + (check,)
+    return check

@@ -6,6 +6,7 @@ import html
 from dataclasses import asdict, dataclass, field
 
 from . import rank as _rank
+from . import registry as _registry
 
 STATUSES = ("pass", "warn", "fail", "skip")
 _COLOURS = {"fail": "#f8d7da", "warn": "#fff3cd", "pass": "#d4edda", "skip": "#e9ecef"}
@@ -17,7 +18,7 @@ class Finding:
     """One check's result.
 
     check: the family ("images", "boxes", "labels", "model", "loss_scale",
-    "overfit", "lr", "curve"); code: stable id (see rank.PRIORITY);
+    "overfit", "lr", "curve"); code: stable id (see registry.CODES);
     evidence: the numbers behind the status; fix: what to change;
     indices: offending sample indices (dataset order).
     """
@@ -36,7 +37,7 @@ class Finding:
         if self.status not in STATUSES:
             raise ValueError(f"status must be one of {STATUSES}, got {self.status!r}")
         if self.priority is None:
-            self.priority = _rank.PRIORITY.get(self.code, _rank.DEFAULT_PRIORITY)
+            self.priority = _registry.priority(self.code)
         self.indices = [int(i) for i in self.indices]
 
     @property
@@ -91,7 +92,7 @@ class Report:
     def next_action_text(self) -> str:
         if not self.checked:
             return "Nothing was checked: pass model=, data=, history= (and optimizer=, scheduler=) to diagnose()."
-        return _rank.NEXT_ACTION_TEXT.get(self.next_action, self.next_action)
+        return _rank.next_action_text(self.next_action)
 
     def codes(self, status: str | None = None) -> list[str]:
         return [f.code for f in self.findings if status is None or f.status == status]

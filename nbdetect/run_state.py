@@ -1,0 +1,70 @@
+"""A training run's checkpointable state: what last.pt holds and how a run resumes from it.
+
+:class:`RunState` is mixed into :class:`nbdetect.trainer.TrainingRun`; hooks with state
+(``state_dict``/``load_state_dict``) travel in the same checkpoint under ``"hooks"``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+
+import torch
+
+from .checkpoint import load_checkpoint, load_scheduler_state, save_checkpoint, scheduler_state
+from .history import History
+
+
+class RunState:
+    def state_dict(self) -> dict:
+        rng = {"torch": torch.get_rng_state()}
+        if torch.cuda.is_available():
+            rng["cuda"] = torch.cuda.get_rng_state_all()
+        return {"format": "nbdetect-checkpoint-1", "model": self.model.state_dict(),
+                "optimizer": self.optimizer.state_dict(), "scheduler": scheduler_state(self.scheduler),
+                "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None, "epoch": self.epoch,
+                "iteration": self.iteration, "step": self.step, "steps_per_epoch": self.steps_per_epoch,
+                "images_seen": self.images_seen, "epoch_acc": dict(self._epoch_acc),
+                "best_metric": self.checkpointer.best_metric, "history": self.history.to_dict(),
+                "hooks": {type(h).__name__: h.state_dict() for h in self.callbacks if hasattr(h, "state_dict")},
+                "recipe": dataclasses.asdict(self.recipe), "meta": self.meta, "rng": rng}
+
+    def save(self, name: str = "last.pt") -> Path:
+        self.last_checkpoint = save_checkpoint(self.state_dict(), self.out_dir / name)
+        return self.last_checkpoint
+
+    def load_state_dict(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        load_scheduler_state(self.scheduler, state.get("scheduler"))
+        if state.get("scaler") and self.scaler.is_enabled():
+            self.scaler.load_state_dict(state["scaler"])
+        self.epoch, self.iteration, self.step = int(state["epoch"]), int(state["iteration"]), int(state["step"])
+        self.images_seen = int(state.get("images_seen", 0))
+        self._epoch_acc = dict(state.get("epoch_acc", self._epoch_acc))
+        hooks = state.get("hooks", {})
+        for h in self.callbacks:
+            if type(h).__name__ in hooks and hasattr(h, "load_state_dict"):
+                h.load_state_dict(hooks[type(h).__name__])
+        if "Checkpointer" not in hooks:  # checkpoints written before hooks kept their own state
+            self.checkpointer.load_state_dict({"best_metric": state.get("best_metric", math.inf)})
+        self.history = History.from_dict(state["history"])
+        self._restored_rng = state.get("rng")
+        self.resumed = True
+        if (self.out_dir / "best.pt").exists():
+            self.best_checkpoint = self.out_dir / "best.pt"
+
+    def resume_from(self, path: str | Path) -> "TrainingRun":
+        """Load a checkpoint written by a run of the same recipe and data."""
+        state = load_checkpoint(path, map_location=self.device)
+        saved = state.get("recipe", {})
+        if saved.get("epochs") not in (None, self.epochs):
+            raise ValueError(f"checkpoint {path} was made for a {saved.get('epochs')}-epoch run, this run has {self.epochs}")
+        if state.get("steps_per_epoch", self.steps_per_epoch) != self.steps_per_epoch:
+            raise ValueError(
+                f"checkpoint {path} does not match this data: it is at step {state['step']} "
+                f"(epoch {state['epoch']}, iteration {state['iteration']}) of a loader with "
+                f"{state['steps_per_epoch']} batches per epoch, but this loader has {self.steps_per_epoch}")
+        self.load_state_dict(state)
+        self.last_checkpoint = Path(path)
+        return self
