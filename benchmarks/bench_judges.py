@@ -30,7 +30,7 @@ def main() -> int:
     args = ap.parse_args()
 
     from judge_cases import generate, violations
-    from nbdetect.diagnose import diagnose
+    from nbdetect.checks import diagnose
     from nbdetect.verdict import STOP_STATUSES, decide
 
     t0 = time.perf_counter()

@@ -5,14 +5,12 @@ Cell functions: :func:`alternative_1`, :func:`alternative_2`, :func:`alternative
 """
 __version__ = "0.1.0"
 
-import sys
-import types
-
 # Public names, imported on first use (PEP 562): the Jupyter server imports this package for its
 # extension hooks, and must not pay for importing torch.
 _EXPORTS = {
     "alternatives": ["alternative_1", "alternative_2", "alternative_3", "raise_lr", "run_recipe", "seed_multistep"],
-    "diagnose": ["Finding", "Report", "diagnose"],
+    "checks": ["Finding", "Report", "diagnose"],
+    "run_guard": ["stop_all"],
     "data": ["load_coco", "load_gtsdb", "load_voc", "load_yolo", "synthetic_split"],
     "history": ["History"],
     "models": ["PRESETS", "build_model"],
@@ -38,19 +36,6 @@ def __getattr__(name: str):
 
 def __dir__() -> list[str]:
     return sorted(set(globals()) | set(__all__))
-
-
-class _Package(types.ModuleType):
-    """Keeps ``nbdetect.diagnose`` the function even when the ``nbdetect.diagnose`` subpackage is imported
-    first (the import system would set the package attribute to the subpackage)."""
-
-    def __setattr__(self, name, value):
-        if name in _MODULE_OF and isinstance(value, types.ModuleType):
-            return
-        super().__setattr__(name, value)
-
-
-sys.modules[__name__].__class__ = _Package
 
 
 def _jupyter_labextension_paths() -> list[dict[str, str]]:

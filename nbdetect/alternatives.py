@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch
 
+from . import run_guard
 from .inputs import prepare_data
 from .models import build_model, default_device, family_of, num_classes_of
 from .recipes import ALTERNATIVE_1, ALTERNATIVE_2, ALTERNATIVE_3, RECIPES, SEED_MULTISTEP, Recipe, get_recipe
@@ -55,9 +56,8 @@ def _launch(run: TrainingRun, monitor, background, replace=False, thresholds=Non
     from .monitor import attach
 
     run.judge.thresholds = thresholds  # the verdict is computed by the run itself, with or without a display
-    # attach() also claims the run: a second concurrent run is refused even without a display
-    display_mode = attach(run, mode=monitor if monitor else "none", replace=replace, thresholds=thresholds,
-                          start_next=start_next)
+    run_guard.claim(run, replace=replace)  # a second concurrent run is refused, with or without a display
+    display_mode = attach(run, mode=monitor if monitor else "none", thresholds=thresholds, start_next=start_next)
     if background is None:
         background = display_mode == "panel"
     if background:

@@ -119,7 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     submit.add_argument("--device")
     submit.set_defaults(func=_submit)
 
-    for module, fn in (("notebook_tools", "register_cli"), ("diagnose.cli", "register_cli")):
+    for module, fn in (("notebook_tools", "register_cli"), ("checks.cli", "register_cli")):
         try:
             register = getattr(__import__(f"nbdetect.{module}", fromlist=[fn]), fn)
         except (ImportError, AttributeError):

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from . import engine, schedules
+from . import engine, run_guard, schedules
 from .callbacks import dispatch
 from .data.loader import epoch_batches
 from .history import History
@@ -228,6 +228,7 @@ class TrainingRun(RunState):
             except Exception:
                 self.message = f"failed with {type(exc).__name__}: {exc}"
         finally:
+            run_guard.release(self)
             try:
                 dispatch(self.callbacks, "on_run_end", self)
             except Exception as exc:  # a critical hook failing at the very end (closing files) fails the run

@@ -108,7 +108,7 @@ def _fmt(v) -> str:
 
 def read_yolo_results(path: str | Path, name: str | None = None) -> RunCurves:
     """Read an Ultralytics ``results.csv`` (with diagnose's history reader, which knows its columns)."""
-    from .diagnose.history_io import load_history
+    from .checks.history_io import load_history
 
     path = Path(path)
     if path.is_dir():

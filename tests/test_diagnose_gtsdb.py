@@ -3,7 +3,7 @@ import pytest
 
 from nbdetect_test_paths import GTSDB
 from diagnose_helpers import gtsdb_dataset, loader, tiny
-from nbdetect.diagnose import diagnose
+from nbdetect.checks import diagnose
 
 pytestmark = pytest.mark.skipif(not (GTSDB / "gt.txt").exists(), reason="GTSDB data not present")
 

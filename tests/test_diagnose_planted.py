@@ -14,7 +14,7 @@ from torch.optim.lr_scheduler import LambdaLR, MultiStepLR, OneCycleLR, ReduceLR
 
 from diagnose_helpers import loader, mapped, scenes, simulated_losses, tiny
 from nbdetect import actions
-from nbdetect.diagnose import diagnose
+from nbdetect.checks import diagnose
 
 QUICK = dict(overfit=False, plots=False)
 

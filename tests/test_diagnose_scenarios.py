@@ -11,7 +11,7 @@ from torch import nn
 from torch.optim.lr_scheduler import MultiStepLR
 
 from nbdetect import schedules
-from nbdetect.diagnose import diagnose
+from nbdetect.checks import diagnose
 from diagnose_helpers import loader, mapped, scenes, simulated_losses, tiny, train_epochs
 
 FAST = dict(overfit_steps=10)

@@ -7,12 +7,12 @@ from torch import nn
 from torch.optim import lr_scheduler as L
 
 from diagnose_helpers import mapped, scenes, tiny
-from nbdetect.diagnose import Finding, Report, diagnose, load_history, reconstruct
-from nbdetect.diagnose.checks_boxes import check_boxes
-from nbdetect.diagnose.checks_images import check_images
-from nbdetect.diagnose.checks_labels import check_labels
-from nbdetect.diagnose.data_scan import scan
-from nbdetect.diagnose.model_probe import probe
+from nbdetect.checks import Finding, Report, diagnose, load_history, reconstruct
+from nbdetect.checks.checks_boxes import check_boxes
+from nbdetect.checks.checks_images import check_images
+from nbdetect.checks.checks_labels import check_labels
+from nbdetect.checks.data_scan import scan
+from nbdetect.checks.model_probe import probe
 from nbdetect.history import History
 from nbdetect.history_files import HistoryWriter
 
@@ -201,7 +201,7 @@ def test_diagnose_with_nothing_says_what_it_skipped():
 def test_validate_problems_without_a_diagnose_explanation_are_surfaced():
     from collections import namedtuple
 
-    from nbdetect.diagnose.checks_validate import uncovered
+    from nbdetect.checks.checks_validate import uncovered
 
     Problem = namedtuple("Problem", "index code message severity")
     sc = scan(scenes(4), num_classes=2)
@@ -232,7 +232,7 @@ def test_observations_are_never_the_root_cause_but_are_listed():
 
 
 def test_overfit_judgement():
-    from nbdetect.diagnose.checks_overfit import judge_overfit
+    from nbdetect.checks.checks_overfit import judge_overfit
 
     base = {"error": None, "lr": 3e-4, "seconds": 1.0, "steps": 40}
     assert judge_overfit({**base, "losses": [2.0] + [0.6] * 39}).code == "overfit_ok"

@@ -11,9 +11,9 @@ from toy_data import collate, toy_samples
 from nbdetect import actions, recipes
 from nbdetect.callbacks import Callback
 from nbdetect.checkpoint import load_checkpoint
-from nbdetect.diagnose import diagnose
-from nbdetect.diagnose import registry
-from nbdetect.diagnose.report import Finding
+from nbdetect.checks import diagnose
+from nbdetect.checks import registry
+from nbdetect.checks.report import Finding
 from nbdetect.models import build_model
 from nbdetect.trainer import TrainingRun
 from nbdetect.verdict import decide

@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 from judge_cases import generate, violations
 from nbdetect import actions
 from nbdetect.curve_facts import curve_facts
-from nbdetect.diagnose import diagnose
-from nbdetect.diagnose.registry import CHECKS, CODES
+from nbdetect.checks import diagnose
+from nbdetect.checks.registry import CHECKS, CODES
 from nbdetect.verdict import POLICY, STOP_STATUSES, decide
 
 CASES = generate(seed=0, n=60) + generate(seed=1, n=24)

@@ -10,7 +10,8 @@ from types import SimpleNamespace
 import pytest
 
 from nbdetect.history import History
-from nbdetect.monitor import attach, choose_mode, headless_monitor, registry
+from nbdetect import run_guard as registry
+from nbdetect.monitor import attach, choose_mode, headless_monitor
 from nbdetect.monitor.core import format_duration, progress_line
 from nbdetect.monitor.panel import PanelMonitor
 from nbdetect.monitor.plots import comparison_png, render_png, smooth
@@ -247,16 +248,17 @@ def test_attach_text_outside_a_kernel_and_refuses_a_second_active_run():
     with pytest.raises(ValueError):
         choose_mode("fancy")
     first = FakeRun(name="alternative_1")
+    registry.claim(first)
     assert attach(first, stream=io.StringIO()) == "text"
     assert isinstance(first.callbacks[-1], TextMonitor)
     first.status = "running"
     second = FakeRun(name="alternative_2")
     with pytest.raises(RuntimeError, match=r"alternative_1 \(running.*Stop.*replace=True"):
-        attach(second, stream=io.StringIO())
-    assert second.callbacks == []
+        registry.claim(second)
     # replace=True stops the first (at its next iteration) and takes over
     first.wait = lambda timeout=None: setattr(first, "status", "stopped") or first
-    assert attach(second, mode="text", replace=True, stream=io.StringIO()) == "text"
+    registry.claim(second, replace=True)
+    assert attach(second, mode="text", stream=io.StringIO()) == "text"
     assert first.stop_event.is_set() and first.status == "stopped"
     assert registry.active_run() is None  # second is still pending
     second.status = "running"
@@ -267,6 +269,6 @@ def test_attach_text_outside_a_kernel_and_refuses_a_second_active_run():
 
 def test_finished_run_does_not_block_the_next():
     first = FakeRun()
-    attach(first, mode="none")
+    registry.claim(first)
     first.status = "finished"
-    assert attach(FakeRun(), mode="none") == "none"
+    registry.claim(FakeRun())  # no error: the first is over

@@ -9,7 +9,8 @@ from torch.utils.data import DataLoader
 from toy_data import collate, toy_samples
 from nbdetect.checkpoint import load_checkpoint
 from nbdetect.models import build_model
-from nbdetect.monitor import attach, registry
+from nbdetect import run_guard as registry
+from nbdetect.monitor import attach
 from nbdetect.monitor.panel import PanelMonitor
 from nbdetect.recipes import ALTERNATIVE_1
 from nbdetect.trainer import TrainingRun
@@ -34,6 +35,7 @@ def _clean_registry():
 
 def test_panel_stop_button_stops_a_background_run_with_a_checkpoint(tmp_path):
     run = make_run(tmp_path, epochs=200)
+    registry.claim(run)  # what a cell does before showing the panel
     assert attach(run, mode="panel", display=False) == "panel"
     mon = run.monitor
     assert isinstance(mon, PanelMonitor) and mon.image.value  # planned LR drawn before the first iteration
@@ -43,7 +45,7 @@ def test_panel_stop_button_stops_a_background_run_with_a_checkpoint(tmp_path):
         time.sleep(0.05)
     assert run.status == "running"
     with pytest.raises(RuntimeError, match="still active"):
-        attach(make_run(tmp_path / "second", epochs=1), mode="none")
+        registry.claim(make_run(tmp_path / "second", epochs=1))
     t0 = time.monotonic()
     mon.stop_button.click()
     run.wait(timeout=60)
@@ -52,7 +54,8 @@ def test_panel_stop_button_stops_a_background_run_with_a_checkpoint(tmp_path):
     state = load_checkpoint(run.last_checkpoint)
     assert state["step"] == run.step
     assert mon.bar.value == run.step
-    assert attach(make_run(tmp_path / "third", epochs=1), mode="none") == "none"  # no longer blocks
+    assert registry.active_run() is None  # the stopped run released itself
+    registry.claim(make_run(tmp_path / "third", epochs=1))  # no longer blocks
 
 
 def test_training_error_shows_in_panel_and_wait_reraises(tmp_path):

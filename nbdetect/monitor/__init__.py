@@ -1,12 +1,13 @@
 """Live training monitor: an ipywidgets panel in notebooks, text lines elsewhere, the same verdicts.
 
 ``attach(run)`` adds the right :class:`Monitor` to a TrainingRun's callbacks (and shows
-the panel), after making sure no other run is active in this process.
+the panel). The monitor displays a run's events and sends Stop; it neither judges (``run.verdict``)
+nor guards (``nbdetect.run_guard``) nor starts runs (``start_next`` is handed in).
 """
 from __future__ import annotations
 
 from .core import Monitor, format_duration, progress_line, status_line
-from .registry import active_run, active_runs, claim, release, stop_all
+from ..run_guard import active_run, active_runs, stop_all
 from .text import TextMonitor
 
 
@@ -38,11 +39,9 @@ def attach(run, mode="auto", *, replace: bool = False, thresholds=None, display:
            text_interval: float = 30.0, start_next=None) -> str:
     """Attach a monitor to ``run`` and return the mode used: ``"panel"``, ``"text"`` or ``"none"``.
 
-    Raises RuntimeError if another run is still active (``replace=True`` stops it first).
     ``thresholds``: :class:`nbdetect.verdict.UserThresholds` for the verdict.
     """
     mode = choose_mode(mode)
-    claim(run, replace=replace)
     if mode == "none":
         return mode
     if mode == "panel":
@@ -70,4 +69,4 @@ def headless_monitor(**kwargs):
 
 
 __all__ = ["attach", "headless_monitor", "in_notebook", "choose_mode", "Monitor", "TextMonitor", "active_run",
-           "active_runs", "stop_all", "claim", "release", "format_duration", "progress_line", "status_line"]
+           "active_runs", "stop_all", "format_duration", "progress_line", "status_line"]

@@ -1,4 +1,6 @@
-"""Which training runs are active in this process, so a re-run cell cannot silently start a second one."""
+"""The run guard: which training runs are active in this process, so a re-run cell cannot silently start a
+second one. A run is claimed when a cell starts it and releases itself when it ends (finished, stopped, failed).
+"""
 from __future__ import annotations
 
 import threading
@@ -55,7 +57,7 @@ def claim(run, replace: bool = False, timeout: float | None = 120.0) -> None:
         names = "; ".join(describe(r) for r in others)
         raise RuntimeError(
             f"nbdetect: another training run is still active in this kernel: {names}. Two runs at once would "
-            "compete for the same GPU/CPU. Click Stop on its panel, or run nbdetect.monitor.stop_all(), and "
+            "compete for the same GPU/CPU. Click Stop on its panel, or run nbdetect.stop_all(), and "
             "re-run this cell; or pass replace=True to stop it (saving its checkpoint) and start this one. "
             "(Interrupting the kernel does not stop a background run.)")
     for r in others:

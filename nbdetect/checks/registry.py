@@ -1,7 +1,7 @@
 """Every diagnose() check as one record, and every finding code with its priority and next action.
 
 A check declares what it needs (``model``, ``optimizer``, ``data``, ``history``...), the codes it can
-emit, and the function that runs it on the shared :class:`~nbdetect.diagnose.context.Context`. A code
+emit, and the function that runs it on the shared :class:`~nbdetect.checks.core.Context`. A code
 declares how fundamental it is (``priority``: lower is reported first) and what to run when it is the
 root cause (``next_action``, a key of :data:`nbdetect.actions.ACTIONS`). A test fails when a check emits
 an undeclared code or a code lacks either. Add a check: a function in its module + one record here.
