@@ -11,7 +11,8 @@ from pathlib import Path
 
 from torch.utils.data import DataLoader
 
-from .data import load_coco, load_gtsdb, load_voc, load_yolo, synthetic_split
+from .data import synthetic_split
+from .data.formats import load_path
 from .data.loader import make_loader
 from .data.validate import as_detection_dataset, check_dataset, raise_if_invalid
 
@@ -26,24 +27,6 @@ class PreparedData:
     class_names: list = field(default_factory=list)
     synthetic: bool = False
     warnings: list = field(default_factory=list)
-
-
-def load_path(path, split: str = "train"):
-    """Pick the loader from what is at ``path``."""
-    p = Path(path)
-    if not p.exists():
-        raise FileNotFoundError(f"no dataset at {p}")
-    if p.suffix in (".yaml", ".yml") or (p.is_dir() and (p / "labels").exists()):
-        return load_yolo(p, split=split)
-    if p.suffix == ".json":
-        raise ValueError(f"{p} looks like COCO annotations: use nbdetect.load_coco({str(p)!r}, images_dir=...)")
-    if p.is_dir() and (p / "gt.txt").exists():
-        return load_gtsdb(p)
-    if p.is_dir() and (any(p.glob("*.xml")) or (p / "Annotations").exists()):
-        return load_voc(p)
-    if p.is_dir() and (p / "data.yaml").exists():
-        return load_yolo(p / "data.yaml", split=split)
-    raise ValueError(f"cannot tell the format of {p}: pass a dataset built with load_yolo/load_coco/load_voc/load_gtsdb")
 
 
 def _dataset_of(obj):

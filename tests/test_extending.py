@@ -158,3 +158,31 @@ def test_the_pure_floors_import_no_widgets_and_no_torch():
             "if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", loop], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_a_new_data_format_is_one_loader_and_one_record(tmp_path):
+    """A toy format: a folder with boxes.csv (file,x1,y1,x2,y2,label) next to PNG images."""
+    from PIL import Image
+
+    from nbdetect.data.base import DetectionDataset, make_record
+    from nbdetect.data.formats import FORMATS, Format, register_format
+    from nbdetect.inputs import prepare_data
+
+    for i in range(4):
+        Image.new("RGB", (64, 48), (i * 40, 0, 0)).save(tmp_path / f"im{i}.png")
+    (tmp_path / "boxes.csv").write_text("".join(f"im{i}.png,4,4,30,30,{1 + i % 2}\n" for i in range(4)))
+
+    def load_boxes_csv(path, split):
+        rows = [line.split(",") for line in (path / "boxes.csv").read_text().splitlines()]
+        records = [make_record(path / r[0], [[float(v) for v in r[1:5]]], [int(r[5])], i, r[0])
+                   for i, r in enumerate(rows)]
+        return DetectionDataset(records, ["a", "b"])
+
+    fmt = register_format(Format("boxes_csv", lambda p: p.is_dir() and (p / "boxes.csv").exists(), load_boxes_csv))
+    try:
+        data = prepare_data(str(tmp_path), str(tmp_path), batch_size=2)
+        images, targets = next(iter(data.train_loader))
+        assert data.num_classes == 2 and len(images) == 2 and images[0].shape == (3, 48, 64)
+        assert targets[0]["boxes"].tolist() in ([[4.0, 4.0, 30.0, 30.0]],)
+    finally:
+        FORMATS.remove(fmt)
