@@ -17,6 +17,7 @@ from .inputs import prepare_data
 from .models import build_model, default_device, family_of, num_classes_of
 from .recipes import ALTERNATIVE_1, ALTERNATIVE_2, ALTERNATIVE_3, RECIPES, SEED_MULTISTEP, Recipe, get_recipe
 from .trainer import TrainingRun
+from .errors import InputError
 
 
 def _pick_preset(recipe: Recipe, preset: str | None, synthetic: bool, device: torch.device) -> str:
@@ -73,6 +74,9 @@ def run_recipe(recipe: Recipe | str, train=None, val=None, *, num_classes=None, 
     """Train ``recipe`` on the given data; see :func:`alternative_1` for the arguments."""
     recipe = get_recipe(recipe) if isinstance(recipe, str) else recipe
     if epochs is not None:
+        if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+            raise InputError(f"epochs={epochs!r} is not a positive whole number", where="epochs",
+                             fix=f"pass the number of epochs to train, e.g. epochs={recipe.epochs}")
         recipe = recipe.scaled(int(epochs))
     changes = {k: v for k, v in {"lr": lr, "batch_size": batch_size, **overrides}.items() if v is not None}
     recipe = recipe.replace(**changes) if changes else recipe
@@ -158,7 +162,8 @@ def seed_multistep(train=None, val=None, *, epochs=60, out_dir=None, **kwargs):
 def raise_lr(optimizer: torch.optim.Optimizer, lr: float, scheduler=None) -> list[float]:
     """Set every param group's LR to ``lr`` (and the scheduler's base LRs); returns the old LRs."""
     if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
-        raise ValueError(f"lr must be a positive number, got {lr!r}")
+        raise InputError(f"lr={lr!r} is not a positive number", where="lr",
+                         fix="pass the new learning rate as a number, e.g. lr=1e-4")
     old = [g["lr"] for g in optimizer.param_groups]
     for g in optimizer.param_groups:
         g["lr"] = lr
@@ -178,10 +183,16 @@ def alternative_3(optimizer, model, train, val=None, *, scheduler=None, lr=1e-4,
     ``lr`` so stepping it later starts from there). ``start_epoch`` (e.g. 41) only labels the epochs.
     """
     if optimizer is None or model is None:
-        raise ValueError(f"{ALTERNATIVE_3.name} continues an existing training: pass your optimizer and your model")
+        missing = "optimizer" if optimizer is None else "model"
+        raise InputError(f"{ALTERNATIVE_3.name} continues an existing training, but {missing} is None",
+                         where=missing, fix="pass the optimizer and the model you have been training "
+                                            "(in an AS4 notebook: optimizer_v2 and model_v2); after a kernel restart "
+                                            "re-run the cells that create them")
     owned = {id(p) for p in model.parameters()}
     if not any(id(p) in owned for g in optimizer.param_groups for p in g["params"]):
-        raise ValueError("this optimizer does not hold any parameter of this model: pass the pair you trained with")
+        raise InputError("this optimizer does not hold any parameter of this model", where="optimizer, model",
+                         fix="pass the optimizer that was created from this model's parameters (the pair you "
+                             "trained with)")
     old = raise_lr(optimizer, lr, scheduler)
     print(f"nbdetect: LR raised from {old[0]:.3g} to {lr:.3g} on {len(old)} param group(s); "
           f"continuing for {epochs} epochs")

@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+from .errors import NbdetectError
 from .recipes import FIRST, RECIPES
 
 
@@ -130,12 +131,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     parser = build_parser()
+    parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     args = parser.parse_args(argv)
     if args.command == "demo":
         args.epochs = args.epochs or args.epochs_default
         args.out = args.out or args.out_default
         args.weights = args.weights if args.preset else "none"
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except NbdetectError as exc:  # a refusal: one line saying what and how to fix it
+        if args.debug:
+            raise
+        print(f"nbdetect: error: {exc.message} (--debug for the traceback)", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

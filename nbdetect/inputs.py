@@ -15,6 +15,7 @@ from .data import synthetic_split
 from .data.formats import load_path
 from .data.loader import make_loader
 from .data.validate import as_detection_dataset, check_dataset, raise_if_invalid
+from .errors import InputError
 
 DEFAULT_SYNTHETIC = {"n_train": 240, "n_val": 60, "image_size": (256, 256), "seed": 0}
 
@@ -33,14 +34,50 @@ def _dataset_of(obj):
     return obj.dataset if isinstance(obj, DataLoader) else obj
 
 
+def check_num_classes(value, argument: str = "num_classes") -> int | None:
+    """``value`` as a positive int (None stays None); anything else is refused with the fix."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) and not (hasattr(value, "__index__")):
+        raise InputError(f"{argument}={value!r} is not a whole number", where=argument,
+                         fix=f"pass the number of real classes K as an int, e.g. {argument}=43 (labels 1..K), "
+                             "or None to read it from the data")
+    value = int(value)
+    if value < 1:
+        raise InputError(f"{argument}={value} must be at least 1", where=argument,
+                         fix="pass the number of real classes K (background not counted), e.g. 43 for GTSDB")
+    return value
+
+
+def _labels_max(dataset, limit: int = 2000) -> int | None:
+    """The largest label in the first ``limit`` samples (targets only where the dataset allows)."""
+    top = None
+    for i in range(min(len(dataset), limit)):
+        target = dataset[i][1]
+        labels = target.get("labels") if isinstance(target, dict) else None
+        if labels is not None and len(labels):
+            m = int(max(labels.tolist() if hasattr(labels, "tolist") else labels))
+            top = m if top is None else max(top, m)
+    return top
+
+
 def _infer_num_classes(dataset, given):
+    given = check_num_classes(given)
     own = getattr(dataset, "num_classes", None)
-    if given is None and own is None:
-        raise ValueError(
-            "num_classes is required for this dataset: the number of real classes K "
-            "(labels 1..K; pass label_base=0 if your labels are 0..K-1)"
-        )
-    return int(given if given is not None else own)
+    if given is not None:
+        return given
+    if own is not None:
+        return int(own)
+    names = getattr(dataset, "class_names", None)
+    if names:
+        return len(names)
+    top = _labels_max(dataset)
+    if top is None or top < 1:
+        raise InputError("num_classes cannot be read from the data: no sample has a positive label",
+                         where="num_classes", fix="pass num_classes=K, the number of real classes (labels 1..K)")
+    print(f"nbdetect: num_classes read from the data: {top} (the largest label; pass num_classes= if some "
+          "classes never appear)")
+    return top
 
 
 def prepare_data(train=None, val=None, *, num_classes=None, class_names=None, label_base=1, batch_size=4,

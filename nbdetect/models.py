@@ -76,7 +76,10 @@ def get_preset(name: str) -> Preset:
     try:
         return PRESETS[name]
     except KeyError:
-        raise ValueError(f"unknown model preset {name!r}; choose one of: {', '.join(PRESETS)}") from None
+        from .errors import InputError
+
+        raise InputError(f"unknown model preset {name!r}", where="preset",
+                         fix=f"choose one of: {', '.join(PRESETS)}") from None
 
 
 class TinyBackbone(nn.Module):

@@ -214,4 +214,7 @@ def get_recipe(name: str) -> Recipe:
     try:
         return RECIPES[name]
     except KeyError:
-        raise ValueError(f"unknown recipe {name!r}; choose one of: {', '.join(RECIPES)}") from None
+        from .errors import InputError
+
+        raise InputError(f"unknown recipe {name!r}", where="recipe",
+                         fix=f"choose one of: {', '.join(RECIPES)}") from None

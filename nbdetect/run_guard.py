@@ -4,6 +4,7 @@ second one. A run is claimed when a cell starts it and releases itself when it e
 from __future__ import annotations
 
 import threading
+from .errors import RunError
 
 _LOCK = threading.Lock()
 _RUNS: list = []
@@ -55,11 +56,11 @@ def claim(run, replace: bool = False, timeout: float | None = 120.0) -> None:
     others = [r for r in active_runs() if r is not run]
     if others and not replace:
         names = "; ".join(describe(r) for r in others)
-        raise RuntimeError(
-            f"nbdetect: another training run is still active in this kernel: {names}. Two runs at once would "
-            "compete for the same GPU/CPU. Click Stop on its panel, or run nbdetect.stop_all(), and "
-            "re-run this cell; or pass replace=True to stop it (saving its checkpoint) and start this one. "
-            "(Interrupting the kernel does not stop a background run.)")
+        raise RunError(
+            f"another training run is still active in this kernel: {names}. Two runs at once would compete for "
+            "the same GPU/CPU (interrupting the kernel does not stop a background run)", where=names,
+            fix="click Stop on its panel, or run nbdetect.stop_all(), then re-run this cell; or pass replace=True "
+                "to stop it (saving its checkpoint) and start this one; or run.wait() to let it finish first")
     for r in others:
         r.stop()
         try:
@@ -67,7 +68,8 @@ def claim(run, replace: bool = False, timeout: float | None = 120.0) -> None:
         except Exception:
             pass
         if is_active(r):
-            raise RuntimeError(f"nbdetect: {describe(r)} did not stop within {timeout} s; not starting another run")
+            raise RunError(f"{describe(r)} did not stop within {timeout} s; not starting another run",
+                           fix="wait for it to reach its next iteration and re-run this cell")
     with _LOCK:
         _RUNS[:] = [r for r in _RUNS if r is not run and is_active(r)]
         _RUNS.append(run)

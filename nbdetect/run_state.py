@@ -13,6 +13,25 @@ import torch
 
 from .checkpoint import load_checkpoint, load_scheduler_state, save_checkpoint, scheduler_state
 from .history import History
+from .errors import CheckpointError, MissingError
+
+
+def read_checkpoint(path, device="cpu") -> dict:
+    """Load a checkpoint file, or say plainly why it cannot be read."""
+    path = Path(path)
+    if not path.exists():
+        raise MissingError(f"no checkpoint at {path}", where=str(path),
+                           fix="check the run folder (nbdetect_runs/<recipe>), or start without resume")
+    try:
+        state = load_checkpoint(path, map_location=device)
+    except Exception as exc:
+        raise CheckpointError(f"{path} cannot be read as a checkpoint ({type(exc).__name__}: {exc})",
+                              where=str(path), fix="use last.pt or best.pt written by nbdetect; a file cut short "
+                                                   "by a crash is never left behind by nbdetect's atomic saves") from exc
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path} holds a {type(state).__name__}, not an nbdetect checkpoint", where=str(path),
+                              fix="use last.pt (to resume) or best.pt (to predict) of an nbdetect run")
+    return state
 
 
 class RunState:
@@ -56,15 +75,25 @@ class RunState:
 
     def resume_from(self, path: str | Path) -> "TrainingRun":
         """Load a checkpoint written by a run of the same recipe and data."""
-        state = load_checkpoint(path, map_location=self.device)
+        state = read_checkpoint(path, self.device)
+        if state.get("format") != "nbdetect-checkpoint-1" or "optimizer" not in state:
+            kind = ("an inference checkpoint (model weights and config, as best.pt holds)"
+                    if state.get("format") == "nbdetect-model-1" else
+                    f"not an nbdetect training checkpoint (keys: {', '.join(sorted(state)[:8])})")
+            raise CheckpointError(f"{path} is {kind}; resuming needs the whole run state", where=str(path),
+                                  fix=f"resume from last.pt in the same folder ({Path(path).parent / 'last.pt'}); "
+                                      "use best.pt for predictions (nbdetect.make_submission)")
         saved = state.get("recipe", {})
         if saved.get("epochs") not in (None, self.epochs):
-            raise ValueError(f"checkpoint {path} was made for a {saved.get('epochs')}-epoch run, this run has {self.epochs}")
+            raise CheckpointError(f"{path} was made for a {saved.get('epochs')}-epoch run, this run has "
+                                  f"{self.epochs}", where="epochs",
+                                  fix=f"pass epochs={saved.get('epochs')} to resume it, or start a new run folder")
         if state.get("steps_per_epoch", self.steps_per_epoch) != self.steps_per_epoch:
-            raise ValueError(
-                f"checkpoint {path} does not match this data: it is at step {state['step']} "
-                f"(epoch {state['epoch']}, iteration {state['iteration']}) of a loader with "
-                f"{state['steps_per_epoch']} batches per epoch, but this loader has {self.steps_per_epoch}")
+            raise CheckpointError(
+                f"{path} does not match this data: it is at step {state['step']} (epoch {state['epoch']}, "
+                f"iteration {state['iteration']}) of a loader with {state['steps_per_epoch']} batches per epoch, "
+                f"but this loader has {self.steps_per_epoch}", where="train / batch_size",
+                fix="resume with the same training data and batch_size, or start a new run folder")
         self.load_state_dict(state)
         self.last_checkpoint = Path(path)
         return self

@@ -8,10 +8,10 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from .checkpoint import load_checkpoint
 from .conventions import class_name
 from .engine import predict
 from .models import build_model, default_device
+from .errors import CheckpointError, InputError, MissingError
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".tif", ".tiff", ".webp"}
 
@@ -23,11 +23,13 @@ class ImageFolder(Dataset):
         if isinstance(paths, (str, Path)):
             folder = Path(paths)
             if not folder.is_dir():
-                raise FileNotFoundError(f"no image folder at {folder}")
+                raise MissingError(f"no image folder at {folder}", where="images",
+                                   fix="pass the folder holding your test images (or a list of image paths)")
             paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
         self.paths = [Path(p) for p in paths]
         if not self.paths:
-            raise ValueError("no test images found (looked for " + ", ".join(sorted(IMAGE_SUFFIXES)) + ")")
+            raise InputError("no test images found", where="images",
+                             fix="put the images in the folder; nbdetect reads " + ", ".join(sorted(IMAGE_SUFFIXES)))
 
     def __len__(self):
         return len(self.paths)
@@ -43,12 +45,19 @@ class ImageFolder(Dataset):
 
 def load_model(checkpoint: str | Path, device=None):
     """Rebuild the model an nbdetect run saved (``best.pt`` or ``last.pt``); returns (model, meta)."""
-    state = load_checkpoint(checkpoint)
+    from .run_state import read_checkpoint
+
+    state = read_checkpoint(checkpoint)
+    if "model" not in state:
+        raise CheckpointError(f"{checkpoint} holds no model weights", where=str(checkpoint),
+                              fix="pass best.pt or last.pt of an nbdetect run, or the model object itself")
     meta = state.get("meta") or {}
     preset = meta.get("preset")
     if not preset or preset.startswith("your "):
-        raise ValueError(f"{checkpoint} holds a model nbdetect did not build ({preset!r}): "
-                         "build your model, load_state_dict(ckpt['model']) and pass the model itself")
+        raise CheckpointError(f"{checkpoint} holds a model nbdetect did not build ({preset!r})",
+                              where=str(checkpoint),
+                              fix="build your model, model.load_state_dict(torch.load(path)['model']) and pass "
+                                  "the model object itself")
     model = build_model(preset, meta["num_classes"], weights=None,
                         min_size=meta.get("min_size"), max_size=meta.get("max_size"))
     model.load_state_dict(state["model"])

@@ -27,6 +27,7 @@ from .recipes import Recipe
 from .run_state import RunState
 from .verdict import Verdict
 from .verdict_callback import VerdictCallback
+from .errors import DataError, InputError
 
 STATUSES = ("pending", "running", "stopping", "stopped", "finished", "failed")
 
@@ -45,9 +46,11 @@ class TrainingRun(RunState):
         try:
             self.steps_per_epoch = len(train_loader)
         except TypeError:
-            raise ValueError("the training loader must have a length (a Dataset or DataLoader, not a generator)") from None
+            raise InputError("the training data has no length", where="train",
+                             fix="pass a Dataset or DataLoader, not a generator") from None
         if self.steps_per_epoch == 0:
-            raise ValueError("the training data is empty: no batch to train on")
+            raise DataError("the training data is empty: no batch to train on", where="train",
+                            fix="check that the dataset found its images and annotations (len(train) > 0)")
         self.epochs = recipe.epochs
         self.total_steps = self.epochs * self.steps_per_epoch
         self.optimizer = optimizer if optimizer is not None else recipe.make_optimizer(self.model.parameters())

@@ -26,3 +26,10 @@ if [ ! -x /usr/bin/chromium ] && command -v apt-get >/dev/null 2>&1 && [ "$(id -
 fi
 
 "$PY" -m pytest "$@"
+
+# Tests write only to temporary directories: a test that leaves a file in the checkout fails the run.
+if git rev-parse --is-inside-work-tree >/dev/null 2>&1 && [ -n "$(git status --porcelain)" ]; then
+  echo "scripts/test.sh: the tests changed the checkout:" >&2
+  git status --porcelain >&2
+  exit 1
+fi

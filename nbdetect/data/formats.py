@@ -39,7 +39,10 @@ def _voc(p, split):
 
 
 def _coco(p, split):
-    raise ValueError(f"{p} looks like COCO annotations: use nbdetect.load_coco({str(p)!r}, images_dir=...)")
+    from ..errors import InputError
+
+    raise InputError(f"{p} looks like COCO annotations, which need their image folder", where=str(p),
+                     fix=f"use nbdetect.load_coco({str(p)!r}, images_dir=...)")
 
 
 FORMATS: list[Format] = [
@@ -66,9 +69,14 @@ def load_path(path, split: str = "train"):
     """Load the dataset at ``path`` with the first format that recognises it."""
     p = Path(path)
     if not p.exists():
-        raise FileNotFoundError(f"no dataset at {p}")
+        from ..errors import MissingError
+
+        raise MissingError(f"no dataset at {p}", where=str(p),
+                           fix="check the path (relative paths start at the notebook's folder)")
     for fmt in FORMATS:
         if fmt.detect(p):
             return fmt.load(p, split)
     hints = "; ".join(f.hint for f in FORMATS if f.hint)
-    raise ValueError(f"cannot tell the format of {p}: pass a dataset built by hand ({hints})")
+    from ..errors import InputError
+
+    raise InputError(f"cannot tell the format of {p}", where=str(p), fix=f"build the dataset by hand: {hints}")

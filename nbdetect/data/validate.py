@@ -13,6 +13,7 @@ from torch.utils.data import Dataset
 
 from ..conventions import shift_labels
 from .base import DetectionDataset
+from ..errors import DataError
 
 BOX_TOLERANCE_PX = 2.0
 
@@ -152,8 +153,12 @@ def raise_if_invalid(problems: list[Problem], limit: int = 10) -> None:
     lines = [f"  - {p.message}" for p in errors[:limit]]
     more = f"\n  ... and {len(errors) - limit} more" if len(errors) > limit else ""
     samples = len({p.index for p in errors})
-    raise ValueError(f"nbdetect found {len(errors)} problem(s) in {samples} sample(s) before training:\n"
-                     + "\n".join(lines) + more)
+    first = sorted({p.index for p in errors if p.index >= 0})[:10]
+    raise DataError(f"nbdetect found {len(errors)} problem(s) in {samples} sample(s) before training:\n"
+                    + "\n".join(lines) + more,
+                    fix="fix these samples in your Dataset (nbdetect.diagnose(data=...) draws them and names the "
+                        "likely cause), or pass label_base=0 if your labels are 0..K-1",
+                    where=f"samples {first}" if first else "the dataset")
 
 
 class UserDataset(Dataset):

@@ -1,0 +1,61 @@
+"""nbdetect's errors: what is wrong, where (the argument or sample), and what to do, in a few lines.
+
+Every refusal a student can meet through a public cell function is an :class:`NbdetectError`. In a notebook
+IPython shows ``_render_traceback_()`` instead of the traceback (a short message; ``%tb`` still prints the
+full one); the CLI prints one line (``--debug`` for the trace). Subclasses also derive from the builtin
+error a caller would catch (``ValueError``, ``FileNotFoundError``...), so ``except ValueError`` keeps working.
+"""
+from __future__ import annotations
+
+
+class NbdetectError(Exception):
+    """``what`` is wrong, ``where`` (argument / sample / file), and the ``fix``."""
+
+    title = "nbdetect could not do that"
+
+    def __init__(self, what: str, fix: str = "", where: str = ""):
+        self.what, self.fix, self.where = what, fix, where
+        super().__init__(self.message)
+
+    @property
+    def message(self) -> str:
+        parts = [self.what.rstrip(".") + "."]
+        if self.where:
+            parts.append(f"Where: {self.where}.")
+        if self.fix:
+            parts.append(f"Fix: {self.fix.rstrip('.')}.")
+        return " ".join(parts)
+
+    def lines(self) -> list[str]:
+        out = [f"{type(self).__name__}: {self.what.rstrip('.')}."]
+        if self.where:
+            out.append(f"  where: {self.where}")
+        if self.fix:
+            out.append(f"  fix:   {self.fix.rstrip('.')}.")
+        return out
+
+    def _render_traceback_(self) -> list[str]:
+        """What IPython shows instead of the traceback (run %tb for the full one)."""
+        red, bold, reset = "\x1b[31m", "\x1b[1m", "\x1b[0m"
+        head, *rest = self.lines()
+        return [f"{red}{bold}{head}{reset}", *rest, "  (the full traceback: run %tb in the next cell)"]
+
+
+class InputError(NbdetectError, ValueError):
+    """An argument a cell was given cannot be used."""
+
+
+class DataError(NbdetectError, ValueError):
+    """A sample, an annotation or a dataset file is wrong."""
+
+
+class MissingError(NbdetectError, FileNotFoundError):
+    """A file, folder or notebook variable that is needed does not exist."""
+
+
+class CheckpointError(NbdetectError, ValueError):
+    """A checkpoint cannot be used for what was asked (wrong kind, other data, unreadable)."""
+
+
+class RunError(NbdetectError, RuntimeError):
+    """A run cannot start or continue (another run is active, its folder is taken)."""
