@@ -12,12 +12,12 @@ from pathlib import Path
 
 import torch
 
-from . import run_guard
+from . import run_dirs, run_guard
 from .inputs import prepare_data
 from .models import build_model, default_device, family_of, num_classes_of
 from .recipes import ALTERNATIVE_1, ALTERNATIVE_2, ALTERNATIVE_3, RECIPES, SEED_MULTISTEP, Recipe, get_recipe
 from .trainer import TrainingRun
-from .errors import InputError
+from .errors import InputError, RunError
 
 
 def _pick_preset(recipe: Recipe, preset: str | None, synthetic: bool, device: torch.device) -> str:
@@ -57,7 +57,15 @@ def _launch(run: TrainingRun, monitor, background, replace=False, thresholds=Non
     from .monitor import attach
 
     run.judge.thresholds = thresholds  # the verdict is computed by the run itself, with or without a display
-    run_guard.claim(run, replace=replace)  # a second concurrent run is refused, with or without a display
+    try:
+        run_guard.claim(run, replace=replace)  # a second concurrent run is refused, with or without a display
+    except RunError:
+        active = run_guard.active_run()  # the re-run cell's output lost that run's panel: show it here again
+        if active is not None and getattr(active.monitor, "widget", None) is not None and monitor:
+            from IPython.display import display
+
+            display(active.monitor.widget)
+        raise
     display_mode = attach(run, mode=monitor if monitor else "none", thresholds=thresholds, start_next=start_next)
     if background is None:
         background = display_mode == "panel"
@@ -70,7 +78,7 @@ def run_recipe(recipe: Recipe | str, train=None, val=None, *, num_classes=None, 
                preset=None, weights="DEFAULT", epochs=None, batch_size=None, lr=None, label_base=1, device=None,
                out_dir=None, resume=False, monitor="auto", background=None, image_size=None, num_workers=0,
                eval_map_every=1, seed=0, amp=True, synthetic=None, optimizer=None, meta=None, callbacks=(),
-               replace=False, thresholds=None, **overrides) -> TrainingRun:
+               replace=False, thresholds=None, exist_ok=False, **overrides) -> TrainingRun:
     """Train ``recipe`` on the given data; see :func:`alternative_1` for the arguments."""
     recipe = get_recipe(recipe) if isinstance(recipe, str) else recipe
     if epochs is not None:
@@ -104,17 +112,24 @@ def run_recipe(recipe: Recipe | str, train=None, val=None, *, num_classes=None, 
         meta = {**(meta or {}), "preset": preset}
     recipe = recipe.replace(preset=preset)
     meta.update(num_classes=data.num_classes, class_names=data.class_names, synthetic=data.synthetic)
-    out_dir = Path(out_dir or Path("nbdetect_runs") / recipe.name)
+    ckpt = None
+    if resume:
+        folder = run_dirs.choose(out_dir, recipe.name, resume=resume)
+        ckpt = Path(resume) if isinstance(resume, (str, Path)) else folder / "last.pt"
+        if ckpt.exists():
+            out_dir = folder
+        else:
+            print(f"nbdetect: resume: no last.pt to continue from ({run_dirs.describe_resume_miss(ckpt.parent)}); "
+                  "starting from scratch")
+            ckpt = None
+    if ckpt is None:
+        out_dir = run_dirs.choose(out_dir, recipe.name, exist_ok=exist_ok)
     run = TrainingRun(model, data.train_loader, data.val_loader, recipe=recipe, optimizer=optimizer, device=device,
                       out_dir=out_dir, amp=amp, eval_map_every=eval_map_every, meta=meta,
                       callbacks=callbacks)
-    if resume:
-        ckpt = Path(resume) if isinstance(resume, (str, Path)) else out_dir / "last.pt"
-        if ckpt.exists():
-            run.resume_from(ckpt)
-            print(f"nbdetect: resuming from {ckpt} at epoch {run.epoch + 1}, iteration {run.iteration}")
-        else:
-            print(f"nbdetect: no checkpoint at {ckpt}; starting from scratch")
+    if ckpt is not None:
+        run.resume_from(ckpt)
+        print(f"nbdetect: resuming from {ckpt} at epoch {run.epoch + 1}, iteration {run.iteration}")
     return _launch(run, monitor, background, replace=replace, thresholds=thresholds)
 
 
@@ -129,8 +144,10 @@ def alternative_1(train=None, val=None, *, num_classes=None, class_names=None, m
     num_classes: number of real classes K (labels 1..K; ``label_base=0`` for 0-based labels).
     preset: model preset (default: the recipe's RetinaNet R50-FPN; the tiny CPU model for the demo data
         on a CPU). weights: "DEFAULT" (COCO-pretrained, offline fallback), None, or a file.
-    out_dir: where checkpoints and history go (default ``nbdetect_runs/<recipe name>``).
-    resume: True to continue from ``out_dir/last.pt`` (or a checkpoint path).
+    out_dir: where checkpoints and history go (default ``nbdetect_runs/<recipe name>``, then ``-2``, ``-3``...
+        for later runs: a run never writes into another run's folder).
+    resume: True to continue the latest run folder of this recipe (its ``last.pt``), or a checkpoint path.
+    exist_ok: write into ``out_dir`` even if it holds an earlier run (its files are replaced).
     monitor: "auto" (live panel in a notebook, text elsewhere), "panel", "text" or False.
     background: train in a background thread (default: when the panel is shown).
     replace: stop a run still active in this kernel (checkpoint saved) instead of refusing to start.

@@ -6,7 +6,6 @@ import json
 import math
 import sys
 import time
-from pathlib import Path
 
 from .errors import NbdetectError
 from .recipes import FIRST, RECIPES

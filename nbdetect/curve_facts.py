@@ -293,7 +293,7 @@ def lr_facts(lrs: list[float | None], epochs: list[int], plateau_driven: bool = 
     cuts = []
     raised_after = None
     for k in range(1, len(pts)):
-        (ea, a), (eb, b) = pts[k - 1], pts[k]
+        (_, a), (eb, b) = pts[k - 1], pts[k]
         flat_before = k < 2 or abs(pts[k - 2][1] - a) <= STEP_FLAT_TOL * a
         if b * CUT_FACTOR <= a and flat_before:
             cuts.append(LRCut(eb, a, b))

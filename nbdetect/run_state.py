@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import time
 from pathlib import Path
 
 import torch
@@ -14,6 +15,13 @@ import torch
 from .checkpoint import load_checkpoint, load_scheduler_state, save_checkpoint, scheduler_state
 from .history import History
 from .errors import CheckpointError, MissingError
+
+
+def size_of(path) -> str:
+    try:
+        return f" ({Path(path).stat().st_size / 1e6:.1f} MB)"
+    except (OSError, TypeError):
+        return ""
 
 
 def read_checkpoint(path, device="cpu") -> dict:
@@ -35,6 +43,7 @@ def read_checkpoint(path, device="cpu") -> dict:
 
 
 class RunState:
+    """State, checkpoints, resume and the read-only views (progress, display) of a TrainingRun."""
     def state_dict(self) -> dict:
         rng = {"torch": torch.get_rng_state()}
         if torch.cuda.is_available():
@@ -73,7 +82,7 @@ class RunState:
         if (self.out_dir / "best.pt").exists():
             self.best_checkpoint = self.out_dir / "best.pt"
 
-    def resume_from(self, path: str | Path) -> "TrainingRun":
+    def resume_from(self, path: str | Path) -> "RunState":
         """Load a checkpoint written by a run of the same recipe and data."""
         state = read_checkpoint(path, self.device)
         if state.get("format") != "nbdetect-checkpoint-1" or "optimizer" not in state:
@@ -97,3 +106,33 @@ class RunState:
         self.load_state_dict(state)
         self.last_checkpoint = Path(path)
         return self
+
+    def _restore_rng(self) -> None:
+        if self._restored_rng is not None:
+            torch.set_rng_state(self._restored_rng["torch"].cpu())
+            if "cuda" in self._restored_rng and torch.cuda.is_available():
+                torch.cuda.set_rng_state_all([s.cpu() for s in self._restored_rng["cuda"]])
+            self._restored_rng = None
+
+    def progress(self) -> dict:
+        """Where the run is: epoch/iteration counters, images/s over the last seconds, ETA."""
+        elapsed = time.monotonic() - self.started_at if self.started_at else 0.0
+        return {"epoch": self.epoch + (1 if self.iteration or self.status == "running" else 0), "epochs": self.epochs,
+                "iteration": self.iteration, "steps_per_epoch": self.steps_per_epoch, "step": self.step,
+                "total_steps": self.total_steps, "elapsed_s": elapsed,
+                "images_per_s": self.throughput.images_per_s(), "eta_s": self.throughput.eta_s(self),
+                "status": self.status}
+
+    def _ipython_display_(self) -> None:
+        """A run as the value of a cell shows its live panel again (after a re-run cell or a reopened notebook)."""
+        from IPython.display import display
+
+        widget = getattr(self.monitor, "widget", None)
+        if widget is not None:
+            display(widget)
+        else:
+            print(f"{self!r}\n{self.message or self.status}\nverdict: {self.verdict.headline}")
+
+    def __repr__(self) -> str:
+        return (f"<TrainingRun {self.recipe.name} {self.status}: epoch {self.epoch}/{self.epochs}, "
+                f"step {self.step}/{self.total_steps}, out_dir={str(self.out_dir)!r}>")

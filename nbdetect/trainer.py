@@ -24,7 +24,8 @@ from .history import History
 from .hooks import Checkpointer, HistoryFiles, MapEvaluator, Throughput
 from .models import default_device
 from .recipes import Recipe
-from .run_state import RunState
+from .run_dirs import FolderLock
+from .run_state import RunState, size_of
 from .verdict import Verdict
 from .verdict_callback import VerdictCallback
 from .errors import DataError, InputError
@@ -66,8 +67,8 @@ class TrainingRun(RunState):
         self.throughput = Throughput()
         self.checkpointer = Checkpointer(checkpoint_every)
         self.judge = VerdictCallback()
-        self.hooks = [MapEvaluator(eval_map_every), HistoryFiles(tensorboard), self.checkpointer, self.throughput,
-                      self.judge]
+        self.hooks = [FolderLock(), MapEvaluator(eval_map_every), HistoryFiles(tensorboard), self.checkpointer,
+                      self.throughput, self.judge]
         self.callbacks = [*self.hooks, *callbacks]
         self.verdict = Verdict("pending", "Waiting for the first epoch.", "No rule applies yet.")
 
@@ -123,15 +124,6 @@ class TrainingRun(RunState):
             raise self.error
         return self
 
-    def progress(self) -> dict:
-        """Where the run is: epoch/iteration counters, images/s over the last seconds, ETA."""
-        elapsed = time.monotonic() - self.started_at if self.started_at else 0.0
-        return {"epoch": self.epoch + (1 if self.iteration or self.status == "running" else 0), "epochs": self.epochs,
-                "iteration": self.iteration, "steps_per_epoch": self.steps_per_epoch, "step": self.step,
-                "total_steps": self.total_steps, "elapsed_s": elapsed,
-                "images_per_s": self.throughput.images_per_s(), "eta_s": self.throughput.eta_s(self),
-                "status": self.status}
-
     # -- the loop --------------------------------------------------------------
     def _on_iteration(self, epoch_idx: int):
         def on_iteration(i, loss, components, n_images, lr):
@@ -150,13 +142,6 @@ class TrainingRun(RunState):
                     f"(step {self.step + 1}, lr {lr:.3g})")
 
         return describe
-
-    def _restore_rng(self) -> None:
-        if self._restored_rng is not None:
-            torch.set_rng_state(self._restored_rng["torch"].cpu())
-            if "cuda" in self._restored_rng and torch.cuda.is_available():
-                torch.cuda.set_rng_state_all([s.cpu() for s in self._restored_rng["cuda"]])
-            self._restored_rng = None
 
     def _end_epoch(self, epoch_idx: int) -> dict:
         acc = self._epoch_acc
@@ -207,7 +192,9 @@ class TrainingRun(RunState):
                                 f"checkpoint: {self.last_checkpoint}")
             else:
                 self.status = "finished"
-                self.message = f"finished {self.epochs} epochs; best checkpoint: {self.best_checkpoint}"
+                self.message = (f"finished {self.epochs} epochs; best checkpoint: {self.best_checkpoint}"
+                                f"{size_of(self.best_checkpoint)}, last: {self.last_checkpoint}"
+                                f"{size_of(self.last_checkpoint)}")
         except KeyboardInterrupt:
             self.save("last.pt")
             self.status = "stopped"
@@ -237,7 +224,3 @@ class TrainingRun(RunState):
             except Exception as exc:  # a critical hook failing at the very end (closing files) fails the run
                 self.status, self.error = "failed", self.error or exc
                 self.message = self.message or f"failed with {type(exc).__name__}: {exc}"
-
-    def __repr__(self) -> str:
-        return (f"<TrainingRun {self.recipe.name} {self.status}: epoch {self.epoch}/{self.epochs}, "
-                f"step {self.step}/{self.total_steps}, out_dir={str(self.out_dir)!r}>")

@@ -1,0 +1,176 @@
+"""One run, one folder: numbered run folders and the lock that says who owns one.
+
+``nbdetect_runs/alternative_1``, then ``alternative_1-2``, ``alternative_1-3``...: a new run never writes
+into a folder that holds another run's checkpoints or history (as Ultralytics' ``train``, ``train2``). The
+number is one more than the highest ever given for that name (kept in ``nbdetect_runs/.run_numbers.json``,
+as Lightning's ``version_N``), so a deleted folder's number is not reused. ``resume=True`` continues the
+latest folder of that name; ``exist_ok=True`` reuses the named folder.
+
+A running run holds ``<folder>/.lock`` (its pid, host and start time). A second live run never shares the
+folder; a lock left by a process that no longer exists is recovered with a message.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import time
+from pathlib import Path
+
+from .atomic import atomic_write
+from .callbacks import Callback
+from .errors import RunError
+
+RUN_FILES = ("last.pt", "best.pt", "history.jsonl", "epochs.csv")
+LOCK = ".lock"
+NUMBERS = ".run_numbers.json"
+
+
+def holds_a_run(folder: Path) -> bool:
+    return folder.is_dir() and any((folder / f).exists() for f in RUN_FILES)
+
+
+def _numbered(root: Path, name: str) -> list[tuple[int, Path]]:
+    pattern = re.compile(rf"^{re.escape(name)}(?:-(\d+))?$")
+    out = []
+    if root.is_dir():
+        for p in root.iterdir():
+            m = pattern.match(p.name)
+            if m and p.is_dir():
+                out.append((int(m.group(1) or 1), p))
+    return sorted(out)
+
+
+def _read_numbers(root: Path) -> dict:
+    try:
+        return json.loads((root / NUMBERS).read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def latest(root: Path | str, name: str) -> Path | None:
+    """The highest-numbered existing folder of ``name`` (the one ``resume=True`` continues)."""
+    found = _numbered(Path(root), name)
+    return found[-1][1] if found else None
+
+
+def next_free(root: Path | str, name: str) -> Path:
+    """A new folder for a run called ``name``: ``name`` if unused, else ``name-N`` with N never given before."""
+    root = Path(root)
+    found = _numbered(root, name)
+    if not found and not _read_numbers(root).get(name):
+        number = 1
+    else:
+        number = max([n for n, _ in found] + [int(_read_numbers(root).get(name, 0))]) + 1
+    folder = root / (name if number == 1 else f"{name}-{number}")
+    root.mkdir(parents=True, exist_ok=True)
+    numbers = {**_read_numbers(root), name: number}
+    atomic_write(root / NUMBERS, lambda fh: fh.write(json.dumps(numbers, indent=1).encode()))
+    return folder
+
+
+def choose(out_dir, name: str, *, resume=False, exist_ok: bool = False, root: str | Path = "nbdetect_runs") -> Path:
+    """The folder a run writes to; never one holding another run unless resuming it or ``exist_ok``."""
+    if out_dir is None and isinstance(resume, (str, Path)):
+        return Path(resume).parent  # resuming a checkpoint: its run goes on in its own folder
+    if out_dir is None:
+        if resume is True or exist_ok:
+            return latest(root, name) or Path(root) / name
+        folder = latest(root, name) or Path(root) / name
+    else:
+        folder = Path(out_dir)
+    if resume or exist_ok or not holds_a_run(folder) and not locked_by_other(folder):
+        return folder
+    new = next_free(folder.parent, re.sub(r"-\d+$", "", folder.name) if out_dir is None else folder.name)
+    print(f"nbdetect: {folder} holds an earlier run; this run writes to {new} (resume=True continues the "
+          "latest run, exist_ok=True writes into the folder given)")
+    return new
+
+
+# -- the lock ----------------------------------------------------------------------------------------------
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def read_lock(folder: Path) -> dict | None:
+    try:
+        return json.loads((Path(folder) / LOCK).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def locked_by_other(folder: Path, token: str | None = None) -> bool:
+    """A live run other than the one holding ``token`` owns ``folder`` (a run of this process always releases
+    its lock when it ends, so a lock of this process with another token is a live run too)."""
+    info = read_lock(folder)
+    if not info or (token is not None and info.get("token") == token):
+        return False
+    return info.get("host") == socket.gethostname() and _alive(int(info.get("pid", -1)))
+
+
+class FolderLock(Callback):
+    """Holds ``<out_dir>/.lock`` while the run runs; refuses a folder a live run owns; recovers stale locks."""
+
+    critical = True
+
+    def __init__(self):
+        self.path: Path | None = None
+        self.token: str | None = None
+
+    def on_run_start(self, run) -> None:
+        folder = Path(run.out_dir)
+        folder.mkdir(parents=True, exist_ok=True)
+        info = read_lock(folder)
+        if info and locked_by_other(folder, getattr(run, "_lock_token", None)):
+            raise RunError(f"{folder} is in use by another training run (pid {info.get('pid')}, started "
+                           f"{info.get('started')})", where=str(folder),
+                           fix="let that run finish or stop it, or give this run another out_dir (leave out_dir "
+                               "out and nbdetect picks a new numbered folder)")
+        if info:
+            print(f"nbdetect: {folder} had a lock from pid {info.get('pid')} (started {info.get('started')}), "
+                  "a process that no longer runs; recovered it")
+        leftovers = list(folder.glob(".*.tmp"))  # half-written files of a killed save: the folder is ours now
+        for tmp in leftovers:
+            try:
+                tmp.unlink()
+            except OSError:
+                pass
+        if leftovers:
+            print(f"nbdetect: removed {len(leftovers)} half-written file(s) of an interrupted save in {folder}")
+        self.token = f"{os.getpid()}-{id(run)}-{time.time()}"
+        run._lock_token = self.token
+        self.path = folder / LOCK
+        payload = {"pid": os.getpid(), "host": socket.gethostname(), "token": self.token,
+                   "started": time.strftime("%Y-%m-%d %H:%M:%S"), "recipe": getattr(run.recipe, "name", "")}
+        atomic_write(self.path, lambda fh: fh.write(json.dumps(payload).encode()))
+
+    def on_run_end(self, run) -> None:
+        if self.path is not None and (read_lock(self.path.parent) or {}).get("token") == self.token:
+            try:
+                self.path.unlink()
+            except OSError:
+                pass
+        self.path = None
+
+
+def describe_resume_miss(folder: Path) -> str:
+    """What a folder without last.pt holds, for the message of ``resume=True``."""
+    folder = Path(folder)
+    if not folder.exists():
+        return f"{folder} does not exist"
+    found = []
+    if (folder / "best.pt").exists():
+        found.append("best.pt (model weights only: it cannot restore the optimizer, the schedule or the data order)")
+    temps = list(folder.glob(".*.tmp"))
+    if temps:
+        found.append(f"{len(temps)} half-written file(s) of an interrupted save (removed when the run starts)")
+    if (folder / "history.jsonl").exists():
+        found.append("history.jsonl")
+    return f"{folder} holds " + ("; ".join(found) if found else "no checkpoint")
