@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 
 from . import run_dirs, run_guard
+from .hooks import LossBefore
 from .inputs import prepare_data
 from .models import build_model, default_device, family_of, num_classes_of
 from .recipes import ALTERNATIVE_1, ALTERNATIVE_2, ALTERNATIVE_3, RECIPES, SEED_MULTISTEP, Recipe, get_recipe
@@ -191,6 +192,7 @@ def raise_lr(optimizer: torch.optim.Optimizer, lr: float, scheduler=None) -> lis
 
 
 def alternative_3(optimizer, model, train, val=None, *, scheduler=None, lr=1e-4, epochs=10, start_epoch=None,
+                  previous_loss=None,
                   num_classes=None, class_names=None, label_base=1, device=None,
                   out_dir=None, monitor="auto", background=None, **overrides) -> TrainingRun:
     """Alternative 3: raise the LR of your live optimizer and keep training your model.
@@ -198,6 +200,8 @@ def alternative_3(optimizer, model, train, val=None, *, scheduler=None, lr=1e-4,
     The guide's quick test: the optimizer keeps its state (momentum, Adam moments); its LR is set to ``lr``
     and held constant for ``epochs`` epochs (your scheduler is not stepped meanwhile; its base LRs are set to
     ``lr`` so stepping it later starts from there). ``start_epoch`` (e.g. 41) only labels the epochs.
+    The run is judged against the loss before the change: ``previous_loss`` (your last validation loss, on
+    nbdetect's per-batch scale) or, when not given, the validation loss measured before the first step.
     """
     if optimizer is None or model is None:
         missing = "optimizer" if optimizer is None else "model"
@@ -211,12 +215,23 @@ def alternative_3(optimizer, model, train, val=None, *, scheduler=None, lr=1e-4,
                          fix="pass the optimizer that was created from this model's parameters (the pair you "
                              "trained with)")
     old = raise_lr(optimizer, lr, scheduler)
-    print(f"nbdetect: LR raised from {old[0]:.3g} to {lr:.3g} on {len(old)} param group(s); "
-          f"continuing for {epochs} epochs")
+    print(f"nbdetect: LR {lr_change(old[0], lr)} on {len(old)} param group(s); continuing for {epochs} epochs")
     if device is None:
         device = next(model.parameters()).device
     recipe = ALTERNATIVE_3.replace(epochs=int(epochs), lr=float(lr))
+    callbacks = [LossBefore(), *overrides.pop("callbacks", ())]
     return run_recipe(recipe, train, val, num_classes=num_classes, class_names=class_names, model=model,
                       label_base=label_base, device=device, out_dir=out_dir, monitor=monitor,
-                      background=background, optimizer=optimizer,
-                      meta={"start_epoch": start_epoch, "previous_lr": old[0]}, **overrides)
+                      background=background, optimizer=optimizer, callbacks=callbacks,
+                      meta={"start_epoch": start_epoch, "previous_lr": old[0], "reference_loss": previous_loss},
+                      **overrides)
+
+
+def lr_change(old: float, new: float) -> str:
+    """'raised from 2e-05 to 0.0001 (5x)', 'lowered from ... to ...' or 'unchanged at ...': what really happened."""
+    if math.isclose(old, new, rel_tol=1e-6):
+        return f"unchanged at {new:.3g} (it already was {old:.3g})"
+    verb = "raised" if new > old else "lowered"
+    factor = new / old if new > old else old / new
+    note = "" if new > old else "; the guide's Alternative 3 raises it, pass a higher lr= to test that"
+    return f"{verb} from {old:.3g} to {new:.3g} ({factor:.3g}x){note}"

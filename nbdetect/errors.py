@@ -59,3 +59,12 @@ class CheckpointError(NbdetectError, ValueError):
 
 class RunError(NbdetectError, RuntimeError):
     """A run cannot start or continue (another run is active, its folder is taken)."""
+
+
+def choose_from(table: dict, name, argument: str):
+    """``table[name]``, or an InputError listing the choices."""
+    try:
+        return table[name]
+    except (KeyError, TypeError):
+        raise InputError(f"unknown {argument} {name!r}", where=argument,
+                         fix=f"choose one of: {', '.join(map(str, table))}") from None

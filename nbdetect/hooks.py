@@ -113,3 +113,21 @@ class Throughput(Callback):
         batch = run.images_seen / run.step if run.step else math.nan
         steps_left = run.total_steps - run.step
         return steps_left * batch / ips if ips > 0 and not math.isnan(ips) else math.nan
+
+
+class LossBefore(Callback):
+    """The loss before training starts (validation loss, else the first training batches), kept as the run's
+    reference: Alternative 3 is judged against the loss before its LR change, not against its own first epoch."""
+
+    def on_run_start(self, run) -> None:
+        if run.epoch or run.meta.get("reference_loss") is not None:
+            return
+        from . import engine
+
+        loader = run.val_loader if run.val_loader is not None else run.train_loader
+        batches = loader if run.val_loader is not None else [b for _, b in zip(range(4), loader)]
+        loss, _ = engine.evaluate_loss(run.model, batches, run.device, run.amp)
+        if math.isfinite(loss) and loss > 0:
+            run.meta["reference_loss"] = float(loss)
+            which = "validation" if run.val_loader is not None else "training (first batches)"
+            print(f"nbdetect: {which} loss before this run: {loss:.4g} (the verdict compares against it)")

@@ -73,13 +73,9 @@ def num_classes_of(model) -> int | None:
 
 
 def get_preset(name: str) -> Preset:
-    try:
-        return PRESETS[name]
-    except KeyError:
-        from .errors import InputError
+    from .errors import choose_from
 
-        raise InputError(f"unknown model preset {name!r}", where="preset",
-                         fix=f"choose one of: {', '.join(PRESETS)}") from None
+    return choose_from(PRESETS, name, "model preset")
 
 
 class TinyBackbone(nn.Module):

@@ -211,10 +211,6 @@ def short_title(name: str | None) -> str:
 
 
 def get_recipe(name: str) -> Recipe:
-    try:
-        return RECIPES[name]
-    except KeyError:
-        from .errors import InputError
+    from .errors import choose_from
 
-        raise InputError(f"unknown recipe {name!r}", where="recipe",
-                         fix=f"choose one of: {', '.join(RECIPES)}") from None
+    return choose_from(RECIPES, name, "recipe")

@@ -64,7 +64,7 @@ def test_resume_continues_where_the_run_stopped(tmp_path):
     assert [r["step"] for r in second.history.iterations] == list(range(1, second.total_steps + 1))
 
 
-def test_alternative_3_raises_the_lr_of_the_live_optimizer(tmp_path):
+def test_alternative_3_raises_the_lr_of_the_live_optimizer(tmp_path, capsys):
     torch.manual_seed(0)
     model = build_model("retinanet_tiny", 2, weights=None, min_size=96, max_size=96)
     opt = torch.optim.AdamW(model.parameters(), lr=2e-4)
@@ -76,13 +76,22 @@ def test_alternative_3_raises_the_lr_of_the_live_optimizer(tmp_path):
     state_before = len(opt.state)
     run = alternative_3(opt, model, toy_samples(8), None, scheduler=sched, lr=1e-4, epochs=2, start_epoch=41,
                         monitor=False, out_dir=tmp_path, eval_map_every=0)
+    out = capsys.readouterr().out
+    assert "LR raised from 2e-05 to 0.0001 (5x)" in out and "loss before this run" in out
     assert run.status == "finished" and run.optimizer is opt and len(opt.state) >= state_before
+    # judged against the loss before the boost, not against its own first epoch
+    assert run.verdict.facts.reference == pytest.approx(run.meta["reference_loss"])
+    assert run.meta["reference_loss"] != max(run.history.epochs[0]["train_loss"], 0)
     assert [r["lr"] for r in run.history.iterations] == pytest.approx([1e-4] * run.total_steps)
     assert sched.base_lrs == [1e-4]
     with pytest.raises(ValueError, match="does not hold any parameter"):
         alternative_3(torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1), model, toy_samples(4))
     with pytest.raises(ValueError, match="positive"):
         raise_lr(opt, -1.0)
+    lower = alternative_3(opt, model, toy_samples(8), None, lr=1e-5, epochs=1, monitor=False,
+                          out_dir=tmp_path / "lower", eval_map_every=0, previous_loss=1.5)
+    assert "LR lowered from 0.0001 to 1e-05 (10x)" in capsys.readouterr().out
+    assert lower.verdict.facts.reference == 1.5  # the loss the user gave as "before"
 
 
 def test_submission_writes_csv_and_coco_json_in_original_pixels(tmp_path):
