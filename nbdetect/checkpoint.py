@@ -6,11 +6,27 @@ from pathlib import Path
 import torch
 
 from .atomic import atomic_write
+from .errors import CheckpointError
 
 
 def save_checkpoint(state: dict, path: str | Path) -> Path:
-    """Write ``state`` to ``path`` so a crash mid-write never leaves a truncated file."""
-    return atomic_write(path, lambda fh: torch.save(state, fh))
+    """Write ``state`` to ``path`` so a crash mid-write never leaves a truncated file.
+
+    A failed write (disk full, folder not writable) raises a CheckpointError saying so; the previous file at
+    ``path`` is untouched and the half-written temp file is removed.
+    """
+    try:
+        return atomic_write(path, lambda fh: torch.save(state, fh))
+    except (OSError, RuntimeError) as exc:
+        import errno
+
+        text = f"{type(exc).__name__}: {exc}"
+        full = getattr(exc, "errno", None) == errno.ENOSPC or "unexpected pos" in str(exc) or "No space" in str(exc)
+        previous = "the previous checkpoint there is intact" if Path(path).exists() else "no earlier checkpoint there"
+        raise CheckpointError(("the disk is full: " if full else "") + f"could not write {Path(path).name} ({text}); "
+                              f"{previous}", where=str(path),
+                              fix="free disk space (or pass another out_dir) and resume the run with resume=True"
+                              if full else "check that the folder is writable, then resume with resume=True") from exc
 
 
 def load_checkpoint(path: str | Path, map_location="cpu") -> dict:

@@ -68,3 +68,23 @@ def choose_from(table: dict, name, argument: str):
     except (KeyError, TypeError):
         raise InputError(f"unknown {argument} {name!r}", where=argument,
                          fix=f"choose one of: {', '.join(map(str, table))}") from None
+
+
+class reading:
+    """``with reading(path, line=n):`` re-raises any error while reading a dataset file as a DataError that
+    names the file (and line or annotation), instead of a bare ParseError / KeyError / ValueError."""
+
+    def __init__(self, path, line: int | None = None, what: str = "", fix: str = ""):
+        self.path, self.line, self.what, self.fix = path, line, what, fix
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, exc, tb):
+        if exc is None or isinstance(exc, NbdetectError) or not isinstance(exc, Exception):
+            return False
+        where = f"{self.path}" + (f", line {self.line}" if self.line is not None else "")
+        what = self.what or "this file could not be read"
+        raise DataError(f"{what}: {type(exc).__name__}: {exc}", where=where,
+                        fix=self.fix or "fix or remove this file (a truncated image: re-copy it; an annotation: "
+                                         "check its format)") from exc

@@ -14,10 +14,31 @@ from pathlib import Path
 EPOCH_FIELDS = ["epoch", "train_loss", "val_loss", "map", "map50", "lr", "time_s", "images_per_s"]
 
 
+def _drop_after(path: Path, step: int) -> None:
+    """Remove the records a resume from ``step`` supersedes (and a line cut short by a kill): no step is
+    recorded twice in history.jsonl."""
+    if not path.exists():
+        return
+    kept = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            rec = json.loads(line)
+        except ValueError:
+            continue
+        if rec.get("type") in ("iter", "epoch") and int(rec.get("step", -1)) > step:
+            continue
+        kept.append(line)
+    from .atomic import atomic_write
+
+    atomic_write(path, lambda fh: fh.write(("\n".join(kept) + ("\n" if kept else "")).encode("utf-8")))
+
+
 class HistoryWriter:
     def __init__(self, out_dir: Path | str, tensorboard: bool = False, resume_step: int | None = None):
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
+        if resume_step is not None:
+            _drop_after(out_dir / "history.jsonl", int(resume_step))
         self._file = open(out_dir / "history.jsonl", "a", encoding="utf-8")
         self._csv_path = out_dir / "epochs.csv"
         self._last_flush = 0.0

@@ -91,7 +91,7 @@ def test_a_refusal_names_what_and_the_fix(path_id, tmp_path):
 def test_every_error_path_is_documented():
     doc = (Path(__file__).resolve().parents[1] / "docs" / "ERRORS.md").read_text()
     documented = set(re.findall(r"`([a-z0-9_]+)`", doc))
-    assert set(PATHS) <= documented, set(PATHS) - documented
+    assert set(PATHS) | set(BAD_FILES) <= documented, (set(PATHS) | set(BAD_FILES)) - documented
 
 
 def test_a_refusal_in_a_notebook_shows_a_short_message_not_a_traceback(tmp_path):
@@ -106,3 +106,107 @@ def test_a_refusal_in_a_notebook_shows_a_short_message_not_a_traceback(tmp_path)
     text = "\n".join(err.traceback)
     assert err.ename == "InputError" and "num_classes='two'" in text and "fix:" in text
     assert "site-packages" not in text and len(err.traceback) <= 8
+
+
+def _yolo_folder(tmp, label_line="0 0.5 0.5 0.2 0.2", yaml_text=None, image_bytes=None):
+    from PIL import Image
+
+    (tmp / "images").mkdir(parents=True)
+    (tmp / "labels").mkdir()
+    Image.new("RGB", (32, 32)).save(tmp / "images" / "a.jpg")
+    if image_bytes is not None:
+        (tmp / "images" / "b.jpg").write_bytes(image_bytes)
+        (tmp / "labels" / "b.txt").write_text("0 0.5 0.5 0.2 0.2\n")
+    (tmp / "labels" / "a.txt").write_text(label_line + "\n")
+    if yaml_text is not None:
+        (tmp / "data.yaml").write_text(yaml_text)
+        return tmp / "data.yaml"
+    return tmp
+
+
+def _voc(tmp, body):
+    (tmp / "Annotations").mkdir(parents=True)
+    (tmp / "Annotations" / "x.xml").write_text(body)
+    return tmp
+
+
+def _jpeg_bytes():
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (64, 64), (200, 10, 10)).save(buf, "JPEG")
+    return buf.getvalue()
+
+
+BAD_FILES = {  # id in docs/ERRORS.md: (make the file, words the message must contain)
+    "yolo_class_not_a_number": (lambda tmp: _yolo_folder(tmp, "stop 0.5 0.5 0.2 0.2"), ["a.txt, line 1", "class"]),
+    "yolo_yaml_is_a_list": (lambda tmp: _yolo_folder(tmp, yaml_text="- images\n- labels\n"), ["list", "names:"]),
+    "yolo_yaml_without_names": (lambda tmp: _yolo_folder(tmp, yaml_text="train: images\nval: images\n"),
+                                ["neither names nor nc", "names:"]),
+    "image_truncated": (lambda tmp: _yolo_folder(tmp, image_bytes=_jpeg_bytes()[:200]), ["b.jpg", "Fix:"]),
+    "image_header_corrupt": (lambda tmp: _yolo_folder(tmp, image_bytes=b"\xff\xd8\xff garbage"), ["b.jpg", "Fix:"]),
+    "voc_xml_malformed": (lambda tmp: _voc(tmp, "<annotation><object><name>stop</name>"), ["x.xml", "XML"]),
+    "voc_object_without_box": (lambda tmp: _voc(tmp, "<annotation><filename>x.jpg</filename><object><name>stop"
+                                                     "</name></object></annotation>"), ["x.xml", "<bndbox>"]),
+    "coco_without_images": (lambda tmp: (tmp / "c.json").write_text('{"annotations": []}') and tmp / "c.json",
+                            ["no images", "categories"]),
+}
+
+
+@pytest.mark.parametrize("file_id", list(BAD_FILES))
+def test_a_bad_dataset_file_is_named_with_the_fix(file_id, tmp_path):
+    make, words = BAD_FILES[file_id]
+    path = make(tmp_path)
+    with pytest.raises(NbdetectError) as info:
+        if file_id.startswith("coco"):
+            nbdetect.load_coco(path)
+        else:
+            nbdetect.alternative_1(str(path), num_classes=1, **FAST)
+    message = str(info.value)
+    for w in words:
+        assert w in message, (file_id, message)
+
+
+def test_fractional_labels_are_refused_with_the_sample(tmp_path):
+    data = toy_samples(4)
+    img, t = data[1]
+    data[1] = (img, {**t, "labels": torch.tensor([1.7])})
+    with pytest.raises(NbdetectError, match=r"whole class numbers.*sample 1"):
+        nbdetect.alternative_1(data, num_classes=2, **FAST)
+
+
+def test_a_full_disk_during_save_says_so_and_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
+    import errno
+
+    from nbdetect import checkpoint
+
+    good = checkpoint.save_checkpoint({"step": 1}, tmp_path / "last.pt")
+
+    def no_space(obj, fh):
+        fh.write(b"partial")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(checkpoint.torch, "save", no_space)
+    with pytest.raises(NbdetectError, match="the disk is full.*previous checkpoint there is intact"):
+        checkpoint.save_checkpoint({"step": 2}, tmp_path / "last.pt")
+    monkeypatch.undo()
+    assert checkpoint.load_checkpoint(good)["step"] == 1
+    assert not list(tmp_path.glob(".*.tmp"))  # the half-written temp file is gone
+
+
+def test_after_a_kill_and_resume_no_step_is_recorded_twice(tmp_path):
+    import json
+
+    from nbdetect.history_files import HistoryWriter
+
+    w = HistoryWriter(tmp_path)
+    for s in range(1, 9):  # steps 7 and 8 happened after the last checkpoint (step 6), then the process died
+        w.iteration({"step": s, "loss": float(s)})
+    w._file.write('{"type": "iter", "step": 9, "lo')  # a line cut short by the kill
+    w.close()
+    HistoryWriter(tmp_path, resume_step=6).close()
+    steps = [json.loads(l).get("step") for l in (tmp_path / "history.jsonl").read_text().splitlines()
+             if json.loads(l).get("type") == "iter"]
+    assert steps == [1, 2, 3, 4, 5, 6]

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import torch
+from ..errors import reading
 from torch.utils.data import Dataset
 
 
@@ -46,7 +47,7 @@ def decode(path: str | Path) -> torch.Tensor:
     from PIL import Image
     from torchvision.transforms.functional import pil_to_tensor
 
-    with Image.open(path) as im:
+    with reading(path, what="this image could not be decoded"), Image.open(path) as im:
         return pil_to_tensor(im.convert("RGB"))
 
 
@@ -54,7 +55,7 @@ def image_size(path: str | Path) -> tuple[int, int]:
     """(height, width) from the file header, without decoding the pixels."""
     from PIL import Image
 
-    with Image.open(path) as im:
+    with reading(path, what="this image could not be opened"), Image.open(path) as im:
         return im.height, im.width
 
 

@@ -10,11 +10,17 @@ import json
 from pathlib import Path
 
 from .base import DetectionDataset, make_record
+from ..errors import DataError, reading
 
 
 def load_coco(annotation_json, images_dir=None, cache="auto") -> DetectionDataset:
     annotation_json = Path(annotation_json)
-    data = json.loads(annotation_json.read_text())
+    with reading(annotation_json, what="this COCO JSON could not be read"):
+        data = json.loads(annotation_json.read_text())
+    missing = [k for k in ("images", "annotations") if not isinstance(data, dict) or k not in data]
+    if missing:
+        raise DataError(f"{annotation_json} has no {' and no '.join(missing)} list", where=str(annotation_json),
+                        fix="pass a COCO detection file: images, annotations and categories")
     images_dir = Path(images_dir) if images_dir else annotation_json.parent
     cats = sorted(data.get("categories", []), key=lambda c: c["id"])
     label_of = {c["id"]: i + 1 for i, c in enumerate(cats)}
@@ -25,7 +31,8 @@ def load_coco(annotation_json, images_dir=None, cache="auto") -> DetectionDatase
         if ann.get("iscrowd", 0):
             continue
         if ann["category_id"] not in label_of:
-            raise ValueError(f"annotation {ann.get('id')} has category_id {ann['category_id']} not in categories")
+            raise DataError(f"annotation {ann.get('id')} has category_id {ann['category_id']} not in categories",
+                            where=str(annotation_json), fix="add the category, or remove the annotation")
         x, y, w, h = ann["bbox"]
         ih, iw = sizes.get(ann["image_id"], (None, None))
         x1, y1, x2, y2 = x, y, x + w, y + h

@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .base import DetectionDataset, make_record
+from ..errors import DataError, MissingError, reading
 
 # The ReadMe's 43 classes and the super-class each belongs to.
 GTSDB_CLASSES = [
@@ -46,21 +47,24 @@ def load_gtsdb(root, superclasses: bool = False, cache="auto") -> DetectionDatas
     root = Path(root)
     gt = root / "gt.txt"
     if not gt.exists():
-        raise FileNotFoundError(f"no gt.txt in {root}")
+        raise MissingError(f"no gt.txt in {root}", where=str(root),
+                           fix="point at the GTSDB folder holding gt.txt and the images")
     images = _find_images(root)
     boxes: dict[str, list] = {stem: [] for stem in images}
     for n, line in enumerate(gt.read_text().splitlines(), 1):
         if not line.strip():
             continue
         parts = line.strip().split(";")
-        if len(parts) != 6:
-            raise ValueError(f"{gt}:{n}: expected 'file;x1;y1;x2;y2;class', got {line!r}")
+        with reading(gt, n, what=f"expected 'file;x1;y1;x2;y2;class' with whole numbers, got {line!r}"):
+            if len(parts) != 6:
+                raise ValueError("not 6 fields")
+            x1, y1, x2, y2, cls = (int(v) for v in parts[1:])
         stem = Path(parts[0]).stem
         if stem not in boxes:
             continue  # annotated image not in this copy of the dataset
-        x1, y1, x2, y2, cls = (int(v) for v in parts[1:])
         if not 0 <= cls < len(GTSDB_CLASSES):
-            raise ValueError(f"{gt}:{n}: class {cls} is not a GTSDB class (0..42)")
+            raise DataError(f"class {cls} is not a GTSDB class (0..42)", where=f"{gt}, line {n}",
+                            fix="GTSDB classes are 0..42 (the ReadMe's list)")
         label = SUPERCLASSES.index(GTSDB_CLASSES[cls][1]) + 1 if superclasses else cls + 1
         boxes[stem].append(([x1, y1, x2 + 1, y2 + 1], label))
     records = []

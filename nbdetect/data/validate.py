@@ -184,7 +184,12 @@ class UserDataset(Dataset):
         if isinstance(target, dict):
             target = dict(target)
             if "labels" in target:
-                target["labels"] = torch.as_tensor(target["labels"], dtype=torch.int64)
+                labels = torch.as_tensor(target["labels"])
+                if labels.is_floating_point() and not torch.equal(labels, labels.round()):
+                    raise DataError(f"labels must be whole class numbers, got {labels.tolist()}",
+                                    where=f"sample {index}", fix="give each box its class as an int (1..K); "
+                                    "a fractional label is never truncated silently")
+                target["labels"] = labels.to(torch.int64)
             if "boxes" in target:
                 target["boxes"] = torch.as_tensor(target["boxes"], dtype=torch.float32).reshape(-1, 4)
             if "image_id" not in target:

@@ -11,6 +11,7 @@ from pathlib import Path
 import yaml
 
 from .base import DetectionDataset, image_size, make_record
+from ..errors import DataError, MissingError, reading
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 
@@ -44,19 +45,28 @@ def load_yolo(path, split: str = "train", cache="auto") -> DetectionDataset:
     path = Path(path)
     names = None
     if path.suffix in (".yaml", ".yml"):
-        cfg = yaml.safe_load(path.read_text()) or {}
+        with reading(path, what="this data.yaml could not be read"):
+            cfg = yaml.safe_load(path.read_text()) or {}
+        if not isinstance(cfg, dict):
+            raise DataError(f"{path} holds a {type(cfg).__name__}, not a mapping", where=str(path),
+                            fix="write it as Ultralytics does: path:, train:, val:, names: (or nc:)")
+        if cfg.get("names") is None and cfg.get("nc") is None:
+            raise DataError(f"{path} has neither names nor nc", where=str(path),
+                            fix="add names: [sign1, sign2, ...] (or nc: K) to the data.yaml")
         root = Path(cfg.get("path") or path.parent)
         if not root.is_absolute():
             root = (path.parent / root).resolve()
         if split not in cfg:
-            raise KeyError(f"{path} has no '{split}' entry")
+            raise MissingError(f"{path} has no '{split}' entry", where=str(path),
+                               fix=f"add {split}: images/{split} (the folder or list of {split} images)")
         specs = cfg[split] if isinstance(cfg[split], list) else [cfg[split]]
         files = [f for s in specs for f in _image_files(root / s)]
         names = _names(cfg.get("names"), int(cfg.get("nc", 0)))
     else:
         images = path / "images" / split if (path / "images" / split).is_dir() else path / "images"
         if not images.is_dir():
-            raise FileNotFoundError(f"no images/ folder in {path}")
+            raise MissingError(f"no images/ folder in {path}", where=str(path),
+                               fix="a YOLO folder holds images/ and labels/ (or pass its data.yaml)")
         files = _image_files(images)
         classes = path / "classes.txt"
         if classes.exists():
@@ -71,9 +81,11 @@ def load_yolo(path, split: str = "train", cache="auto") -> DetectionDataset:
                 vals = line.split()
                 if not vals:
                     continue
-                if len(vals) < 5:
-                    raise ValueError(f"{lbl}:{n}: expected 'class cx cy w h', got {line!r}")
-                c, cx, cy, bw, bh = int(float(vals[0])), *map(float, vals[1:5])
+                with reading(lbl, n, what=f"expected 'class cx cy w h' (class a whole number), got {line!r}",
+                             fix="each line of a YOLO label file is: class cx cy w h, normalised to 0-1"):
+                    if len(vals) < 5 or float(vals[0]) != int(float(vals[0])):
+                        raise ValueError("not 5 numbers with a whole class")
+                    c, cx, cy, bw, bh = int(float(vals[0])), *map(float, vals[1:5])
                 boxes.append([(cx - bw / 2) * w, (cy - bh / 2) * h, (cx + bw / 2) * w, (cy + bh / 2) * h])
                 labels.append(c + 1)
                 max_class = max(max_class, c)
