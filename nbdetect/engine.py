@@ -100,8 +100,13 @@ def train_one_epoch(
             scaler.update()
         else:
             loss.backward()
-            if grad_clip:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+            # the norm is computed anyway for clipping; a NaN/Inf gradient with a finite loss must not reach
+            # the weights either (the same guard as the loss, before the step)
+            norm = torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip or math.inf)
+            if not math.isfinite(float(norm)):
+                optimizer.zero_grad(set_to_none=True)
+                raise NonFiniteLossError(f"the gradients became {float(norm)} at {describe(iteration)} although "
+                                         f"the loss was finite ({loss_value:.4g})")
             optimizer.step()
         if scheduler is not None:
             scheduler.step()

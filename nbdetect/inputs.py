@@ -13,7 +13,7 @@ from torch.utils.data import DataLoader
 
 from .data import synthetic_split
 from .data.formats import load_path
-from .data.loader import make_loader
+from .data.loader import make_loader, resumable
 from .data.validate import as_detection_dataset, check_dataset, raise_if_invalid
 from .errors import InputError
 
@@ -112,8 +112,11 @@ def prepare_data(train=None, val=None, *, num_classes=None, class_names=None, la
             warnings += [f"{name} data: {p.message}" for p in problems if p.severity != "error"]
 
     def loader(obj, ds, shuffle):
-        if isinstance(obj, DataLoader) and label_base == 1:
-            return obj  # the user's own loader, used as it is
+        if isinstance(obj, DataLoader) and label_base == 1:  # the user's own loader, made resumable
+            made, note = resumable(obj, seed=seed)
+            if note:
+                print(f"nbdetect: {note}")
+            return made
         return make_loader(ds, batch_size=batch_size, shuffle=shuffle, seed=seed, num_workers=num_workers)
 
     return PreparedData(

@@ -55,6 +55,7 @@ verdict and diagnose() both call :func:`judge`; docs/JUDGE.md has the tables.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 
 from . import actions as _actions
@@ -657,8 +658,8 @@ def judge(facts: CurveFacts, recipe_name: str = "", thresholds: UserThresholds |
           error: BaseException | str | None = None) -> list[Verdict]:
     """Every applicable finding for ``facts``, most severe first (the live verdict and diagnose() both call this)."""
     text = str(error) if error is not None else None
-    nonfinite_error = error is not None and (type(error).__name__ == "NonFiniteLossError" or any(
-        w in (text or "").lower() for w in ("nan", "inf", "non-finite", "nonfinite")))
+    nonfinite_error = error is not None and (type(error).__name__ == "NonFiniteLossError" or bool(
+        re.search(r"\b(nan|inf|-inf|non-finite|nonfinite)\b", (text or "").lower())))
     ctx = Context(facts, recipe_name or "", thresholds, text, nonfinite_error)
     if not facts.reference and not ctx.error_nonfinite and facts.nonfinite is None:
         return []
@@ -716,6 +717,15 @@ def decide(history_epochs: list[dict], recipe_name: str, total_epochs: int, lr_p
     epochs = [e for e in (history_epochs or []) if isinstance(e, dict)]
     facts = curve_facts(epochs, total_epochs or len(epochs), lr_per_epoch, reference_loss)
     composed = verdict_from(facts, recipe_name, thresholds, error)
+    if error is not None and (composed is None or composed.rule_id != "nonfinite"):
+        text = f"{type(error).__name__}: {error}" if isinstance(error, BaseException) else str(error)
+        failed = Verdict("fail", f"Training failed: {text}",
+                         "The run stopped with an error (its last checkpoint is kept; see the run's message). Fix "
+                         "the cause and continue with resume=True." + (f" Before it: {composed.headline}"
+                                                                      if composed is not None else ""),
+                         "diagnose", "run_failed", facts.n_epochs, {"error": text}, "run_failed",
+                         [composed] if composed is not None else [], facts)
+        return failed
     if composed is not None:
         return composed
     if not epochs:

@@ -25,6 +25,8 @@ class Code:
 
 #: Lower priority = more fundamental = reported first among findings of the same status.
 CODES: dict[str, Code] = {
+    # the run itself stopped with an error (the live verdict of a crashed run)
+    "run_failed": Code(4, "diagnose"),
     # what goes into the model
     "data_unreadable": Code(5, FIX_DATA),
     "image_shape": Code(10, FIX_DATA),

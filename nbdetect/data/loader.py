@@ -77,3 +77,30 @@ def epoch_batches(loader, epoch: int, start_iteration: int = 0):
         return iter(loader)
     it = iter(loader)
     return itertools.islice(it, start_iteration, None) if start_iteration else it
+
+
+def resumable(user_loader: DataLoader, seed: int = 0) -> tuple[DataLoader, str]:
+    """A user's DataLoader made resumable mid-epoch, and a note saying what was done.
+
+    A shuffling loader (RandomSampler) is rebuilt around :class:`ResumableSampler` with the same dataset,
+    batch size, collate function, workers and drop_last, so a stopped and resumed run sees the batches an
+    uninterrupted one would. A sequential loader is already resumable. A custom sampler is kept as it is,
+    and the note says that a mid-epoch resume then continues in a different order.
+    """
+    from torch.utils.data import RandomSampler, SequentialSampler
+
+    sampler = getattr(user_loader, "sampler", None)
+    if isinstance(sampler, (SequentialSampler, ResumableSampler)):
+        return user_loader, ""
+    if not isinstance(sampler, RandomSampler) or getattr(user_loader, "batch_size", None) is None:
+        return user_loader, (f"your DataLoader uses {type(sampler).__name__}: a run stopped mid-epoch resumes "
+                             "with a different batch order for that epoch (later epochs are unaffected)")
+    workers = user_loader.num_workers
+    rebuilt = DataLoader(user_loader.dataset, batch_size=user_loader.batch_size,
+                         sampler=ResumableSampler(len(user_loader.dataset), seed=seed, shuffle=True),
+                         collate_fn=user_loader.collate_fn, num_workers=workers, drop_last=user_loader.drop_last,
+                         pin_memory=user_loader.pin_memory, worker_init_fn=user_loader.worker_init_fn,
+                         persistent_workers=workers > 0, timeout=user_loader.timeout)
+    return rebuilt, ("your shuffling DataLoader was rebuilt around a resumable sampler (same dataset, batch size "
+                     f"{user_loader.batch_size}, collate_fn and {workers} workers): a stopped run resumes with "
+                     "exactly the batch order of an uninterrupted one")
