@@ -79,7 +79,7 @@ def run_recipe(recipe: Recipe | str, train=None, val=None, *, num_classes=None, 
                preset=None, weights="DEFAULT", epochs=None, batch_size=None, lr=None, label_base=1, device=None,
                out_dir=None, resume=False, monitor="auto", background=None, image_size=None, num_workers=0,
                eval_map_every=1, seed=0, amp=True, synthetic=None, optimizer=None, meta=None, callbacks=(),
-               replace=False, thresholds=None, exist_ok=False, **overrides) -> TrainingRun:
+               replace=False, thresholds=None, exist_ok=False, verify_data=True, **overrides) -> TrainingRun:
     """Train ``recipe`` on the given data; see :func:`alternative_1` for the arguments."""
     recipe = get_recipe(recipe) if isinstance(recipe, str) else recipe
     if epochs is not None:
@@ -93,7 +93,8 @@ def run_recipe(recipe: Recipe | str, train=None, val=None, *, num_classes=None, 
     if num_classes is None and model is not None:
         num_classes = num_classes_of(model)
     data = prepare_data(train, val, num_classes=num_classes, class_names=class_names, label_base=label_base,
-                        batch_size=recipe.batch_size, seed=seed, num_workers=num_workers, synthetic=synthetic)
+                        batch_size=recipe.batch_size, seed=seed, num_workers=num_workers, synthetic=synthetic,
+                        validate=verify_data)
     for w in data.warnings[:5]:
         print(f"nbdetect warning: {w}")
     if model is None:
@@ -149,6 +150,8 @@ def alternative_1(train=None, val=None, *, num_classes=None, class_names=None, m
         for later runs: a run never writes into another run's folder).
     resume: True to continue the latest run folder of this recipe (its ``last.pt``), or a checkpoint path.
     exist_ok: write into ``out_dir`` even if it holds an earlier run (its files are replaced).
+    verify_data: check every sample before training (decodes each image once: truncated files, bad boxes and
+        labels are named before epoch 1; see the README for its cost); False skips it for huge datasets.
     monitor: "auto" (live panel in a notebook, text elsewhere), "panel", "text" or False.
     background: train in a background thread (default: when the panel is shown).
     replace: stop a run still active in this kernel (checkpoint saved) instead of refusing to start.

@@ -14,7 +14,7 @@ from torch.utils.data import DataLoader
 from .data import synthetic_split
 from .data.formats import load_path
 from .data.loader import make_loader, resumable
-from .data.validate import as_detection_dataset, check_dataset, raise_if_invalid
+from .data.validate import as_detection_dataset, check_dataset, raise_if_invalid, verify_images
 from .errors import InputError
 
 DEFAULT_SYNTHETIC = {"n_train": 240, "n_val": 60, "image_size": (256, 256), "seed": 0}
@@ -107,7 +107,7 @@ def prepare_data(train=None, val=None, *, num_classes=None, class_names=None, la
         for name, ds in (("training", train_ds), ("validation", val_ds)):
             if ds is None:
                 continue
-            problems = check_dataset(ds, k, label_base=1, max_samples=max_validate)
+            problems = check_dataset(ds, k, label_base=1, max_samples=max_validate) + verify_images(ds)
             raise_if_invalid(problems)
             warnings += [f"{name} data: {p.message}" for p in problems if p.severity != "error"]
 

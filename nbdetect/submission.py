@@ -92,6 +92,8 @@ def make_submission(model, images, out_dir="submission", *, score_threshold=0.3,
         for index, p in enumerate(preds):
             image_id = p["image_id"] if isinstance(p["image_id"], int) else index
             for box, score, label in zip(p["boxes"].tolist(), p["scores"].tolist(), p["labels"].tolist()):
+                if int(label) == 0:  # the background slot of a K + 1-output head is never a class
+                    continue
                 x1, y1, x2, y2 = (round(v, 2) for v in box)
                 w.writerow([names[index], image_id, x1, y1, x2, y2, round(score, 4), label,
                             class_name(class_names, label)])

@@ -136,7 +136,7 @@ def _jpeg_bytes():
     from PIL import Image
 
     buf = io.BytesIO()
-    Image.new("RGB", (64, 64), (200, 10, 10)).save(buf, "JPEG")
+    Image.fromarray(torch.randint(0, 255, (64, 64, 3), dtype=torch.uint8).numpy()).save(buf, "JPEG")
     return buf.getvalue()
 
 
@@ -145,7 +145,9 @@ BAD_FILES = {  # id in docs/ERRORS.md: (make the file, words the message must co
     "yolo_yaml_is_a_list": (lambda tmp: _yolo_folder(tmp, yaml_text="- images\n- labels\n"), ["list", "names:"]),
     "yolo_yaml_without_names": (lambda tmp: _yolo_folder(tmp, yaml_text="train: images\nval: images\n"),
                                 ["neither names nor nc", "names:"]),
-    "image_truncated": (lambda tmp: _yolo_folder(tmp, image_bytes=_jpeg_bytes()[:200]), ["b.jpg", "Fix:"]),
+    # header intact, pixels cut: caught by the decode pass before training, not inside epoch 1
+    "image_truncated": (lambda tmp: _yolo_folder(tmp, image_bytes=(lambda b: b[:int(len(b) * 0.8)])(_jpeg_bytes())),
+                        ["b.jpg", "truncated", "before training"]),
     "image_header_corrupt": (lambda tmp: _yolo_folder(tmp, image_bytes=b"\xff\xd8\xff garbage"), ["b.jpg", "Fix:"]),
     "voc_xml_malformed": (lambda tmp: _voc(tmp, "<annotation><object><name>stop</name>"), ["x.xml", "XML"]),
     "voc_object_without_box": (lambda tmp: _voc(tmp, "<annotation><filename>x.jpg</filename><object><name>stop"

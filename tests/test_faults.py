@@ -153,3 +153,46 @@ def test_a_users_shuffled_dataloader_resumes_mid_epoch_exactly(tmp_path, recipe,
         [r["loss"] for r in full.history.iterations], rel=1e-5)
     for (name, a), b in zip(full.model.state_dict().items(), resumed.model.state_dict().values()):
         assert torch.allclose(a.float(), b.float(), atol=1e-6), name
+
+
+class FixedBoxes(torch.nn.Module):
+    """A stand-in detector: for an image W x H it finds one box at [W/4, H/4, W/2, H/2] (label 1) and one
+    background-slot box (label 0), as a torchvision model returns them: in the input image's pixels."""
+
+    def __init__(self):
+        super().__init__()
+        self.p = torch.nn.Parameter(torch.zeros(1))
+
+    def forward(self, images):
+        out = []
+        for im in images:
+            h, w = im.shape[-2:]
+            out.append({"boxes": torch.tensor([[w / 4, h / 4, w / 2, h / 2], [0.0, 0.0, 5.0, 5.0]]),
+                        "scores": torch.tensor([0.9, 0.95]), "labels": torch.tensor([1, 0])})
+        return out
+
+
+def test_submission_boxes_are_in_original_pixels_csv_and_coco_agree_and_no_background(tmp_path):
+    import csv
+    import json
+
+    from PIL import Image
+
+    import nbdetect
+
+    sizes = {"wide.png": (640, 200), "tall.png": (120, 480), "small.png": (33, 17)}
+    folder = tmp_path / "test_images"
+    folder.mkdir()
+    for name, (w, h) in sizes.items():
+        Image.new("RGB", (w, h)).save(folder / name)
+    out = nbdetect.make_submission(FixedBoxes(), folder, tmp_path / "sub", score_threshold=0.5)
+    rows = list(csv.DictReader(open(out["csv"])))
+    coco = json.loads(out["coco_json"].read_text())
+    assert out["boxes"] == len(rows) == len(coco) == 3  # one per image; the background-slot boxes dropped
+    for row, res in zip(rows, coco):
+        w, h = sizes[row["file_name"]]
+        x1, y1, x2, y2 = (float(row[k]) for k in ("x1", "y1", "x2", "y2"))
+        assert abs(x1 - w / 4) <= 1 and abs(y1 - h / 4) <= 1 and abs(x2 - w / 2) <= 1 and abs(y2 - h / 2) <= 1
+        bx, by, bw, bh = res["bbox"]
+        assert abs(bx - x1) <= 0.01 and abs(by - y1) <= 0.01 and abs(bx + bw - x2) <= 0.01 and abs(by + bh - y2) <= 0.01
+        assert row["label"] == "1" and res["category_id"] == 1

@@ -177,3 +177,19 @@ def test_overfitting_is_called_out_only_when_validation_rises_while_training_fal
     both = [dict(r, train_loss=r["val_loss"]) for r in run]  # training rises too: not overfitting
     assert decide(both, "alternative_1", 100).rule_id != "overfitting"
     assert decide(healthy(epochs=100)[:12], "alternative_1", 100).rule_id != "overfitting"
+
+
+@pytest.mark.parametrize("factor,diverging", [(2.95, False), (3.05, True)])
+def test_divergence_at_its_boundary_of_three_times_the_start(factor, diverging):
+    # a run that jumps to factor x its start within the warm-up (so only the absolute line can fire)
+    h = [{"epoch": 1, "train_loss": 1.0, "val_loss": 1.0, "lr": 1e-4},
+         {"epoch": 2, "train_loss": factor, "val_loss": factor, "lr": 2e-4}]
+    assert (decide(h, "alternative_1", 50).rule_id == "divergence") is diverging
+
+
+@pytest.mark.parametrize("rise,diverging", [(1.4, False), (1.6, True)])
+def test_divergence_from_the_best_at_its_boundary(rise, diverging):
+    # learned to 0.4 of the start, then validation and training both rise to rise x the best
+    h = [{"epoch": e, "train_loss": v, "val_loss": v, "lr": 1e-4}
+         for e, v in enumerate([1.0, 0.7, 0.5, 0.42, 0.4, 0.4 * (1 + (rise - 1) / 2), 0.4 * rise], 1)]
+    assert (decide(h, "alternative_1", 50).rule_id == "divergence") is diverging

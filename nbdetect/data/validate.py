@@ -146,6 +146,20 @@ def check_dataset(dataset, num_classes: int, label_base: int = 1, max_samples: i
     return problems
 
 
+def verify_images(dataset) -> list[Problem]:
+    """Decode every image of one of nbdetect's datasets once (into its cache, so the first epoch reads them
+    from memory): a truncated or corrupt file is named before training instead of failing inside epoch 1."""
+    if not isinstance(dataset, DetectionDataset):
+        return []  # a user's dataset is read sample by sample by check_dataset already
+    out = []
+    for i in range(len(dataset)):
+        try:
+            dataset.load_uint8(i)
+        except Exception as exc:  # decode() names the file
+            out.append(Problem(i, "image_unreadable", f"sample {i}: {getattr(exc, 'message', exc)}"))
+    return out
+
+
 def raise_if_invalid(problems: list[Problem], limit: int = 10) -> None:
     errors = [p for p in problems if p.severity == "error"]
     if not errors:

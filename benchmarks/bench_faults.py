@@ -1,0 +1,115 @@
+"""Fault injection, the long version of tests/test_faults.py and tests/test_errors.py: counts for the README.
+
+* kills survived: a training process is SIGKILLed at a random moment while it checkpoints every epoch; the
+  kill is survived when last.pt (if any was written) loads and a run resumes from it.
+* stops clean: a run is stopped at a random iteration; clean when it ends "stopped" with a checkpoint at that
+  exact step, the guard released, and the resumed run finishes with the losses of an uninterrupted one.
+* inputs clear: every documented bad input (docs/ERRORS.md) gets an NbdetectError naming what and the fix.
+
+Usage: python benchmarks/bench_faults.py [--kills 20] [--stops 12]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from common import REPO, report
+
+sys.path.insert(0, str(REPO / "tests"))
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--kills", type=int, default=20)
+    ap.add_argument("--stops", type=int, default=12)
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+    rng = random.Random(args.seed)
+
+    import pytest  # noqa: F401  (the test modules import it)
+    import test_errors
+    import test_faults
+    from nbdetect import run_guard
+    from nbdetect.checkpoint import load_checkpoint
+    from nbdetect.errors import NbdetectError
+
+    survived, with_ckpt = 0, 0
+    for i in range(args.kills):
+        with tempfile.TemporaryDirectory() as tmp:
+            code = test_faults.KILLER.format(tests=str(REPO / "tests"), out=tmp)
+            proc = subprocess.Popen([sys.executable, "-c", code], cwd=str(REPO),
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            time.sleep(rng.uniform(1.0, 6.0))
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+            last = Path(tmp) / "last.pt"
+            try:
+                if last.exists():
+                    with_ckpt += 1
+                    state = load_checkpoint(last)
+                    run = test_faults.make_run(tmp, epochs=200).resume_from(last)
+                    assert run.step == state["step"]
+                survived += 1
+            except Exception as exc:  # a corrupt checkpoint would land here
+                print(f"kill {i}: {type(exc).__name__}: {exc}")
+
+    clean = 0
+    for i in range(args.stops):
+        with tempfile.TemporaryDirectory() as tmp:
+            at = rng.randint(1, 7)
+            full = test_faults.make_run(Path(tmp) / "full", epochs=2).run()
+            part = test_faults.make_run(Path(tmp) / "part", epochs=2, callbacks=[test_faults.StopAt(at)])
+            run_guard.claim(part)
+            part.run()
+            ok = (part.status == "stopped" and part.step == at and run_guard.active_run() is None
+                  and load_checkpoint(part.last_checkpoint)["step"] == at)
+            resumed = test_faults.make_run(Path(tmp) / "part", epochs=2).resume_from(part.last_checkpoint).run()
+            same = all(abs(a["loss"] - b["loss"]) <= 1e-5 * abs(b["loss"])
+                       for a, b in zip(resumed.history.iterations, full.history.iterations))
+            clean += bool(ok and same and resumed.status == "finished")
+
+    clear, paths = 0, {**test_errors.PATHS}
+    files = test_errors.BAD_FILES
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, (call, words) in paths.items():
+            d = Path(tmp) / name
+            d.mkdir()
+            try:
+                call(d)
+            except NbdetectError as exc:
+                clear += all(w in str(exc) for w in words)
+            except Exception as exc:
+                print(f"{name}: not an NbdetectError: {type(exc).__name__}: {exc}")
+        for name, (make, words) in files.items():
+            d = Path(tmp) / name
+            d.mkdir()
+            try:
+                path = make(d)
+                if name.startswith("coco"):
+                    import nbdetect
+
+                    nbdetect.load_coco(path)
+                else:
+                    test_errors.nbdetect.alternative_1(str(path), num_classes=1, **test_errors.FAST)
+            except NbdetectError as exc:
+                clear += all(w in str(exc) for w in words)
+            except Exception as exc:
+                print(f"{name}: not an NbdetectError: {type(exc).__name__}: {exc}")
+
+    report("bench_faults", {
+        "kills": args.kills, "kills_survived": survived, "kills_with_a_checkpoint_written": with_ckpt,
+        "stops": args.stops, "stops_clean_and_resumed_exactly": clean,
+        "bad_inputs": len(paths) + len(files), "bad_inputs_with_a_clear_message": clear,
+    })
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
