@@ -63,17 +63,19 @@ def main() -> int:
     clean = 0
     for i in range(args.stops):
         with tempfile.TemporaryDirectory() as tmp:
-            at = rng.randint(1, 7)
-            full = test_faults.make_run(Path(tmp) / "full", epochs=2).run()
-            part = test_faults.make_run(Path(tmp) / "part", epochs=2, callbacks=[test_faults.StopAt(at)])
+            full = test_faults.make_run(Path(tmp) / "full", epochs=3).run()
+            at = rng.randint(1, full.total_steps - 1)  # any iteration but the last
+            part = test_faults.make_run(Path(tmp) / "part", epochs=3, callbacks=[test_faults.StopAt(at)])
             run_guard.claim(part)
             part.run()
             ok = (part.status == "stopped" and part.step == at and run_guard.active_run() is None
                   and load_checkpoint(part.last_checkpoint)["step"] == at)
-            resumed = test_faults.make_run(Path(tmp) / "part", epochs=2).resume_from(part.last_checkpoint).run()
+            resumed = test_faults.make_run(Path(tmp) / "part", epochs=3).resume_from(part.last_checkpoint).run()
             same = all(abs(a["loss"] - b["loss"]) <= 1e-5 * abs(b["loss"])
                        for a, b in zip(resumed.history.iterations, full.history.iterations))
             clean += bool(ok and same and resumed.status == "finished")
+            if not (ok and same):
+                print(f"stop {i} at step {at}: status {part.status}, step {part.step}, same losses {same}")
 
     clear, paths = 0, {**test_errors.PATHS}
     files = test_errors.BAD_FILES

@@ -9,6 +9,7 @@ __version__ = "0.1.0"
 # extension hooks, and must not pay for importing torch.
 _EXPORTS = {
     "alternatives": ["alternative_1", "alternative_2", "alternative_3", "raise_lr", "run_recipe", "seed_multistep"],
+    "cells": ["from_notebook"],
     "checks": ["Finding", "Report", "diagnose"],
     "run_guard": ["stop_all"],
     "data": ["load_coco", "load_gtsdb", "load_voc", "load_yolo", "synthetic_split"],

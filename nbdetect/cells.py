@@ -3,8 +3,9 @@
 Each cell runs as pasted. The names a user may need to change are upper-case
 assignments at the top of the cell, each marked ``# EDIT:``. Cells that continue
 an AS4-style notebook pick up its usual variable names (``model``, ``optimizer``,
-``scheduler``, ``train_dataset``, ``val_dataset``) when they exist, via
-``globals().get``, so pasting them into a notebook that lacks one still runs.
+``scheduler``, ``train_dataset``, ``val_dataset``) with :func:`from_notebook`: a name
+the cell needs and the notebook lacks (after a kernel restart, say) is a clear error
+naming it, never a silent switch to the demo data; optional ones are None.
 """
 from __future__ import annotations
 
@@ -29,6 +30,21 @@ class Cell:
         return [m.group(1) for m in map(EDIT_LINE.match, self.source.splitlines()) if m]
 
 
+def from_notebook(namespace: dict, name: str, required: bool = True):
+    """``namespace[name]`` (a notebook's ``globals()``); a missing required name is a MissingError saying what
+    to do, a missing optional one is None."""
+    if name in namespace:
+        return namespace[name]
+    if not required:
+        return None
+    from .errors import MissingError
+
+    raise MissingError(f"{name} is not defined in this notebook", where=name,
+                       fix=f"run the cell that creates {name} first (after a kernel restart, re-run the notebook "
+                           "from the top), or edit the line of this cell that reads it (set it to None for "
+                           "nbdetect's demo data where the cell allows it)")
+
+
 def _train_cell(recipe) -> Cell:
     """The ready cell that trains ``recipe`` (its record gives the name, title, note and epochs)."""
     source = f'''\
@@ -36,8 +52,8 @@ def _train_cell(recipe) -> Cell:
 # {recipe.cell_note}
 import nbdetect
 
-TRAIN_DATA = globals().get("train_dataset")  # EDIT: your training Dataset, DataLoader or YOLO data.yaml (None: demo data)
-VAL_DATA = globals().get("val_dataset")      # EDIT: your validation Dataset or DataLoader (or None)
+TRAIN_DATA = nbdetect.from_notebook(globals(), "train_dataset")  # EDIT: your training Dataset, DataLoader or YOLO data.yaml (None: demo data)
+VAL_DATA = nbdetect.from_notebook(globals(), "val_dataset", False)  # EDIT: your validation Dataset or DataLoader (or None)
 NUM_CLASSES = None                           # EDIT: number of real classes K, labels 1..K (None: read from the data)
 EPOCHS = {recipe.epochs}                                  # EDIT: epochs to train (the guide's {recipe.epochs})
 
@@ -51,11 +67,11 @@ _ALT_3 = f'''\
 # The optimizer keeps its state; if the loss starts falling again, the old LR was too low (the MultiStepLR cut).
 import nbdetect
 
-MODEL = globals().get("model")                # EDIT: the model you have been training
-OPTIMIZER = globals().get("optimizer")        # EDIT: its optimizer
-SCHEDULER = globals().get("scheduler")        # EDIT: its LR scheduler (or None)
-TRAIN_DATA = globals().get("train_dataset")   # EDIT: your training Dataset or DataLoader
-VAL_DATA = globals().get("val_dataset")       # EDIT: your validation Dataset or DataLoader (or None)
+MODEL = nbdetect.from_notebook(globals(), "model")                  # EDIT: the model you have been training
+OPTIMIZER = nbdetect.from_notebook(globals(), "optimizer")          # EDIT: its optimizer
+SCHEDULER = nbdetect.from_notebook(globals(), "scheduler", False)   # EDIT: its LR scheduler (or None)
+TRAIN_DATA = nbdetect.from_notebook(globals(), "train_dataset")     # EDIT: your training Dataset or DataLoader
+VAL_DATA = nbdetect.from_notebook(globals(), "val_dataset", False)  # EDIT: your validation Dataset or DataLoader (or None)
 
 run = nbdetect.{ALTERNATIVE_3.name}(OPTIMIZER, MODEL, TRAIN_DATA, VAL_DATA, scheduler=SCHEDULER, lr=1e-4, epochs=10)
 '''
@@ -64,11 +80,11 @@ _DIAGNOSE = '''\
 # nbdetect | Diagnose: checks data, labels, model head, LR schedule and loss curve; names the root cause first.
 import nbdetect
 
-MODEL = globals().get("model")                # EDIT: your model (or None)
-OPTIMIZER = globals().get("optimizer")        # EDIT: its optimizer (or None)
-SCHEDULER = globals().get("scheduler")        # EDIT: its LR scheduler (or None)
-DATA = globals().get("train_dataset")         # EDIT: your training Dataset or DataLoader (or None)
-HISTORY = globals().get("val_losses")         # EDIT: per-epoch losses, a run folder or YOLO results.csv (or None)
+MODEL = nbdetect.from_notebook(globals(), "model", False)          # EDIT: your model (or None)
+OPTIMIZER = nbdetect.from_notebook(globals(), "optimizer", False)  # EDIT: its optimizer (or None)
+SCHEDULER = nbdetect.from_notebook(globals(), "scheduler", False)  # EDIT: its LR scheduler (or None)
+DATA = nbdetect.from_notebook(globals(), "train_dataset", False)   # EDIT: your training Dataset or DataLoader (or None)
+HISTORY = nbdetect.from_notebook(globals(), "val_losses", False)   # EDIT: per-epoch losses, a run folder or YOLO results.csv (or None)
 EPOCHS = 60                                   # EDIT: the number of epochs you planned
 
 report = nbdetect.diagnose(MODEL, OPTIMIZER, SCHEDULER, data=DATA, history=HISTORY, epochs=EPOCHS)
