@@ -196,3 +196,27 @@ def test_submission_boxes_are_in_original_pixels_csv_and_coco_agree_and_no_backg
         bx, by, bw, bh = res["bbox"]
         assert abs(bx - x1) <= 0.01 and abs(by - y1) <= 0.01 and abs(bx + bw - x2) <= 0.01 and abs(by + bh - y2) <= 0.01
         assert row["label"] == "1" and res["category_id"] == 1
+
+
+def test_alternative_3_resumes_mid_epoch_exactly_with_a_shuffled_user_loader(tmp_path):
+    import nbdetect
+
+    def pair():
+        torch.manual_seed(0)
+        model = build_model("retinanet_tiny", 2, weights=None, min_size=96, max_size=96)
+        return model, torch.optim.AdamW(model.parameters(), lr=2e-5)
+
+    def loader():
+        return DataLoader(toy_samples(8), batch_size=2, shuffle=True, collate_fn=collate)
+
+    kw = dict(lr=1e-4, epochs=2, monitor=False, eval_map_every=0, previous_loss=2.0)
+    model, opt = pair()
+    full = nbdetect.alternative_3(opt, model, loader(), None, out_dir=tmp_path / "full", **kw)
+    model, opt = pair()
+    part = nbdetect.alternative_3(opt, model, loader(), None, out_dir=tmp_path / "part", callbacks=[StopAt(3)], **kw)
+    assert part.status == "stopped" and part.step == 3
+    model, opt = pair()  # a fresh kernel's objects: everything else comes from the checkpoint
+    resumed = nbdetect.alternative_3(opt, model, loader(), None, out_dir=tmp_path / "part", resume=True, **kw)
+    assert resumed.status == "finished"
+    assert [r["loss"] for r in resumed.history.iterations] == pytest.approx(
+        [r["loss"] for r in full.history.iterations], rel=1e-5)
