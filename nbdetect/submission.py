@@ -64,18 +64,62 @@ def load_model(checkpoint: str | Path, device=None):
     return model.to(device or default_device()).eval(), meta
 
 
+class Submission(dict):
+    """What make_submission wrote (``csv``, ``coco_json``, ``boxes``, ``images``...) with a summary: boxes per
+    image, scores, classes, and a hint when nothing passed the threshold. Shown as a table in a notebook."""
+
+    def summary_lines(self) -> list[str]:
+        per = self["boxes_per_image"]
+        lines = [f"{self['boxes']} boxes on {self['images']} images (score >= {self['score_threshold']:g}); "
+                 f"per image: min {min(per, default=0)}, median {_median(per):g}, max {max(per, default=0)}"]
+        if self["scores"]:
+            q = sorted(self["scores"])
+            lines.append("scores: " + ", ".join(f"{name} {q[int(f * (len(q) - 1))]:.3f}"
+                                                for name, f in (("min", 0), ("median", 0.5), ("max", 1))))
+            top = sorted(self["classes"].items(), key=lambda kv: -kv[1])[:8]
+            lines.append("classes: " + ", ".join(f"{name} x{n}" for name, n in top))
+        if self["hint"]:
+            lines.append(self["hint"])
+        lines.append(f"written: {self['csv']} and {self['coco_json']} (labels {self['label_base']}.."
+                     f"{self['label_base'] + max(self['num_classes'] - 1, 0)}; boxes in original image pixels)")
+        return lines
+
+    def __str__(self) -> str:
+        return "\n".join(self.summary_lines())
+
+    def _repr_html_(self) -> str:
+        import html
+
+        rows = "".join(f"<tr><td style='text-align:left'>{html.escape(line)}</td></tr>" for line in self.summary_lines())
+        return f"<table class='nbdetect-submission'><tr><th>nbdetect submission</th></tr>{rows}</table>"
+
+
+def _median(values) -> float:
+    v = sorted(values)
+    if not v:
+        return 0.0
+    return v[len(v) // 2] if len(v) % 2 else (v[len(v) // 2 - 1] + v[len(v) // 2]) / 2
+
+
 def make_submission(model, images, out_dir="submission", *, score_threshold=0.3, class_names=None, device=None,
-                    batch_size=4) -> dict:
+                    batch_size=4, label_base: int = 1) -> Submission:
     """Predict on ``images`` (a folder, a list of paths or a Dataset) and write the files.
 
     ``model`` is a torchvision detector or a checkpoint path written by nbdetect.
     Writes ``predictions.csv`` (one row per box: file_name, image_id, x1, y1, x2, y2, score, label,
     class_name; boxes in original image pixels) and ``predictions_coco.json`` (COCO results format,
-    bbox as [x, y, w, h]). Returns the paths and the number of boxes written.
+    bbox as [x, y, w, h]; ``image_id`` is the row's image_id, mapped to file names in ``image_ids.csv``).
+    ``label_base``: 1 writes labels 1..K (nbdetect's), 0 writes 0..K-1 (YOLO-style). The background slot of
+    the model's head is never written. Returns a :class:`Submission` (a dict with a summary).
     """
+    if label_base not in (0, 1):
+        raise InputError(f"label_base={label_base!r} must be 0 or 1", where="label_base",
+                         fix="1 writes labels 1..K, 0 writes 0..K-1")
+    num_classes = None
     if isinstance(model, (str, Path)):
         model, meta = load_model(model, device)
         class_names = class_names or meta.get("class_names")
+        num_classes = meta.get("num_classes")
     device = torch.device(device) if device is not None else next(model.parameters()).device
     dataset = images if isinstance(images, Dataset) else ImageFolder(images)
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=lambda b: tuple(zip(*b)))
@@ -84,21 +128,46 @@ def make_submission(model, images, out_dir="submission", *, score_threshold=0.3,
     preds = predict(model, loader, device, score_threshold=score_threshold)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    csv_path, json_path = out / "predictions.csv", out / "predictions_coco.json"
-    results, rows = [], 0
-    with open(csv_path, "w", newline="", encoding="utf-8") as fh:
-        w = csv.writer(fh)
+    csv_path, json_path, ids_path = out / "predictions.csv", out / "predictions_coco.json", out / "image_ids.csv"
+    results, per_image, scores, classes, top_label = [], [], [], {}, 0
+    with open(csv_path, "w", newline="", encoding="utf-8") as fh, open(ids_path, "w", newline="", encoding="utf-8") as ids:
+        w, id_writer = csv.writer(fh), csv.writer(ids)
         w.writerow(["file_name", "image_id", "x1", "y1", "x2", "y2", "score", "label", "class_name"])
+        id_writer.writerow(["image_id", "file_name"])
         for index, p in enumerate(preds):
             image_id = p["image_id"] if isinstance(p["image_id"], int) else index
+            id_writer.writerow([image_id, names[index]])
+            n = 0
             for box, score, label in zip(p["boxes"].tolist(), p["scores"].tolist(), p["labels"].tolist()):
                 if int(label) == 0:  # the background slot of a K + 1-output head is never a class
                     continue
                 x1, y1, x2, y2 = (round(v, 2) for v in box)
-                w.writerow([names[index], image_id, x1, y1, x2, y2, round(score, 4), label,
-                            class_name(class_names, label)])
-                results.append({"image_id": image_id, "category_id": int(label),
+                written = int(label) - 1 + label_base
+                name = class_name(class_names, label)
+                w.writerow([names[index], image_id, x1, y1, x2, y2, round(score, 4), written, name])
+                results.append({"image_id": image_id, "category_id": written,
                                 "bbox": [x1, y1, round(x2 - x1, 2), round(y2 - y1, 2)], "score": round(score, 4)})
-                rows += 1
+                n += 1
+                top_label = max(top_label, int(label))
+                scores.append(score)
+                classes[name] = classes.get(name, 0) + 1
+            per_image.append(n)
     json_path.write_text(json.dumps(results), encoding="utf-8")
-    return {"csv": csv_path, "coco_json": json_path, "boxes": rows, "images": len(preds)}
+    hint = ""
+    if not results:
+        best = _best_score(model, loader, device)
+        hint = (f"No box scored at least {score_threshold:g} (the highest score was {best:.3f}): lower "
+                "score_threshold (mAP tools use 0.001), or train longer; an untrained model scores everything low.")
+    return Submission(csv=csv_path, coco_json=json_path, image_ids=ids_path, boxes=len(results), images=len(preds),
+                      boxes_per_image=per_image, scores=scores, classes=classes, score_threshold=score_threshold,
+                      label_base=label_base, num_classes=num_classes or len(class_names or []) or top_label,
+                      hint=hint)
+
+
+def _best_score(model, loader, device) -> float:
+    """The highest non-background score on the images (for the hint when nothing passed the threshold)."""
+    best = 0.0
+    for p in predict(model, loader, device, score_threshold=0.0):
+        keep = [s for s, lab in zip(p["scores"].tolist(), p["labels"].tolist()) if int(lab) != 0]
+        best = max([best, *keep])
+    return best

@@ -220,3 +220,26 @@ def test_alternative_3_resumes_mid_epoch_exactly_with_a_shuffled_user_loader(tmp
     assert resumed.status == "finished"
     assert [r["loss"] for r in resumed.history.iterations] == pytest.approx(
         [r["loss"] for r in full.history.iterations], rel=1e-5)
+
+
+def test_submission_summarises_hints_when_empty_and_honours_label_base(tmp_path):
+    import csv
+    import json
+
+    from PIL import Image
+
+    import nbdetect
+
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    for i in range(3):
+        Image.new("RGB", (64, 48)).save(folder / f"im{i}.png")
+    sub = nbdetect.make_submission(FixedBoxes(), folder, tmp_path / "a", score_threshold=0.5, label_base=0)
+    assert sub["boxes"] == 3 and sub["boxes_per_image"] == [1, 1, 1]
+    assert {r["label"] for r in csv.DictReader(open(sub["csv"]))} == {"0"}  # 1..K written as 0..K-1
+    assert {r["category_id"] for r in json.loads(sub["coco_json"].read_text())} == {0}
+    ids = list(csv.DictReader(open(sub["image_ids"])))
+    assert [r["file_name"] for r in ids] == ["im0.png", "im1.png", "im2.png"]  # image ids map back to files
+    assert "3 boxes on 3 images" in str(sub) and "<table" in sub._repr_html_()
+    none = nbdetect.make_submission(FixedBoxes(), folder, tmp_path / "b", score_threshold=0.99)
+    assert none["boxes"] == 0 and "highest score was 0.900" in none["hint"] and "0.001" in str(none)
