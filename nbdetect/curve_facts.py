@@ -236,6 +236,20 @@ class CurveFacts:
                 "nonfinite": None if self.nonfinite is None else (self.nonfinite.epoch, self.nonfinite.metric)}
 
 
+def _plateau_length(points: list[tuple[int, float]], margin: float) -> int:
+    """Epochs since the loss last beat its best by more than ``margin``."""
+    if not points:
+        return 0
+    running, last_improved = points[0][1], points[0][0]
+    need = -math.log(1 - margin) + 1e-9  # in log space, clear of rounding: the same at every scale
+    for e, v in points[1:]:
+        if _log(running) - _log(v) > need:
+            running, last_improved = v, e
+        else:
+            running = min(running, v)
+    return points[-1][0] - last_improved
+
+
 def window_size(n_points: int) -> int:
     """Trailing window for trends: a quarter of the points seen, 4 to 8."""
     return max(4, min(8, math.ceil(n_points / 4)))
@@ -274,7 +288,8 @@ def _nonfinite(train, val) -> NonFinite | None:
     last_finite = finite_val_epochs[-1]
     trailing_nan = [e for e, v, p in val if p and math.isnan(v) and e > last_finite]
     # a NaN before a later finite value is a gap; a trailing run as long as the validation cadence is real
-    if trailing_nan and len(trailing_nan) >= _cadence(finite_val_epochs):
+    # the cadence counts from epoch 0: a first validation at epoch 3 means "every 3 epochs" already
+    if trailing_nan and len(trailing_nan) >= _cadence([0] + finite_val_epochs):
         return NonFinite(trailing_nan[0], "val_loss", math.nan)
     return None
 
@@ -370,22 +385,20 @@ def curve_facts(history_epochs: list[dict], total_epochs: int | None = None,
         loglog = [(math.log(e), v) for e, v in trend_tail if e > 0]
         slope = theil_sen(loglog)[1] if len(loglog) >= 3 else math.nan
         slope = min(slope, 0.0) if math.isfinite(slope) else 0.0
+        span = trend_tail[-1][0] - trend_tail[0][0] if len(trend_tail) >= 2 else 0
+        if span and math.isfinite(trend) and -trend * span < margin:
+            slope = 0.0  # no improvement beyond the noise over the window: flat, whatever a noisy fit suggests
+        long_flat = [(math.log(e), v) for e, v in points if e >= (last_epoch or n) - _plateau_length(points, margin)]
+        if trend_from == metric and len(long_flat) > 2 * (w + 1):
+            # no new best for more than two windows: the whole plateau, not its noisiest end, says where it goes
+            slope = max(slope, min(theil_sen(long_flat)[0], 0.0))
         end = max(total, last_epoch or n)
         projected = current * (end / max(1, last_epoch or n)) ** slope
 
     best = best_epoch = None
-    plateau = 0
+    plateau = _plateau_length(points, margin)
     if points:
         best_epoch, best = min(points, key=lambda p: p[1])
-        running = points[0][1]
-        last_improved = points[0][0]
-        need = -math.log(1 - margin) + 1e-9  # in log space, clear of rounding: the same at every scale
-        for e, v in points[1:]:
-            if _log(running) - _log(v) > need:
-                running, last_improved = v, e
-            else:
-                running = min(running, v)
-        plateau = points[-1][0] - last_improved
 
     t_tail = train_points[-(window_size(len(train_points)) + 1):]
     train_trend = theil_sen(t_tail)[0] if len(t_tail) >= 3 else math.nan

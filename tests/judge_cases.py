@@ -66,7 +66,7 @@ def generate(seed: int = 0, n: int = 60) -> list[Case]:
         scale = math.exp(rng.uniform(math.log(0.3), math.log(2000)))
         total = rng.choice([8, 12, 20, 30, 40, 50, 60, 100])
         noise = rng.choice([0.0, 0.01, 0.02, 0.03])
-        gaps = rng.choice([0, 0, 0, 2])
+        gaps = rng.choice([0, 0, 0, 2, 3])
         case = fam(rng, total, scale, noise, gaps)
         case.name = f"{case.family}-{i}-x{scale:.3g}-{total}ep-n{noise:g}-g{gaps}"
         cases.append(case)

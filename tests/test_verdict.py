@@ -193,3 +193,13 @@ def test_divergence_from_the_best_at_its_boundary(rise, diverging):
     h = [{"epoch": e, "train_loss": v, "val_loss": v, "lr": 1e-4}
          for e, v in enumerate([1.0, 0.7, 0.5, 0.42, 0.4, 0.4 * (1 + (rise - 1) / 2), 0.4 * rise], 1)]
     assert (decide(h, "alternative_1", 50).rule_id == "divergence") is diverging
+
+
+def test_validation_every_third_epoch_with_nan_placeholders_is_not_divergence():
+    h = [{"epoch": e, "train_loss": 2.0 * 0.9 ** e, "val_loss": 1.9 * 0.9 ** e if e % 3 == 0 else float("nan")}
+         for e in range(1, 11)]
+    for k in range(1, 11):
+        assert decide(h[:k], "alternative_1", 50).rule_id != "nonfinite", k
+    h[-1]["val_loss"], h[-2]["val_loss"], h[-3]["val_loss"] = (float("nan"),) * 3  # three missed: real NaN
+    h[-3]["val_loss"] = float("nan")
+    assert decide(h, "alternative_1", 50).rule_id == "nonfinite"
