@@ -11,7 +11,6 @@ Usage: python benchmarks/bench_faults.py [--kills 20] [--stops 12]
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import signal
 import subprocess

@@ -4,6 +4,7 @@ second one. A run is claimed when a cell starts it and releases itself when it e
 from __future__ import annotations
 
 import threading
+
 from .errors import RunError
 
 _LOCK = threading.Lock()

@@ -1,5 +1,4 @@
 """The documented ways to extend nbdetect (docs/ARCHITECTURE.md), each through its public registration path."""
-import math
 import subprocess
 import sys
 

@@ -11,6 +11,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
+from test_trainer import StopAt
 from toy_data import collate, toy_samples
 from nbdetect import engine, run_guard
 from nbdetect.callbacks import Callback
@@ -118,15 +119,6 @@ def test_sigkill_at_any_moment_leaves_a_loadable_checkpoint_or_none(tmp_path, de
         resumed.total_steps = resumed.step
         resumed.run()
         assert not list(tmp_path.glob(".*.tmp"))
-
-
-class StopAt(Callback):
-    def __init__(self, step):
-        self.step = step
-
-    def on_iteration_end(self, run, rec):
-        if rec["step"] == self.step:
-            run.stop()
 
 
 @pytest.mark.parametrize("recipe,preset,workers", [("alternative_1", "retinanet_tiny", 0),
