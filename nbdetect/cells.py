@@ -84,10 +84,13 @@ MODEL = nbdetect.from_notebook(globals(), "model", False)          # EDIT: your 
 OPTIMIZER = nbdetect.from_notebook(globals(), "optimizer", False)  # EDIT: its optimizer (or None)
 SCHEDULER = nbdetect.from_notebook(globals(), "scheduler", False)  # EDIT: its LR scheduler (or None)
 DATA = nbdetect.from_notebook(globals(), "train_dataset", False)   # EDIT: your training Dataset or DataLoader (or None)
+VAL_DATA = nbdetect.from_notebook(globals(), "val_dataset", False) # EDIT: your validation Dataset or DataLoader (or None)
 HISTORY = nbdetect.from_notebook(globals(), "val_losses", False)   # EDIT: per-epoch losses, a run folder or YOLO results.csv (or None)
+HISTORY_KIND = "val"                                               # EDIT: "val" if HISTORY is a validation loss list, "train" if training
 EPOCHS = 60                                   # EDIT: the number of epochs you planned
 
-report = nbdetect.diagnose(MODEL, OPTIMIZER, SCHEDULER, data=DATA, history=HISTORY, epochs=EPOCHS)
+report = nbdetect.diagnose(MODEL, OPTIMIZER, SCHEDULER, data=DATA, history=HISTORY, epochs=EPOCHS,
+                           val_data=VAL_DATA, history_kind=HISTORY_KIND)
 report
 '''
 

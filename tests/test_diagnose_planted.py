@@ -127,6 +127,16 @@ def s_loss_summed(tmp):
     return dict(model=m, data=data, history=[per_batch * 8 * f for f in (1.0, 0.97, 0.95, 0.94)])
 
 
+def s_val_loss_summed(tmp):
+    """The AS4 notebook: val_losses summed over the validation loader's batches (not the training loader's)."""
+    m, train, val = tiny(), loader(scenes(16), batch_size=2), loader(scenes(8, seed=1), batch_size=2)
+    with torch.no_grad():
+        m.train()
+        per_batch = sum(float(sum(m(list(i), list(t)).values())) for i, t in val) / len(val)
+    return dict(model=m, data=train, val_data=val, history_kind="val",
+                history=[per_batch * len(val) * f for f in (1.0, 0.97, 0.95, 0.94)])
+
+
 def s_multistep_early(tmp):
     opt = _opt()
     sched = MultiStepLR(opt, milestones=[30, 45], gamma=0.1)
@@ -196,6 +206,7 @@ PLANTED = [  # (state, root cause code, next action)
     (s_prior_bias_zeroed, "prior_bias_lost", "alternative_1"),
     (s_head_without_bias, "prior_bias_lost", "alternative_1"),
     (s_loss_summed, "loss_summed_over_batches", "fix_loss_reporting"),
+    (s_val_loss_summed, "loss_summed_over_batches", "fix_loss_reporting"),
     (s_multistep_early, "lr_decay_before_convergence", "alternative_1"),
     (s_plateau_scheduler_stuck, "lr_too_low", "alternative_3"),
     (s_onecycle_diverges, "lr_too_high", "lower_lr"),
@@ -292,3 +303,9 @@ def test_a_healthy_state_gets_no_false_alarm(state, tmp_path):
     assert report.codes("fail") == [], report.to_text()
     assert report.root_cause is None, report.to_text()
     assert report.next_action == "continue", report.to_text()
+
+
+def test_a_validation_loss_is_named_and_scaled_by_its_own_loader(tmp_path):
+    report = diagnose(**s_val_loss_summed(tmp_path), **QUICK)
+    assert "val loss is summed over the 4 batches of the validation loader" in report.root_cause.title
+    assert report.history.val and not report.history.train  # the list was named what it is

@@ -29,7 +29,10 @@ def _diverges(history) -> bool:
 
 
 def check_loss_scale(history, measured: float | None, n_batches: int | None, family: str | None,
-                     batch_size: int | None = None) -> list[Finding]:
+                     batch_size: int | None = None, n_val_batches: int | None = None) -> list[Finding]:
+    """``n_batches``: batches per epoch of the training loader; ``n_val_batches``: of the validation loader.
+    Each loss is compared with its own loader's count (a validation loss is never divided by the training
+    loader's batches)."""
     if history is None or history.n_epochs == 0:
         return []
     lo, hi = TYPICAL_RANGE.get(family or "", (0.05, 5.0))
@@ -44,16 +47,18 @@ def check_loss_scale(history, measured: float | None, n_batches: int | None, fam
         ratios = [(name, _last_finite(vals), _last_finite(vals) / measured) for name, vals in series]
         evidence = "; ".join(f"last reported {name} {v:.4g} = {r:.3g} x the loss nbdetect measures now "
                              f"({measured:.4g} per image)" for name, v, r in ratios)
-        if n_batches and n_batches >= 3:
-            for name, v, r in ratios:
-                if 0.6 <= r / n_batches <= 1.7:
-                    return [Finding(CHECK, "loss_summed_over_batches", "fail",
-                                    f"the reported {name} is summed over the {n_batches} batches of an epoch, "
-                                    "not averaged",
-                                    evidence + f"; ratio / batches per epoch = {r / n_batches:.2f}",
-                                    "Divide the epoch's summed loss by the number of batches: "
-                                    "epoch_loss = running_loss / len(loader). The model may be learning fine "
-                                    "on torchvision's scale (RetinaNet ~1-2 at the start, ~0.2-0.5 trained).")]
+        counts = {"train_loss": n_batches, "val_loss": n_val_batches}
+        for name, v, r in ratios:
+            count = counts.get(name)
+            if count and count >= 3 and 0.6 <= r / count <= 1.7:
+                loader = "validation" if name == "val_loss" else "training"
+                return [Finding(CHECK, "loss_summed_over_batches", "fail",
+                                f"the reported {name.replace('_', ' ')} is summed over the {count} batches of the "
+                                f"{loader} loader, not averaged",
+                                evidence + f"; ratio / {loader} batches per epoch = {r / count:.2f}",
+                                "Divide the epoch's summed loss by the number of batches: "
+                                "epoch_loss = running_loss / len(loader). The model may be learning fine "
+                                "on torchvision's scale (RetinaNet ~1-2 at the start, ~0.2-0.5 trained).")]
         if batch_size and batch_size >= 3:
             for name, v, r in ratios:
                 if 0.6 <= r / batch_size <= 1.7:

@@ -52,7 +52,8 @@ def diagnose(model=None, optimizer=None, scheduler=None, data=None, history=None
              steps_per_epoch: int | None = None, scheduler_interval: str = "auto", batch_size: int | None = None,
              expected=None, overfit: bool | str = True, overfit_steps: int = 40, overfit_seconds: float = 30.0,
              loss_batches: int = 2, max_samples: int | None = None, max_image_stats: int = 32,
-             data_seconds: float = 40.0, device=None, plots: bool = True, recipe: str | None = None) -> Report:
+             data_seconds: float = 40.0, device=None, plots: bool = True, recipe: str | None = None,
+             val_data=None, history_kind: str = "auto") -> Report:
     """Check a detection run and say why it is not learning, root cause first.
 
     Give what you have; every argument may be missing and the report says what was skipped. diagnose()
@@ -68,6 +69,9 @@ def diagnose(model=None, optimizer=None, scheduler=None, data=None, history=None
     epochs: planned epochs (for the LR timeline and the curve's projection); steps_per_epoch: batches per
       epoch (for per-iteration schedulers); expected: ``{epoch: (lo, hi)}`` expected loss bounds.
     recipe: the nbdetect recipe the history comes from (``"alternative_1"``...); default: your own run.
+    val_data: the validation Dataset/DataLoader (its batch count tells a validation loss summed over batches).
+    history_kind: ``"val"`` when a plain list of losses is your validation loss (an AS4 ``val_losses``),
+      ``"train"`` for training losses; ``"auto"`` reads a plain list as the training loss.
     overfit: run the bounded overfit-one-batch test (``overfit_steps`` steps or ``overfit_seconds``);
       skipped for models over 5M parameters on CPU unless ``overfit="force"``.
     """
@@ -81,6 +85,8 @@ def diagnose(model=None, optimizer=None, scheduler=None, data=None, history=None
         hist = None
         skipped.append(f"history could not be read ({type(exc).__name__}: {exc}); pass a list of per-epoch "
                        "losses, a history.jsonl / results.csv path that exists, or a run folder")
+    if hist is not None and history_kind == "val" and not hist.val and hist.train:
+        hist.val, hist.train = hist.train, []  # the list you gave is your validation loss: named as such
     if hist is not None and hist.n_epochs == 0:
         skipped.append("history is empty: no epoch to judge")
         hist = None
@@ -130,6 +136,8 @@ def diagnose(model=None, optimizer=None, scheduler=None, data=None, history=None
                   num_classes=num_classes, label_base=label_base, batches=batches, measured=measured,
                   measured_components=components, n_batches=_guard(skipped, "batch count", n_batches_per_epoch,
                                                                    data, batch_size) if data is not None else None,
+                  n_val_batches=_guard(skipped, "validation batch count", n_batches_per_epoch, val_data, batch_size)
+                  if val_data is not None else None,
                   batch_size=getattr(data, "batch_size", None) or batch_size, device=device, overfit=overfit,
                   overfit_steps=overfit_steps, overfit_seconds=overfit_seconds, expected=expected,
                   total_epochs=total, recipe=recipe, skipped=skipped)

@@ -119,7 +119,7 @@ def _prior(ctx):
 def _loss_scale(ctx):
     from .checks_loss import check_loss_scale
     return check_loss_scale(ctx.history, ctx.measured, ctx.n_batches, ctx.info.family if ctx.info else None,
-                            ctx.batch_size)
+                            ctx.batch_size, ctx.n_val_batches)
 
 
 def _overfit(ctx):
