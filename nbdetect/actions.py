@@ -15,11 +15,16 @@ class Action:
     how: str  # one line: what to run and why
 
 
+def recipe_action(recipe) -> Action:
+    """A recipe as an action: its record gives the title and what running it does."""
+    return Action(recipe.name, recipe.title, f"Run {recipe.call or recipe.name}: {recipe.how}.")
+
+
 def _recipe_actions() -> list[Action]:
-    """Every registered recipe is an action: its record gives the title and what running it does."""
+    """Every recipe registered at import time (``get`` also finds those registered later)."""
     from .recipes import RECIPES
 
-    return [Action(r.name, r.title, f"Run {r.call}: {r.how}.") for r in RECIPES.values() if r.call]
+    return [recipe_action(r) for r in RECIPES.values() if r.call]
 
 
 ACTIONS: dict[str, Action] = {a.name: a for a in (
@@ -54,8 +59,8 @@ def get(name: str | None) -> Action | None:
         return ACTIONS[name]
     from .recipes import find
 
-    r = find(name)
-    return Action(r.name, r.title, f"Run {r.call or r.name}: {r.how}.") if r is not None else None
+    recipe = find(name)
+    return recipe_action(recipe) if recipe is not None else None
 
 
 def title(name: str | None) -> str:

@@ -148,7 +148,7 @@ class CurveFacts:
 
     ``points``: ``(epoch, value)`` of the judged series (finite values only; gaps left out).
     ``trend``: median slope of ``log(loss)`` per epoch over the trailing ``window`` points
-    (-0.05 = falling 5% per epoch); ``trend_optimistic``: its favourable (25th percentile) bound.
+    (-0.05 = falling 5% per epoch).
     ``projected_end``: the loss at ``total_epochs`` on a power law fitted to the trailing window
     (log loss against log epoch, favourable slope bound): since losses decelerate at least that
     fast, a run whose projection misses a line will almost surely miss it.
@@ -161,13 +161,10 @@ class CurveFacts:
     train_points: tuple[tuple[int, float], ...]
     reference: float | None
     nonfinite: NonFinite | None
-    missing_epochs: tuple[int, ...]
     noise: float
-    noise_measured: bool
     margin: float
     window: int
     trend: float
-    trend_optimistic: float
     trend_from: str | None  # the series the trend was measured on (None: too few epochs)
     current: float | None  # the loss now, robust to one noisy epoch (median fit of the trailing window)
     projected_end: float | None
@@ -176,7 +173,6 @@ class CurveFacts:
     last: float | None
     last_epoch: int | None
     plateau_epochs: int  # epochs since the last improvement on the best by more than the margin
-    train_trend: float
     train_noise: float
     lr: LRFacts = field(default_factory=LRFacts)
     map_points: tuple[tuple[int, float], ...] = ()
@@ -184,22 +180,8 @@ class CurveFacts:
 
     # -- derived ----------------------------------------------------------------------------------------
     @property
-    def scale(self) -> float:
-        return self.reference or 1.0
-
-    def ratio(self, value: float | None) -> float | None:
-        """``value`` as a fraction of the starting loss."""
-        if value is None or not self.reference:
-            return None
-        return value / self.reference
-
-    @property
     def finished(self) -> bool:
         return self.n_epochs >= self.total_epochs
-
-    @property
-    def remaining(self) -> int:
-        return max(0, self.total_epochs - (self.last_epoch or self.n_epochs))
 
     @property
     def has_map(self) -> bool:
@@ -209,31 +191,6 @@ class CurveFacts:
     def map_rising(self) -> bool:
         """mAP still improving clearly over the trailing window (at least 0.005 per epoch)."""
         return self.has_map and is_finite(self.map_trend) and self.map_trend > 0.005
-
-    def value_at(self, epoch: int) -> float | None:
-        for e, v in self.points:
-            if e == epoch:
-                return v
-        return None
-
-    def points_between(self, first: int, last: int) -> list[tuple[int, float]]:
-        return [(e, v) for e, v in self.points if first <= e <= last]
-
-    def improvement_since(self, epoch: int) -> float | None:
-        """Relative drop from the loss at (or just before) ``epoch`` to the current loss."""
-        before = [v for e, v in self.points if e <= epoch]
-        if not before or self.current is None:
-            return None
-        return 1.0 - self.current / before[-1]
-
-    def as_dict(self) -> dict:
-        return {"metric": self.metric, "epochs": self.n_epochs, "total_epochs": self.total_epochs,
-                "reference": self.reference, "best": self.best, "best_epoch": self.best_epoch,
-                "last": self.last, "current": self.current, "trend_per_epoch": self.trend,
-                "projected_end": self.projected_end, "noise": self.noise, "margin": self.margin,
-                "plateau_epochs": self.plateau_epochs, "lr_peak": self.lr.peak, "lr_current": self.lr.current,
-                "lr_cuts": [(c.epoch, c.before, c.after) for c in self.lr.cuts],
-                "nonfinite": None if self.nonfinite is None else (self.nonfinite.epoch, self.nonfinite.metric)}
 
 
 def _plateau_length(points: list[tuple[int, float]], margin: float) -> int:
@@ -300,7 +257,7 @@ def lr_facts(lrs: list[float | None], epochs: list[int], plateau_driven: bool = 
         return LRFacts()
     peak_epoch, peak = max(pts, key=lambda p: p[1])
     warmup_end = 0
-    for (ea, a), (eb, b) in zip(pts, pts[1:]):
+    for (_, a), (eb, b) in zip(pts, pts[1:]):
         if b > a * WARMUP_RISE:
             warmup_end = eb
         else:
@@ -341,7 +298,6 @@ def curve_facts(history_epochs: list[dict], total_epochs: int | None = None,
     judged = val if has_val else train
     points = [(e, v) for e, v, p in judged if p and math.isfinite(v)]
     train_points = [(e, v) for e, v, p in train if p and math.isfinite(v)]
-    missing = tuple(e for e, v, p in judged if not (p and math.isfinite(v)))
     nonfinite = _nonfinite(train, val)
 
     if reference_loss is not None and is_finite(to_float(reference_loss)) and reference_loss > 0:
@@ -370,7 +326,7 @@ def curve_facts(history_epochs: list[dict], total_epochs: int | None = None,
         trend_tail, trend_from = tail, metric
     if len(trend_tail) < 3:
         trend_tail, trend_from = [], None
-    trend, optimistic, _ = theil_sen(trend_tail) if trend_tail else (math.nan, math.nan, math.nan)
+    trend = theil_sen(trend_tail)[0] if trend_tail else math.nan
     if trend_from == metric and math.isfinite(trend):
         # current level: the median of the tail's values moved along the trend to the last epoch
         last_e = tail[-1][0]
@@ -378,6 +334,7 @@ def curve_facts(history_epochs: list[dict], total_epochs: int | None = None,
     else:
         current = points[-1][1] if points else None
     last_epoch = points[-1][0] if points else None
+    plateau = _plateau_length(points, margin)
     projected = None
     if current is not None and trend_from is not None:
         # a power law through the trailing window (log loss against log epoch), its favourable slope bound:
@@ -388,7 +345,7 @@ def curve_facts(history_epochs: list[dict], total_epochs: int | None = None,
         span = trend_tail[-1][0] - trend_tail[0][0] if len(trend_tail) >= 2 else 0
         if span and math.isfinite(trend) and -trend * span < margin:
             slope = 0.0  # no improvement beyond the noise over the window: flat, whatever a noisy fit suggests
-        long_flat = [(math.log(e), v) for e, v in points if e >= (last_epoch or n) - _plateau_length(points, margin)]
+        long_flat = [(math.log(e), v) for e, v in points if e >= (last_epoch or n) - plateau]
         if trend_from == metric and len(long_flat) > 2 * (w + 1):
             # no new best for more than two windows: the whole plateau, not its noisiest end, says where it goes
             slope = max(slope, min(theil_sen(long_flat)[0], 0.0))
@@ -396,12 +353,9 @@ def curve_facts(history_epochs: list[dict], total_epochs: int | None = None,
         projected = current * (end / max(1, last_epoch or n)) ** slope
 
     best = best_epoch = None
-    plateau = _plateau_length(points, margin)
     if points:
         best_epoch, best = min(points, key=lambda p: p[1])
 
-    t_tail = train_points[-(window_size(len(train_points)) + 1):]
-    train_trend = theil_sen(t_tail)[0] if len(t_tail) >= 3 else math.nan
     t_noise = noise_of(train_points)
 
     maps = _map_points(epochs)
@@ -413,9 +367,9 @@ def curve_facts(history_epochs: list[dict], total_epochs: int | None = None,
 
     return CurveFacts(
         metric=metric, n_epochs=n, total_epochs=max(total, n), points=tuple(points),
-        train_points=tuple(train_points), reference=reference, nonfinite=nonfinite, missing_epochs=missing,
-        noise=noise, noise_measured=measured is not None, margin=margin, window=w, trend=trend,
-        trend_optimistic=optimistic, trend_from=trend_from, current=current, projected_end=projected, best=best, best_epoch=best_epoch,
+        train_points=tuple(train_points), reference=reference, nonfinite=nonfinite, noise=noise, margin=margin,
+        window=w, trend=trend, trend_from=trend_from, current=current, projected_end=projected, best=best,
+        best_epoch=best_epoch,
         last=points[-1][1] if points else None, last_epoch=last_epoch, plateau_epochs=plateau,
-        train_trend=train_trend, train_noise=t_noise if t_noise is not None else DEFAULT_NOISE, lr=lr,
+        train_noise=t_noise if t_noise is not None else DEFAULT_NOISE, lr=lr,
         map_points=tuple(maps), map_trend=map_trend)

@@ -14,7 +14,6 @@ import math
 from pathlib import Path
 from typing import Iterable
 
-from .history_files import EPOCH_FIELDS  # noqa: F401  (the epoch table's columns, kept importable here)
 
 
 def _merge(a: dict, b: dict, weight_a: float = 1.0) -> dict:

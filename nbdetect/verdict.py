@@ -60,15 +60,9 @@ from dataclasses import dataclass, field
 
 from . import actions as _actions
 from . import recipes as _recipes
-from .curve_facts import CurveFacts, curve_facts, to_float
+from .curve_facts import CurveFacts, curve_facts
 
 OUTCOMES = ("pending", "continue", "switch", "diagnose", "warn", "success", "partial", "fail")
-
-#: What the guide says to run when a recipe fails.
-#: What the guide says to run when a recipe fails: read from each recipe record (nbdetect.recipes).
-NEXT_ON_FAILURE = {name: r.next_on_failure for name, r in _recipes.RECIPES.items()}
-
-ACTION_NAMES = {name: a.title for name, a in _actions.ACTIONS.items()}
 
 
 @dataclass(frozen=True)
@@ -225,10 +219,6 @@ class Verdict:
     def is_problem(self) -> bool:
         return self.status not in ("pending", "continue", "success")
 
-    @property
-    def evidence(self) -> str:
-        return self.rule_text
-
     def as_dict(self) -> dict:
         return {"status": self.status, "headline": self.headline, "rule_text": self.rule_text,
                 "next_action": self.next_action, "rule_id": self.rule_id, "code": self.code, "epoch": self.epoch,
@@ -244,10 +234,6 @@ STOP_STATUSES = ("switch", "diagnose", "fail")
 
 
 # -- helpers -----------------------------------------------------------------------------------------------
-def _num(rec: dict, key: str) -> float | None:
-    return to_float(rec.get(key))
-
-
 def reference_of(epochs: list[dict]) -> float | None:
     """The run's starting loss: max of the first finite training and validation losses."""
     return curve_facts(epochs).reference if epochs else None

@@ -9,8 +9,6 @@ CHECK = "lr"
 
 # Peak LRs beyond which detection training usually diverges (fine-tuning torchvision detectors).
 TOO_HIGH = {"adam": 3e-3, "sgd": 0.1}
-# LRs below which progress is too slow to matter within a run.
-TOO_LOW = {"adam": 1e-5, "sgd": 1e-4}
 
 
 def optimizer_kind(optimizer) -> str | None:

@@ -11,7 +11,6 @@ from . import registry
 
 STATUS_ORDER = {"fail": 0, "warn": 1, "pass": 2, "skip": 3}
 FIX_DATA = registry.FIX_DATA
-DEFAULT_PRIORITY = registry.DEFAULT_PRIORITY
 
 
 def next_action_text(name: str) -> str:

@@ -162,10 +162,6 @@ CHECKS: tuple[Check, ...] = (
 )
 
 
-def code(name: str) -> Code | None:
-    return CODES.get(name)
-
-
 def priority(name: str) -> int:
     spec = CODES.get(name)
     return spec.priority if spec else DEFAULT_PRIORITY
