@@ -18,7 +18,7 @@ from .inputs import prepare_data
 from .models import build_model, default_device, family_of, num_classes_of
 from .recipes import ALTERNATIVE_1, ALTERNATIVE_2, ALTERNATIVE_3, RECIPES, SEED_MULTISTEP, Recipe, get_recipe
 from .trainer import TrainingRun
-from .errors import InputError, RunError
+from .errors import InputError, RunError, positive_int
 
 
 def _pick_preset(recipe: Recipe, preset: str | None, synthetic: bool, device: torch.device) -> str:
@@ -83,10 +83,8 @@ def run_recipe(recipe: Recipe | str, train=None, val=None, *, num_classes=None, 
     """Train ``recipe`` on the given data; see :func:`alternative_1` for the arguments."""
     recipe = get_recipe(recipe) if isinstance(recipe, str) else recipe
     if epochs is not None:
-        if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
-            raise InputError(f"epochs={epochs!r} is not a positive whole number", where="epochs",
-                             fix=f"pass the number of epochs to train, e.g. epochs={recipe.epochs}")
-        recipe = recipe.scaled(int(epochs))
+        epochs = positive_int(epochs, "epochs", f"pass the number of epochs to train, e.g. epochs={recipe.epochs}")
+        recipe = recipe.scaled(epochs)
     changes = {k: v for k, v in {"lr": lr, "batch_size": batch_size, **overrides}.items() if v is not None}
     recipe = recipe.replace(**changes) if changes else recipe
     device = torch.device(device) if device is not None else default_device()

@@ -88,3 +88,13 @@ class reading:
         raise DataError(f"{what}: {type(exc).__name__}: {exc}", where=where,
                         fix=self.fix or "fix or remove this file (a truncated image: re-copy it; an annotation: "
                                          "check its format)") from exc
+
+
+def positive_int(value, argument: str, fix: str) -> int:
+    """``value`` as an int of at least 1 (numpy ints too); a bool, a fraction or a string is refused."""
+    if isinstance(value, bool) or not hasattr(value, "__index__"):
+        raise InputError(f"{argument}={value!r} is not a whole number", where=argument, fix=fix)
+    value = int(value)
+    if value < 1:
+        raise InputError(f"{argument}={value} must be at least 1", where=argument, fix=fix)
+    return value

@@ -15,7 +15,7 @@ from .data import synthetic_split
 from .data.formats import load_path
 from .data.loader import make_loader, resumable
 from .data.validate import as_detection_dataset, check_dataset, raise_if_invalid, verify_images
-from .errors import InputError
+from .errors import InputError, positive_int
 
 DEFAULT_SYNTHETIC = {"n_train": 240, "n_val": 60, "image_size": (256, 256), "seed": 0}
 
@@ -38,15 +38,8 @@ def check_num_classes(value, argument: str = "num_classes") -> int | None:
     """``value`` as a positive int (None stays None); anything else is refused with the fix."""
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int) and not (hasattr(value, "__index__")):
-        raise InputError(f"{argument}={value!r} is not a whole number", where=argument,
-                         fix=f"pass the number of real classes K as an int, e.g. {argument}=43 (labels 1..K), "
-                             "or None to read it from the data")
-    value = int(value)
-    if value < 1:
-        raise InputError(f"{argument}={value} must be at least 1", where=argument,
-                         fix="pass the number of real classes K (background not counted), e.g. 43 for GTSDB")
-    return value
+    return positive_int(value, argument, f"pass the number of real classes K as an int (background not counted), "
+                                         f"e.g. {argument}=43 for GTSDB, or None to read it from the data")
 
 
 def _labels_max(dataset, limit: int = 2000) -> int | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 import time
 
+from ..errors import InputError, positive_int
 from . import checks_overfit, registry
 from .data_scan import dataset_of, first_batches, n_batches_per_epoch, scan
 from .history_io import load_history
@@ -90,11 +91,13 @@ def diagnose(model=None, optimizer=None, scheduler=None, data=None, history=None
     if hist is not None and hist.n_epochs == 0:
         skipped.append("history is empty: no epoch to judge")
         hist = None
-    if num_classes is not None and (isinstance(num_classes, bool) or not isinstance(num_classes, int)
-                                    or num_classes < 1):
-        skipped.append(f"num_classes={num_classes!r} ignored: it must be a positive int (the number of real "
-                       "classes K); the model's class count is used instead")
-        num_classes = None
+    if num_classes is not None:
+        try:
+            num_classes = positive_int(num_classes, "num_classes", "")
+        except InputError as exc:
+            skipped.append(f"{exc.what}: ignored (num_classes is the number of real classes K); the model's class "
+                           "count is used instead")
+            num_classes = None
     k = num_classes if num_classes is not None else (info.num_classes if info else None)
 
     sc = None
