@@ -115,13 +115,26 @@ class RunState:
             self._restored_rng = None
 
     def progress(self) -> dict:
-        """Where the run is: epoch/iteration counters, images/s over the last seconds, ETA."""
-        elapsed = time.monotonic() - self.started_at if self.started_at else 0.0
-        return {"epoch": self.epoch + (1 if self.iteration or self.status == "running" else 0), "epochs": self.epochs,
-                "iteration": self.iteration, "steps_per_epoch": self.steps_per_epoch, "step": self.step,
-                "total_steps": self.total_steps, "elapsed_s": elapsed,
-                "images_per_s": self.throughput.images_per_s(), "eta_s": self.throughput.eta_s(self),
-                "status": self.status}
+        """Where the run is: epoch/iteration counters, images/s over the last seconds, ETA.
+
+        A run that has ended shows where it ended (a finished run: its last epoch, every iteration done) and no
+        ETA; images/s is then the mean over the whole run."""
+        elapsed = (self.ended_at or time.monotonic()) - self.started_at if self.started_at else 0.0
+        ended = self.status in ("finished", "stopped", "failed")
+        epoch, iteration = self.epoch, self.iteration
+        if iteration or (self.status == "running" and epoch < self.epochs):
+            epoch += 1  # inside epoch ``epoch + 1``
+        elif epoch:
+            iteration = self.steps_per_epoch  # at an epoch boundary: the last epoch is complete
+        if ended:
+            seconds = ((self.ended_at or time.monotonic()) - self.started_at) if self.started_at else 0.0
+            ips = (self.images_seen - self.images_at_start) / seconds if seconds > 0 else math.nan
+            eta = math.nan
+        else:
+            ips, eta = self.throughput.images_per_s(), self.throughput.eta_s(self)
+        return {"epoch": epoch, "epochs": self.epochs, "iteration": iteration, "steps_per_epoch": self.steps_per_epoch,
+                "step": self.step, "total_steps": self.total_steps, "elapsed_s": elapsed,
+                "images_per_s": ips, "eta_s": eta, "status": self.status}
 
     def _ipython_display_(self) -> None:
         """A run as the value of a cell shows its live panel again (after a re-run cell or a reopened notebook)."""

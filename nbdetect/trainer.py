@@ -83,6 +83,8 @@ class TrainingRun(RunState):
         self.best_checkpoint: Path | None = None
         self.stop_event = threading.Event()
         self.started_at: float | None = None
+        self.ended_at: float | None = None
+        self.images_at_start = 0  # images_seen when this session of the run started (resume counts from there)
         self.resumed = False
         self.monitor = None  # the live display attached by nbdetect.monitor.attach
         self._thread: threading.Thread | None = None
@@ -124,6 +126,12 @@ class TrainingRun(RunState):
             raise self.error
         return self
 
+    def where(self) -> str:
+        """'at epoch 3, iteration 5' inside an epoch, 'after epoch 2' at an epoch boundary."""
+        if self.iteration or not self.epoch:
+            return f"at epoch {self.epoch + 1}, iteration {self.iteration}"
+        return f"after epoch {self.epoch}"
+
     # -- the loop --------------------------------------------------------------
     def _on_iteration(self, epoch_idx: int):
         def on_iteration(i, loss, components, n_images, lr):
@@ -164,7 +172,7 @@ class TrainingRun(RunState):
 
     def _fit(self) -> None:
         self.status = "running"
-        self.started_at = time.monotonic()
+        self.started_at, self.ended_at, self.images_at_start = time.monotonic(), None, self.images_seen
         try:
             dispatch(self.callbacks, "on_run_start", self)
             for epoch_idx in range(self.epoch, self.epochs):
@@ -188,8 +196,7 @@ class TrainingRun(RunState):
             if self.stop_event.is_set() and self.step < self.total_steps:
                 self.save("last.pt")
                 self.status = "stopped"
-                self.message = (f"stopped at epoch {self.epoch + 1}, iteration {self.iteration}; "
-                                f"checkpoint: {self.last_checkpoint}")
+                self.message = f"stopped {self.where()}; checkpoint: {self.last_checkpoint}"
             else:
                 self.status = "finished"
                 self.message = (f"finished {self.epochs} epochs; best checkpoint: {self.best_checkpoint}"
@@ -198,8 +205,8 @@ class TrainingRun(RunState):
         except KeyboardInterrupt:
             self.save("last.pt")
             self.status = "stopped"
-            self.message = (f"interrupted at epoch {self.epoch + 1}, iteration {self.iteration}; nothing lost: "
-                            f"checkpoint {self.last_checkpoint} (resume with resume=True)")
+            self.message = (f"interrupted {self.where()}; nothing lost: checkpoint {self.last_checkpoint} "
+                            "(resume with resume=True)")
         except engine.NonFiniteLossError as exc:
             self.status = "failed"
             where = (f"last good checkpoint: {self.last_checkpoint} (epoch {self.epoch})"
@@ -218,6 +225,7 @@ class TrainingRun(RunState):
             except Exception:
                 self.message = f"failed with {type(exc).__name__}: {exc}"
         finally:
+            self.ended_at = time.monotonic()
             run_guard.release(self)
             try:
                 dispatch(self.callbacks, "on_run_end", self)

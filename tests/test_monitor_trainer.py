@@ -50,10 +50,16 @@ def test_panel_stop_button_stops_a_background_run_with_a_checkpoint(tmp_path):
     mon.stop_button.click()
     run.wait(timeout=60)
     assert time.monotonic() - t0 < 30 and run.status == "stopped" and run.step < run.total_steps
-    assert "stopped; checkpoint:" in mon.status.value and str(run.last_checkpoint) in mon.status.value
+    assert "stopped" in mon.status.value and f"checkpoint: {run.last_checkpoint}" in mon.status.value
     state = load_checkpoint(run.last_checkpoint)
     assert state["step"] == run.step
     assert mon.bar.value == run.step
+    # the final line says where it stopped, with no ETA left from the running state
+    shown = mon.progress_text.value
+    where = (run.epoch + 1, run.iteration) if run.iteration else (run.epoch, run.steps_per_epoch)  # mid-epoch or not
+    assert f"epoch {where[0]}/200 | iteration {where[1]}/2" in shown, shown
+    assert run.where() in mon.status.value
+    assert "ETA" not in shown and "stopped after" in shown, shown
     assert registry.active_run() is None  # the stopped run released itself
     registry.claim(make_run(tmp_path / "third", epochs=1))  # no longer blocks
 
@@ -80,3 +86,15 @@ def test_text_mode_on_a_real_run(tmp_path):
     text = out.getvalue()
     assert "epoch 1/2: train loss" in text and "epoch 2/2: train loss" in text
     assert "verdict:" in text and "finished" in text.splitlines()[-1]
+
+
+def test_a_finished_run_shows_its_last_epoch_complete_and_no_eta(tmp_path):
+    run = make_run(tmp_path, epochs=2)
+    attach(run, mode="panel", display=False)
+    run.run()
+    p = run.progress()
+    assert (p["epoch"], p["iteration"], p["step"]) == (2, run.steps_per_epoch, run.total_steps)
+    assert p["eta_s"] != p["eta_s"] and p["images_per_s"] > 0  # NaN ETA, the run's mean images/s
+    shown = run.monitor.progress_text.value
+    assert "epoch 2/2" in shown and f"iteration {run.steps_per_epoch}/{run.steps_per_epoch}" in shown, shown
+    assert "finished after" in shown and "ETA" not in shown, shown

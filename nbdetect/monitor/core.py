@@ -44,6 +44,9 @@ def progress_of(run) -> dict:
             "images_per_s": math.nan, "eta_s": math.nan, "status": getattr(run, "status", "")}
 
 
+ENDED = ("finished", "stopped", "failed")
+
+
 def progress_line(p: dict, loss: float | None = None, lr: float | None = None) -> str:
     parts = [f"epoch {p.get('epoch', 0)}/{p.get('epochs', 0)}",
              f"iteration {p.get('iteration', 0)}/{p.get('steps_per_epoch', 0)}"]
@@ -53,7 +56,10 @@ def progress_line(p: dict, loss: float | None = None, lr: float | None = None) -
         parts.append(f"lr {lr:.3g}")
     ips = p.get("images_per_s", math.nan)
     parts.append(f"{ips:.1f} images/s" if ips is not None and math.isfinite(ips) else "-- images/s")
-    parts.append(f"ETA {format_duration(p.get('eta_s', math.nan))}")
+    if p.get("status") in ENDED:  # no ETA once the run is over: how long it ran instead
+        parts.append(f"{p['status']} after {format_duration(p.get('elapsed_s', math.nan))}")
+    else:
+        parts.append(f"ETA {format_duration(p.get('eta_s', math.nan))}")
     return " | ".join(parts)
 
 
@@ -64,7 +70,9 @@ def status_line(run) -> str:
         return "stopping: finishing the current iteration, then saving a checkpoint..."
     if status == "stopped":
         ckpt = getattr(run, "last_checkpoint", None)
-        return f"stopped; checkpoint: {ckpt}" + (f" ({message})" if message and str(ckpt) not in message else "")
+        if message and str(ckpt) in message:
+            return message  # "stopped after epoch 2; checkpoint: ..."
+        return f"stopped; checkpoint: {ckpt}" + (f" ({message})" if message else "")
     if status == "finished":
         return message or f"finished; best checkpoint: {getattr(run, 'best_checkpoint', None)}"
     if status == "failed":
