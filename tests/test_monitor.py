@@ -213,6 +213,44 @@ def test_render_is_throttled_per_iteration():
     assert mon.renders == 2  # the first iteration and the run end, not 600 iterations nor 3 epoch ends
 
 
+class Clock:
+    """A fake monotonic clock: each iteration takes ``tick`` seconds."""
+
+    def __init__(self, tick):
+        self.t, self.tick = 1000.0, tick
+
+    def __call__(self):
+        self.t += self.tick
+        return self.t
+
+
+@pytest.mark.parametrize("seconds_per_epoch", [0.5, 3.0, 30.0, 300.0])
+def test_curves_stay_within_one_drawing_of_the_text_and_within_the_budget(seconds_per_epoch):
+    """Epochs long enough for the 1% budget are each drawn by the epoch end that finishes them; shorter ones
+    are drawn as often as the budget allows, never more (the time spent drawing stays inside 1% of the run)."""
+    run = FakeRun(epochs=8, steps_per_epoch=10)
+    clock = Clock(seconds_per_epoch / 10 / 3)  # the clock is read about three times per iteration
+    mon = PanelMonitor(clock=clock, min_render_interval=0.0)
+    drawn_at_epoch_end = []
+    original = mon.on_epoch_end
+
+    def on_epoch_end(run_, rec):
+        original(run_, rec)
+        drawn_at_epoch_end.append(mon.drawn_epoch == rec["epoch"])
+
+    mon.on_epoch_end = on_epoch_end
+    start = clock.t
+    run.play(mon, healthy(epochs=8))
+    assert mon.drawn_epoch == 8  # the run end shows everything
+    draw_s = mon.render_seconds
+    elapsed = clock.t - start
+    spent_while_running = mon._spent - draw_s  # minus the final drawing at the run end
+    assert spent_while_running <= 0.01 * elapsed + 2 * draw_s
+    if seconds_per_epoch * 0.01 > 3 * draw_s:  # the budget pays for a drawing per epoch: none is late
+        assert all(drawn_at_epoch_end), drawn_at_epoch_end
+    assert f"curves through epoch 8/8" in mon.image_title
+
+
 def test_epoch_end_draws_only_when_the_budget_allows():
     run = FakeRun(epochs=3, steps_per_epoch=5)
     mon = PanelMonitor(min_render_interval=0.0)

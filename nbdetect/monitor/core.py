@@ -2,13 +2,18 @@
 
 :class:`Monitor` is a :class:`~nbdetect.callbacks.Callback`. Per iteration it does
 O(1) work: a clock read and, at most every ``progress_interval`` seconds, one
-progress update. Curves are drawn once when training starts (the planned LR
-schedule) and when it ends, and in between at most every ``max(min_render_interval,
-render_seconds / render_budget)`` seconds, epoch ends included: drawing costs
-about ``render_budget`` (1%) of the training time however slow the machine
-is, which leaves room for the progress updates inside the 2% the monitor may
-cost. An epoch end that comes too soon after the last drawing is drawn by the
-first iteration past the interval. The verdict is recomputed at each epoch end. Subclasses show the state:
+progress update. The verdict is recomputed at each epoch end and shown at once.
+
+Curves are drawn once when training starts (the planned LR schedule) and when it
+ends, and in between on a budget: drawing may take ``render_budget`` (1%) of the
+time since the run started, counted over the whole run (a drawing ahead of the
+budget is allowed, so the first epoch end is drawn). An epoch end is drawn as
+soon as the budget allows: at the epoch end itself, else at the first iteration
+after it that the budget allows, so the curves are at most one drawing behind
+the text whenever epochs last longer than a drawing's share of the budget
+(``render_seconds / render_budget``, about 10 s on a 2-core CPU). Inside long
+epochs the per-iteration curves are redrawn every ``render_interval()`` seconds.
+The plot's title names the epoch it shows. Subclasses show the state:
 ``show_progress``, ``show_curves``, ``show_verdict``, ``show_status``.
 """
 from __future__ import annotations
@@ -87,7 +92,7 @@ class Monitor(Callback):
     wants_curves = True
 
     def __init__(self, *, thresholds=None, progress_interval: float = 0.5, min_render_interval: float = 1.0,
-                 render_budget: float = 0.01, log_lr: bool = True):
+                 render_budget: float = 0.01, log_lr: bool = True, clock=time.monotonic):
         self.thresholds = thresholds
         self.progress_interval = progress_interval
         self.min_render_interval = min_render_interval
@@ -98,8 +103,13 @@ class Monitor(Callback):
         self.renders = 0
         self.render_seconds = 0.05  # running estimate of one drawing's cost
         self.last_png: bytes | None = None
+        self.clock = clock
         self._last_progress = 0.0
         self._last_render = -math.inf
+        self._started = None  # clock() at run start: the drawing budget is counted from there
+        self._spent = 0.0  # seconds spent drawing since then
+        self.drawn_epoch = -1  # the completed epochs the curves on show include
+        self.image_title = ""  # what the curves' title says they show
         self._render_lock = threading.Lock()
 
     # -- state ---------------------------------------------------------------------------------------------
@@ -109,6 +119,15 @@ class Monitor(Callback):
 
     def render_interval(self) -> float:
         return max(self.min_render_interval, self.render_seconds / self.render_budget)
+
+    def budget_allows(self, now: float) -> bool:
+        """One more drawing keeps the time spent drawing within ``render_budget`` of the run's time (one drawing
+        ahead allowed), and the last drawing is at least ``min_render_interval`` old."""
+        if now - self._last_render < self.min_render_interval:
+            return False
+        if self._started is None:
+            return True
+        return self._spent <= self.render_budget * (now - self._started)
 
     def compute_verdict(self, run=None) -> Verdict:
         """The run's verdict, as its VerdictCallback computed it (the monitor never judges on its own)."""
@@ -127,12 +146,16 @@ class Monitor(Callback):
 
             t0 = time.perf_counter()
             details = self.verdict.details if self.verdict else {}
+            epoch = self._epochs_done(run)
+            self.image_title = f"curves through epoch {epoch}/{getattr(run, 'epochs', '?')}"
             png = render_png(run, log_lr=self.log_lr, decision_epoch=details.get("decision_epoch"),
-                             threshold=details.get("line"))
+                             threshold=details.get("line"), caption=self.image_title)
             took = time.perf_counter() - t0
+            self._spent += took
+            self.drawn_epoch = epoch
             self.render_seconds = took if self.renders == 0 else 0.7 * self.render_seconds + 0.3 * took
             self.renders += 1
-            self._last_render = time.monotonic()
+            self._last_render = self.clock()
             self.last_png = png
             self.show_curves(png)
             return png
@@ -142,20 +165,28 @@ class Monitor(Callback):
         finally:
             self._render_lock.release()
 
+    def _epochs_done(self, run) -> int:
+        epochs = getattr(getattr(run, "history", None), "epochs", None)
+        return int(epochs[-1].get("epoch", len(epochs))) if epochs else 0
+
     def _draw_if_due(self, run, now: float) -> None:
-        if self.wants_curves and now - self._last_render >= self.render_interval():
+        if not self.wants_curves:
+            return
+        behind = self._epochs_done(run) > self.drawn_epoch  # an epoch end the curves do not show yet
+        if (behind and self.budget_allows(now)) or now - self._last_render >= self.render_interval():
             self.render(run, force=False)
 
     # -- callback hooks ------------------------------------------------------------------------------------
     def on_run_start(self, run) -> None:
         self.run = run
+        self._started, self._spent = self.clock(), 0.0
         self.show_status(status_line(run) or "running", "running")
         self.show_progress(progress_of(run), None)
         if run.history.epochs:  # resumed: the verdict so far
             self.show_verdict(self.compute_verdict(run))
 
     def on_iteration_end(self, run, rec: dict) -> None:
-        now = time.monotonic()
+        now = self.clock()
         if now - self._last_progress >= self.progress_interval:
             self._last_progress = now
             self.show_progress(progress_of(run), rec)
@@ -164,9 +195,9 @@ class Monitor(Callback):
     def on_epoch_end(self, run, rec: dict) -> None:
         self.show_verdict(self.compute_verdict(run))
         self.show_epoch(run, rec)
-        self._last_progress = time.monotonic()
+        self._last_progress = self.clock()
         self.show_progress(progress_of(run), None)
-        self._draw_if_due(run, time.monotonic())
+        self._draw_if_due(run, self.clock())
 
     def on_run_end(self, run) -> None:
         self.show_verdict(self.compute_verdict(run))

@@ -51,9 +51,11 @@ def _curves(source, planned_lr=None, steps_per_epoch=None):
 
 
 def draw(fig: Figure, source, *, log_lr: bool = True, planned_lr=None, steps_per_epoch=None,
-         decision_epoch: int | None = None, threshold: float | None = None) -> Figure:
-    """Draw the four panels of ``source`` (a run or a History) into ``fig``."""
+         decision_epoch: int | None = None, threshold: float | None = None, caption: str = "") -> Figure:
+    """Draw the four panels of ``source`` (a run or a History) into ``fig``; ``caption`` (which epoch the curves
+    show) goes into the title, so a reader can tell it next to the live text."""
     history, planned, spe, title = _curves(source, planned_lr, steps_per_epoch)
+    title = "  |  ".join(t for t in (title, caption) if t)
     its = list(getattr(history, "iterations", []))
     epochs = list(getattr(history, "epochs", []))
     ax_lr, ax_loss, ax_map = fig.subplots(1, 3)
