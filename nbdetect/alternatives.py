@@ -21,15 +21,27 @@ from .trainer import TrainingRun
 from .errors import InputError, RunError, positive_int
 
 
-def _pick_preset(recipe: Recipe, preset: str | None, synthetic: bool, device: torch.device) -> str:
+#: The image size (short side, long side) of the CPU-sized model on a student's own data: small signs stay a
+#: dozen pixels wide on GTSDB-like 1360x800 images, and a tiny-model step stays well under a second on 2 cores.
+CPU_IMAGE_SIZE = (480, 800)
+
+
+def _pick_preset(recipe: Recipe, preset: str | None, synthetic: bool, device: torch.device,
+                 image_size=None) -> tuple[str, tuple[int, int] | None]:
+    """The model preset and image size to build: the recipe's model on a GPU (or when asked), its CPU-sized
+    model on a CPU, said in one line with how to force the guide's model."""
     if preset:
-        return preset
+        return preset, image_size
+    if device.type != "cpu":
+        return recipe.preset, image_size
     tiny = recipe.tiny_preset
-    if synthetic and device.type == "cpu":
-        print(f"nbdetect: no data given and no GPU: training the CPU-sized '{tiny}' model on the synthetic demo "
-              f"data (pass preset='{recipe.preset}' to force the full model).")
-        return tiny
-    return recipe.preset
+    size = image_size or (None if synthetic else CPU_IMAGE_SIZE)
+    shown = f" at {min(size)}x{max(size)} px" if size else ""
+    what = "the synthetic demo data" if synthetic else "your data"
+    print(f"nbdetect: no GPU: training the CPU-sized '{tiny}' model{shown} on {what}, from scratch (it has no "
+          f"pretrained weights). For the guide's model set PRESET = '{recipe.preset}' (pretrained, about 3 s per "
+          f"image on a 2-core CPU) or run on a GPU.")
+    return tiny, size
 
 
 def start_next(run, action: str):
@@ -59,7 +71,8 @@ def _launch(run: TrainingRun, monitor, background, replace=False, thresholds=Non
 
     run.judge.thresholds = thresholds  # the verdict is computed by the run itself, with or without a display
     try:
-        run_guard.claim(run, replace=replace)  # a second concurrent run is refused, with or without a display
+        # a run of another recipe waits for the active one (Run All); a re-run cell of the active one is refused
+        run_guard.claim(run, replace=replace, wait=True)
     except RunError:
         active = run_guard.active_run()  # the re-run cell's output lost that run's panel: show it here again
         if active is not None and getattr(active.monitor, "widget", None) is not None and monitor:
@@ -96,7 +109,7 @@ def run_recipe(recipe: Recipe | str, train=None, val=None, *, num_classes=None, 
     for w in data.warnings[:5]:
         print(f"nbdetect warning: {w}")
     if model is None:
-        preset = _pick_preset(recipe, preset, data.synthetic, device)
+        preset, image_size = _pick_preset(recipe, preset, data.synthetic, device, image_size)
         size = {}
         if image_size is not None:
             size = {"min_size": int(min(image_size) if isinstance(image_size, (tuple, list)) else image_size),
@@ -142,8 +155,9 @@ def alternative_1(train=None, val=None, *, num_classes=None, class_names=None, m
     train, val: a Dataset yielding (image, target), a DataLoader, a dataset path, or None for the
         embedded synthetic traffic-sign data.
     num_classes: number of real classes K (labels 1..K; ``label_base=0`` for 0-based labels).
-    preset: model preset (default: the recipe's RetinaNet R50-FPN; the tiny CPU model for the demo data
-        on a CPU). weights: "DEFAULT" (COCO-pretrained, offline fallback), None, or a file.
+    preset: model preset (default: the recipe's RetinaNet R50-FPN on a GPU; on a CPU its tiny CPU-sized model,
+        at 480x800 px on your data). weights: "DEFAULT" (COCO-pretrained, offline fallback), None, or a file.
+    image_size: (short side, long side) the model resizes images to, or one int (default: the preset's).
     out_dir: where checkpoints and history go (default ``nbdetect_runs/<recipe name>``, then ``-2``, ``-3``...
         for later runs: a run never writes into another run's folder).
     resume: True to continue the latest run folder of this recipe (its ``last.pt``), or a checkpoint path.
@@ -152,7 +166,8 @@ def alternative_1(train=None, val=None, *, num_classes=None, class_names=None, m
         labels are named before epoch 1; see the README for its cost); False skips it for huge datasets.
     monitor: "auto" (live panel in a notebook, text elsewhere), "panel", "text" or False.
     background: train in a background thread (default: when the panel is shown).
-    replace: stop a run still active in this kernel (checkpoint saved) instead of refusing to start.
+    replace: stop a run still active in this kernel (checkpoint saved) instead of waiting for it (a run of
+        another recipe) or refusing to start (a re-run of the same recipe while it trains).
     thresholds: nbdetect.verdict.UserThresholds, the guide's numbers in your own loss convention.
     """
     return run_recipe(ALTERNATIVE_1, train, val, num_classes=num_classes, class_names=class_names, model=model,

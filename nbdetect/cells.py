@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import asdict, dataclass
 
-from .recipes import ALTERNATIVE_2, ALTERNATIVE_3, FIRST, RECIPES
+from .recipes import ALTERNATIVE_3, RECIPES
 
 # ``NAME = value  # EDIT: what to put here``: groups name, " = ", value, "  # EDIT: ..."
 EDIT_LINE = re.compile(r"^(\w+)(\s*=\s*)(.*?)(\s*# EDIT:.*)$")
@@ -50,14 +50,19 @@ def _train_cell(recipe) -> Cell:
     source = f'''\
 # nbdetect | {recipe.describe()}.
 # {recipe.cell_note}
+# Run All works: a later training, submission or comparison cell waits for this run to finish.
 import nbdetect
 
 TRAIN_DATA = nbdetect.from_notebook(globals(), "train_dataset")  # EDIT: your training Dataset, DataLoader or YOLO data.yaml (None: demo data)
 VAL_DATA = nbdetect.from_notebook(globals(), "val_dataset", False)  # EDIT: your validation Dataset or DataLoader (or None)
 NUM_CLASSES = None                           # EDIT: number of real classes K, labels 1..K (None: read from the data)
 EPOCHS = {recipe.epochs}                                  # EDIT: epochs to train (the guide's {recipe.epochs})
+PRESET = None                                # EDIT: model preset (None: {recipe.preset} on a GPU, the CPU-sized {recipe.tiny_preset} on a CPU)
+IMAGE_SIZE = None                            # EDIT: (short side, long side) in pixels the model resizes to (None: the preset's)
+BATCH_SIZE = {recipe.batch_size}                               # EDIT: images per step (lower it if memory runs out)
 
-run = nbdetect.{recipe.name}(TRAIN_DATA, VAL_DATA, num_classes=NUM_CLASSES, epochs=EPOCHS)
+run = nbdetect.{recipe.name}(TRAIN_DATA, VAL_DATA, num_classes=NUM_CLASSES, epochs=EPOCHS, preset=PRESET,
+                          image_size=IMAGE_SIZE, batch_size=BATCH_SIZE)
 '''
     return Cell(recipe.name, recipe.cell_title, f"Train {recipe.describe()}, live panel", source)
 
@@ -65,6 +70,7 @@ run = nbdetect.{recipe.name}(TRAIN_DATA, VAL_DATA, num_classes=NUM_CLASSES, epoc
 _ALT_3 = f'''\
 # nbdetect | Alternative 3: raise the LR of your live optimizer to 1e-4 and keep training your model for 10 epochs.
 # The optimizer keeps its state; if the loss starts falling again, the old LR was too low (the MultiStepLR cut).
+# The verdict compares with your validation loss before the change (PREVIOUS_LOSS, or measured before step 1).
 import nbdetect
 
 MODEL = nbdetect.from_notebook(globals(), "model")                  # EDIT: the model you have been training
@@ -72,8 +78,12 @@ OPTIMIZER = nbdetect.from_notebook(globals(), "optimizer")          # EDIT: its 
 SCHEDULER = nbdetect.from_notebook(globals(), "scheduler", False)   # EDIT: its LR scheduler (or None)
 TRAIN_DATA = nbdetect.from_notebook(globals(), "train_dataset")     # EDIT: your training Dataset or DataLoader
 VAL_DATA = nbdetect.from_notebook(globals(), "val_dataset", False)  # EDIT: your validation Dataset or DataLoader (or None)
+LR = 1e-4                                                           # EDIT: the new learning rate (the guide's 1e-4)
+EPOCHS = 10                                                         # EDIT: epochs to continue for (the guide's 10)
+PREVIOUS_LOSS = None                                                # EDIT: your last validation loss per batch (None: measured)
 
-run = nbdetect.{ALTERNATIVE_3.name}(OPTIMIZER, MODEL, TRAIN_DATA, VAL_DATA, scheduler=SCHEDULER, lr=1e-4, epochs=10)
+run = nbdetect.{ALTERNATIVE_3.name}(OPTIMIZER, MODEL, TRAIN_DATA, VAL_DATA, scheduler=SCHEDULER, lr=LR, epochs=EPOCHS,
+                            previous_loss=PREVIOUS_LOSS)
 '''
 
 _DIAGNOSE = '''\
@@ -94,25 +104,28 @@ report = nbdetect.diagnose(MODEL, OPTIMIZER, SCHEDULER, data=DATA, history=HISTO
 report
 '''
 
-_SUBMISSION = f'''\
+_SUBMISSION = '''\
 # nbdetect | Generate submission: predictions as CSV and COCO results JSON, boxes in original image pixels.
+# Waits for a training run still going in this kernel, then uses the best.pt of the latest run.
 import nbdetect
 
-CHECKPOINT = "nbdetect_runs/{FIRST.name}/best.pt"  # EDIT: best.pt of the run to submit (or a model object)
-TEST_IMAGES = "test_images"                          # EDIT: folder of test images (or a Dataset)
-SCORE_THRESHOLD = 0.3                                # EDIT: keep boxes scoring at least this
+CHECKPOINT = nbdetect.best_checkpoint()  # EDIT: best.pt of the run to submit, e.g. "nbdetect_runs/alternative_1/best.pt" (or a model object)
+TEST_IMAGES = "test_images"              # EDIT: folder of test images (or a Dataset)
+SCORE_THRESHOLD = 0.3                    # EDIT: keep boxes scoring at least this (mAP tools use 0.001)
+LABEL_BASE = 1                           # EDIT: 1 writes labels 1..K, 0 writes 0..K-1 (YOLO-style)
 
-submission = nbdetect.make_submission(CHECKPOINT, TEST_IMAGES, "submission", score_threshold=SCORE_THRESHOLD)
+submission = nbdetect.make_submission(CHECKPOINT, TEST_IMAGES, "submission", score_threshold=SCORE_THRESHOLD,
+                                      label_base=LABEL_BASE)
 submission
 '''
 
-_COMPARE_YOLO = f'''\
+_COMPARE_YOLO = '''\
 # nbdetect | Compare with my YOLOv8: mAP per epoch of your Ultralytics run next to nbdetect's runs.
 # Losses of different frameworks are on different scales; mAP on the same validation images is comparable.
 import nbdetect
 
 YOLO_RESULTS = "runs/detect/train/results.csv"  # EDIT: results.csv of your YOLOv8 training
-NBDETECT_RUNS = ["nbdetect_runs/{FIRST.name}", "nbdetect_runs/{ALTERNATIVE_2.name}"]  # EDIT: run folders to compare
+NBDETECT_RUNS = ["nbdetect_runs"]               # EDIT: run folders to compare (nbdetect_runs: every run in it)
 
 comparison = nbdetect.compare_with_yolo(YOLO_RESULTS, NBDETECT_RUNS)
 comparison

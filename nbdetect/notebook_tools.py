@@ -121,19 +121,17 @@ DEMO_ALT1_NOTE = """\
 
 The cell below is nbdetect's Alternative 1 cell (menu *nbdetect* > *Alternative 1*) with the demo's values
 filled in. The panel shows the LR schedule ahead of time, the loss curves, the verdict and a Stop button;
-training runs in the background, so `run.wait()` is called here only to let the notebook run top to bottom.
+training runs in the background. The submission cell below waits for it, so the notebook runs top to bottom
+("Run All").
 """
 
 
 def demo_notebook(epochs: int = 8):
     """The AS4-style demo notebook (an nbformat NotebookNode)."""
     alt1 = render(FIRST.name, TRAIN_DATA="train_dataset", VAL_DATA="val_dataset", NUM_CLASSES="NUM_CLASSES",
-                  EPOCHS="EPOCHS")
-    alt1 = alt1.replace("epochs=EPOCHS)",
-                        f'epochs=EPOCHS, preset="{FIRST.tiny_preset}", image_size=192, weights=None)')
+                  EPOCHS="EPOCHS", PRESET=f'"{FIRST.tiny_preset}"', IMAGE_SIZE="192")
     diagnose = render("diagnose", EPOCHS="EPOCHS")
-    submission = render("submission", CHECKPOINT="run.best_checkpoint", TEST_IMAGES="test_images",
-                        SCORE_THRESHOLD="0.05")
+    submission = render("submission", TEST_IMAGES="test_images", SCORE_THRESHOLD="0.05")
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
     nb.cells = [
@@ -146,10 +144,8 @@ def demo_notebook(epochs: int = 8):
         nbformat.v4.new_code_cell(diagnose),
         nbformat.v4.new_markdown_cell(DEMO_ALT1_NOTE),
         nbformat.v4.new_code_cell(alt1),
-        nbformat.v4.new_code_cell("run.wait()\nprint(run.status, '| best checkpoint:', run.best_checkpoint)\n"
-                                  "run.history.last_epoch()"),
         nbformat.v4.new_markdown_cell("## 3. Submission\n\nA few test images written to a folder, then nbdetect's "
-                                      "Generate-submission cell on the best checkpoint."),
+                                      "Generate-submission cell: it waits for the run above, then uses its best.pt."),
         nbformat.v4.new_code_cell(
             "from pathlib import Path\nfrom torchvision.transforms.functional import to_pil_image\n\n"
             "test_images = Path('test_images')\ntest_images.mkdir(exist_ok=True)\n"

@@ -174,3 +174,27 @@ def describe_resume_miss(folder: Path) -> str:
     if (folder / "history.jsonl").exists():
         found.append("history.jsonl")
     return f"{folder} holds " + ("; ".join(found) if found else "no checkpoint")
+
+
+def best_checkpoint(root: Path | str = "nbdetect_runs", recipe: str | None = None) -> Path:
+    """``best.pt`` of the latest run: the one this kernel started last (waited for while it trains), else the
+    newest ``best.pt`` under ``root`` (of ``recipe``'s folders when given). What the submission cell reads."""
+    from . import run_guard
+    from .errors import MissingError
+
+    run_guard.wait_for_active("choosing the checkpoint")
+    last = run_guard.last_run()
+    if last is not None and (recipe is None or run_guard.name_of(last) == recipe):
+        path = Path(last.out_dir) / "best.pt"
+        if path.exists():
+            return path
+    pattern = f"{recipe}*/best.pt" if recipe else "*/best.pt"
+    found = sorted(Path(root).glob(pattern), key=lambda p: p.stat().st_mtime) if Path(root).is_dir() else []
+    if recipe:
+        found = [p for p in found if re.fullmatch(rf"{re.escape(recipe)}(-\d+)?", p.parent.name)]
+    if not found:
+        where = f"{root}/{recipe or '<recipe>'}*/best.pt"
+        raise MissingError(f"no best.pt found ({where}): no run has finished an epoch with validation yet",
+                           where=where, fix="train first (a training cell), or set CHECKPOINT to the path of a "
+                                            "best.pt or to your model object")
+    return found[-1]

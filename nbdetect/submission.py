@@ -105,7 +105,8 @@ def make_submission(model, images, out_dir="submission", *, score_threshold=0.3,
                     batch_size=4, label_base: int = 1) -> Submission:
     """Predict on ``images`` (a folder, a list of paths or a Dataset) and write the files.
 
-    ``model`` is a torchvision detector or a checkpoint path written by nbdetect.
+    ``model`` is a torchvision detector, a checkpoint path written by nbdetect, a run folder or a run (its
+    ``best.pt``; :func:`nbdetect.best_checkpoint` finds the latest). A run still training is waited for first.
     Writes ``predictions.csv`` (one row per box: file_name, image_id, x1, y1, x2, y2, score, label,
     class_name; boxes in original image pixels) and ``predictions_coco.json`` (COCO results format,
     bbox as [x, y, w, h]; ``image_id`` is the row's image_id, mapped to file names in ``image_ids.csv``).
@@ -115,7 +116,14 @@ def make_submission(model, images, out_dir="submission", *, score_threshold=0.3,
     if label_base not in (0, 1):
         raise InputError(f"label_base={label_base!r} must be 0 or 1", where="label_base",
                          fix="1 writes labels 1..K, 0 writes 0..K-1")
+    from .run_guard import wait_for_active
+
+    wait_for_active("making the submission")  # Run All: the training cell above may still be running
     num_classes = None
+    if hasattr(model, "out_dir") and hasattr(model, "history"):  # a TrainingRun: its best weights
+        model = Path(model.out_dir) / "best.pt"
+    if isinstance(model, (str, Path)) and Path(model).is_dir():  # a run folder
+        model = Path(model) / "best.pt"
     if isinstance(model, (str, Path)):
         model, meta = load_model(model, device)
         class_names = class_names or meta.get("class_names")

@@ -140,14 +140,33 @@ def read_nbdetect_run(run, name: str | None = None) -> RunCurves:
                      [e.get("map", math.nan) for e in epochs])
 
 
-def compare_with_yolo(yolo_results="runs/detect/train/results.csv", nbdetect_runs=("nbdetect_runs/alternative_1",)
+def _run_folders(runs) -> list:
+    """Each run as given; a folder that holds run folders (``nbdetect_runs``) stands for all of them, oldest
+    first."""
+    out = []
+    for run in runs:
+        if isinstance(run, (str, Path)) and Path(run).is_dir() and not (Path(run) / "history.jsonl").exists():
+            inner = sorted((d for d in Path(run).iterdir() if (d / "history.jsonl").exists()),
+                           key=lambda d: (d / "history.jsonl").stat().st_mtime)
+            out += inner or [run]
+        else:
+            out.append(run)
+    return out
+
+
+def compare_with_yolo(yolo_results="runs/detect/train/results.csv", nbdetect_runs=("nbdetect_runs",)
                       ) -> Comparison:
-    """mAP per epoch of a YOLOv8 run next to nbdetect runs; missing files are listed, not fatal,
-    unless nothing at all could be read."""
+    """mAP per epoch of a YOLOv8 run next to nbdetect runs (run folders, runs, or ``nbdetect_runs`` for every
+    run in it); missing files are listed, not fatal, unless nothing at all could be read. A run still
+    training is waited for first."""
+    from .run_guard import wait_for_active
+
+    wait_for_active("comparing the runs")  # Run All: the training cell above may still be running
     runs, missing = [], []
     sources = [("yolo", yolo_results)] if yolo_results is not None else []
     if isinstance(nbdetect_runs, (str, Path)) or hasattr(nbdetect_runs, "history"):
         nbdetect_runs = [nbdetect_runs]
+    nbdetect_runs = _run_folders(nbdetect_runs)
     sources += [("nbdetect", r) for r in nbdetect_runs]
     for kind, src in sources:
         try:
@@ -155,5 +174,9 @@ def compare_with_yolo(yolo_results="runs/detect/train/results.csv", nbdetect_run
         except FileNotFoundError:
             missing.append(str(src))
     if not runs:
-        raise FileNotFoundError(f"none of these could be read: {', '.join(missing)}")
+        from .errors import MissingError
+
+        raise MissingError(f"none of these could be read: {', '.join(missing)}", where="yolo_results, nbdetect_runs",
+                           fix="point YOLO_RESULTS at your Ultralytics results.csv (runs/detect/train*/results.csv) "
+                               "and NBDETECT_RUNS at run folders holding history.jsonl (or at nbdetect_runs)")
     return Comparison(runs, missing)

@@ -11,6 +11,7 @@ import nbdetect
 from nbdetect import cells as cells_mod
 from nbdetect.cells import CELLS, as_json, get_cell
 from nbdetect.cli import main as cli_main
+from nbdetect.errors import MissingError
 from nbdetect.history import History
 from nbdetect.history_files import HistoryWriter
 from nbdetect.notebook_tools import add_cells, demo_notebook, render
@@ -27,12 +28,30 @@ def test_every_cell_is_listed_once_parses_and_marks_what_to_edit():
         ast.parse(cell.source)
         assert cell.title and cell.description
         assert cell.edit_names(), f"{cell.id} marks no name to edit"
-        assert len(cell.source.splitlines()) <= 15, f"{cell.id} is not short"
+        code = [line for line in cell.source.splitlines() if line and not line.startswith("#")
+                and "# EDIT:" not in line]
+        assert len(code) <= 5, f"{cell.id} is not short: {code}"
     assert as_json() == [{"id": c.id, "title": c.title, "description": c.description, "source": c.source}
                          for c in CELLS]
     json.dumps(as_json())
     with pytest.raises(KeyError, match="alternative_1"):
         get_cell("nope")
+
+
+# what a student may need to change in each cell, each an "# EDIT:" line
+MUST_EDIT = {"alternative_1": {"NUM_CLASSES", "EPOCHS", "PRESET", "IMAGE_SIZE", "BATCH_SIZE"},
+             "alternative_3": {"LR", "EPOCHS", "PREVIOUS_LOSS"},
+             "submission": {"CHECKPOINT", "TEST_IMAGES", "SCORE_THRESHOLD", "LABEL_BASE"},
+             "diagnose": {"EPOCHS", "HISTORY", "HISTORY_KIND"}}
+MUST_EDIT["alternative_2"] = MUST_EDIT["alternative_1"]
+
+
+@pytest.mark.parametrize("cell_id", sorted(MUST_EDIT))
+def test_every_value_a_student_may_change_is_an_edit_line(cell_id):
+    cell = get_cell(cell_id)
+    assert MUST_EDIT[cell_id] <= set(cell.edit_names()), MUST_EDIT[cell_id] - set(cell.edit_names())
+    for name in cell.edit_names():  # and each is passed on, not just assigned
+        assert cell.source.count(name) >= 2, f"{name} is assigned but never used in {cell_id}"
 
 
 @pytest.mark.parametrize("cell_id", sorted(CALLS))
@@ -46,6 +65,7 @@ def test_cell_calls_the_public_function_with_arguments_its_signature_accepts(cel
         return "result"
 
     monkeypatch.setattr(nbdetect, CALLS[cell_id], spy)
+    monkeypatch.setattr(nbdetect, "best_checkpoint", lambda: "nbdetect_runs/alternative_1-2/best.pt")
     as4 = {"model": object(), "optimizer": object(), "scheduler": object(), "train_dataset": [1],
            "val_dataset": [2], "val_losses": [3.0, 2.0]}
     namespace = dict(as4)
@@ -58,6 +78,8 @@ def test_cell_calls_the_public_function_with_arguments_its_signature_accepts(cel
         assert args["model"] is as4["model"] and args["optimizer"] is as4["optimizer"] and args["lr"] == 1e-4
     if cell_id == "diagnose":
         assert args["model"] is as4["model"] and args["history"] is as4["val_losses"]
+    if cell_id == "submission":
+        assert args["model"] == "nbdetect_runs/alternative_1-2/best.pt" and args["label_base"] == 1
     # in a fresh notebook (or after a kernel restart) a name the cell needs is a clear error naming it,
     # never a silent switch to the demo data; the cells that can run without the names still run
     seen.clear()
@@ -157,7 +179,7 @@ def test_compare_with_yolo_reads_both_sides_and_names_the_leader(tmp_path):
     html = cmp._repr_html_()
     assert "data:image/png;base64," in html and "different scales" in html
     assert cmp.plot_png()[:4] == b"\x89PNG"
-    with pytest.raises(FileNotFoundError, match="none of these"):
+    with pytest.raises(MissingError, match="none of these"):
         compare_with_yolo(tmp_path / "nope.csv", [tmp_path / "nope_run"])
 
 

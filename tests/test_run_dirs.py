@@ -112,3 +112,27 @@ def test_two_runs_of_one_process_never_share_a_folder(tmp_path):
     go_on.set()
     a.wait(60)
     assert a.status == "finished" and b.status == "failed"
+
+
+def test_best_checkpoint_is_the_latest_runs_and_says_what_to_do_when_there_is_none(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from nbdetect import run_guard
+    from nbdetect.errors import MissingError
+    from nbdetect.run_dirs import best_checkpoint
+
+    monkeypatch.setattr(run_guard, "_LAST", [])
+    root = tmp_path / "nbdetect_runs"
+    with pytest.raises(MissingError, match="no best.pt found") as info:
+        best_checkpoint(root)
+    assert "CHECKPOINT" in info.value.fix
+    for i, name in enumerate(("alternative_1", "alternative_2", "alternative_1-2")):
+        (root / name).mkdir(parents=True)
+        (root / name / "best.pt").write_bytes(b"x")
+        os.utime(root / name / "best.pt", (1000 + i, 1000 + i))
+    assert best_checkpoint(root) == root / "alternative_1-2" / "best.pt"  # the newest file
+    assert best_checkpoint(root, recipe="alternative_2") == root / "alternative_2" / "best.pt"
+    # the run this kernel started last wins over a newer file of another folder
+    monkeypatch.setattr(run_guard, "_LAST", [SimpleNamespace(out_dir=root / "alternative_2", status="finished",
+                                                             is_active=False, recipe=SimpleNamespace(name="alternative_2"))])
+    assert best_checkpoint(root) == root / "alternative_2" / "best.pt"

@@ -76,6 +76,10 @@ def diagnose(model=None, optimizer=None, scheduler=None, data=None, history=None
     overfit: run the bounded overfit-one-batch test (``overfit_steps`` steps or ``overfit_seconds``);
       skipped for models over 5M parameters on CPU unless ``overfit="force"``.
     """
+    from ..run_guard import active_runs, wait_for_active
+
+    if model is not None and any(getattr(r, "model", None) is model for r in active_runs()):
+        wait_for_active("diagnosing the model it trains")  # probing weights that change meanwhile checks nothing
     t0 = time.perf_counter()
     skipped: list[str] = []
     samples: list[SampleView] = []
