@@ -1,7 +1,8 @@
 """Next actions: what a verdict or a diagnose() report tells the user to run, each in one line.
 
 Pure data. Every ``next_action`` that nbdetect emits is a key of :data:`ACTIONS`
-(a test checks it); the value names the cell or function to run and what it does.
+(a test checks it); the value says what to type (``call``: a function of nbdetect or of the run, which a test
+checks exists) and what it does (``how``).
 """
 from __future__ import annotations
 
@@ -13,11 +14,13 @@ class Action:
     name: str
     title: str  # short, for headlines: "Alternative 2 (Faster R-CNN)"
     how: str  # one line: what to run and why
+    call: str = ""  # what to type in a cell, e.g. "nbdetect.diagnose(model, optimizer, scheduler, ...)"
 
 
 def recipe_action(recipe) -> Action:
     """A recipe as an action: its record gives the title and what running it does."""
-    return Action(recipe.name, recipe.title, f"Run {recipe.call or recipe.name}: {recipe.how}.")
+    how = recipe.how[:1].upper() + recipe.how[1:]
+    return Action(recipe.name, recipe.title, f"{how}.", recipe.call or f"nbdetect.run_recipe({recipe.name!r}, train, val)")
 
 
 def _recipe_actions() -> list[Action]:
@@ -30,24 +33,30 @@ def _recipe_actions() -> list[Action]:
 ACTIONS: dict[str, Action] = {a.name: a for a in (
     *_recipe_actions(),
     Action("diagnose", "the diagnostic (nbdetect.diagnose())",
-           "Run nbdetect.diagnose(model=..., data=..., history=...): it checks images, boxes, labels, the model "
-           "head and the loss scale, and names the root cause."),
+           "It checks images, boxes, labels, the model head and the loss scale, and names the root cause.",
+           "nbdetect.diagnose(model, optimizer, scheduler, data=train_dataset, history=val_losses)"),
     Action("fix_data", "a fix of the data",
-           "Fix the data problem named above in your Dataset (its Fix line says how), re-run nbdetect.diagnose(), "
-           "then train: no schedule can compensate for bad inputs."),
+           "Fix the data problem named above in your Dataset (its Fix line says how), then re-check the data "
+           "with this call before training: no schedule can compensate for bad inputs.",
+           "nbdetect.diagnose(data=train_dataset, val_data=val_dataset)"),
     Action("fix_loss_reporting", "a fix of how the loss is reported",
-           "Report the loss averaged over batches (running_loss / len(loader)); the training may be fine, compare "
-           "the corrected numbers before changing anything else."),
+           "The loss was summed over batches: this gives it per batch (running_loss / len(loader)), the scale "
+           "the guide's numbers and nbdetect use; the training may be fine, compare the corrected numbers before "
+           "changing anything else.",
+           "val_losses = nbdetect.per_batch(val_losses, val_loader)"),
     Action("lower_lr", "a lower learning rate",
-           "Lower the learning rate 3-10x and keep warmup and gradient clipping on, e.g. "
-           "nbdetect.alternative_1(..., lr=1e-4)."),  # the recipe's function name, as a user types it
+           "Lower the learning rate 3-10x and keep warmup and gradient clipping on.",
+           "nbdetect.alternative_1(train, val, num_classes=K, lr=1e-4)"),
     Action("use_best", "best.pt",
-           "Stop here: best.pt holds the epoch with the lowest validation loss; use it "
-           "(nbdetect.make_submission) or add data/augmentation before training longer."),
+           "Stop here: best.pt holds the epoch with the lowest validation loss; submit it, or add data or "
+           "augmentation before training longer.",
+           "nbdetect.make_submission(nbdetect.best_checkpoint(), test_images)"),
     Action("submission", "the submission (nbdetect.make_submission())",
-           "Generate the submission from best.pt: nbdetect.make_submission(checkpoint, images_dir, out_dir)."),
+           "Predict the test images with the latest run's best.pt (CSV + COCO JSON, boxes in original pixels).",
+           "nbdetect.make_submission(nbdetect.best_checkpoint(), test_images)"),
     Action("continue", "more training",
-           "Nothing blocks learning: keep training."),
+           "Nothing blocks learning: keep training (wait() returns when the run ends).",
+           "run.wait()"),
 )}
 
 
@@ -73,3 +82,15 @@ def how(name: str | None) -> str:
     """The one line saying what to run."""
     a = get(name)
     return a.how if a is not None else (name or "")
+
+
+def call(name: str | None) -> str:
+    """What to type in a cell for the action (its name when unknown)."""
+    a = get(name)
+    return (a.call or a.name) if a is not None else (name or "")
+
+
+def instruction(name: str | None) -> str:
+    """What it does and what to type, in one line (a finding's fix)."""
+    a = get(name)
+    return f"{a.how} Run: {a.call or a.name}" if a is not None else (name or "")

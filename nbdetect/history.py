@@ -123,3 +123,16 @@ class History:
         with open(path, encoding="utf-8") as fh:
             records = [json.loads(line) for line in fh if line.strip()]
         return cls.from_records(records)
+
+
+def per_batch(losses, batches) -> list[float]:
+    """Losses summed over a loader's batches (``running_loss`` never divided) turned into per-batch means, the
+    scale of the guide's numbers and of nbdetect: ``per_batch(val_losses, val_loader)``. ``batches`` is the
+    loader or its number of batches."""
+    from .errors import InputError
+
+    n = len(batches) if hasattr(batches, "__len__") else batches
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        raise InputError(f"cannot tell the number of batches from {type(batches).__name__}", where="batches",
+                         fix="pass the DataLoader the losses were summed over, or its len()")
+    return [float(v) / n for v in losses]

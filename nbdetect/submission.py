@@ -87,6 +87,9 @@ class Submission(dict):
     def __str__(self) -> str:
         return "\n".join(self.summary_lines())
 
+    def __repr__(self) -> str:  # the cell's plain-text output: the summary, not every score
+        return "<Submission " + "\n ".join(self.summary_lines()) + ">"
+
     def _repr_html_(self) -> str:
         import html
 

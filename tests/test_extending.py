@@ -36,7 +36,7 @@ def test_a_new_recipe_is_one_record_read_by_the_verdict_actions_and_cells(toy_re
     assert v.rule_id == "final_fasterrcnn" and v.next_action == "alternative_1" and v.suggests_switch
     mid = decide(flat[:8], "toy_recipe", 12)  # past the record's decision rule (epoch 20 of 40 -> 6 of 12)
     assert mid.rule_id == "alt2_epoch20" and mid.status == "diagnose" and "Stop the toy recipe" in mid.headline
-    assert actions.how("toy_recipe").startswith("Run nbdetect.run_recipe('toy_recipe'")
+    assert actions.call("toy_recipe").startswith("nbdetect.run_recipe('toy_recipe'")
     from nbdetect.cells import get_cell
 
     cell = get_cell("toy_recipe")

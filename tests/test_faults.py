@@ -233,5 +233,6 @@ def test_submission_summarises_hints_when_empty_and_honours_label_base(tmp_path)
     ids = list(csv.DictReader(open(sub["image_ids"])))
     assert [r["file_name"] for r in ids] == ["im0.png", "im1.png", "im2.png"]  # image ids map back to files
     assert "3 boxes on 3 images" in str(sub) and "<table" in sub._repr_html_()
+    assert repr(sub).startswith("<Submission 3 boxes on 3 images") and len(repr(sub)) < 1000  # not every score
     none = nbdetect.make_submission(FixedBoxes(), folder, tmp_path / "b", score_threshold=0.99)
     assert none["boxes"] == 0 and "highest score was 0.900" in none["hint"] and "0.001" in str(none)

@@ -44,3 +44,16 @@ def test_history_files_and_resume_markers(tmp_path):
     assert (tmp_path / "epochs.csv").read_text().splitlines()[0].startswith("epoch,train_loss,val_loss")
     assert all(json.loads(line)["type"] in {"iter", "epoch", "resume"}
                for line in (tmp_path / "history.jsonl").read_text().splitlines())
+
+
+def test_per_batch_turns_summed_losses_into_per_batch_means():
+    import pytest
+
+    from nbdetect import per_batch
+    from nbdetect.errors import InputError
+
+    assert per_batch([300.0, 150.0], list(range(150))) == [2.0, 1.0]
+    assert per_batch([9.0], 3) == [3.0]
+    with pytest.raises(InputError, match="number of batches") as info:
+        per_batch([1.0], object())
+    assert "DataLoader" in info.value.fix

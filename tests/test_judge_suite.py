@@ -119,6 +119,30 @@ def test_every_code_and_next_action_is_declared_in_one_place():
         assert rule.__doc__ or rule.__name__.startswith("rule_")
 
 
+def test_every_next_action_names_something_a_user_can_call():
+    """'Next: fix_loss_reporting' was not callable: every action's call is a function of nbdetect (or the run's
+    wait()), called with arguments its signature accepts."""
+    import ast
+    import inspect
+
+    import nbdetect
+
+    for name, action in actions.ACTIONS.items():
+        code = action.call
+        assert code, name
+        tree = ast.parse(code)
+        calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call)]
+        assert calls, (name, code)
+        for c in calls:
+            f = c.func
+            if isinstance(f, ast.Attribute) and isinstance(f.value, ast.Name) and f.value.id == "nbdetect":
+                fn = getattr(nbdetect, f.attr)  # AttributeError: the call names nothing that exists
+                inspect.signature(fn).bind(*c.args, **{k.arg: None for k in c.keywords})
+            else:
+                assert isinstance(f, ast.Attribute) and f.attr == "wait", (name, code)
+        assert actions.call(name) == code and code in actions.instruction(name)
+
+
 def test_every_emitted_code_is_declared_and_every_next_action_exists():
     for case in CASES[:24]:
         for k in (len(case.epochs) // 2, len(case.epochs)):

@@ -50,7 +50,7 @@ def _finding(v, checked: bool) -> Finding:
     status = "fail" if v.status in STOP_STATUSES else "warn"
     nxt = _resolve(v.next_action, v.code, checked)
     return Finding("lr" if v.code.startswith("lr_") else CHECK, v.code, status, v.headline, v.rule_text,
-                   actions.how(nxt), next_action=nxt)
+                   actions.instruction(nxt), next_action=nxt)
 
 
 def check_curve(ctx) -> list[Finding]:
@@ -82,7 +82,7 @@ def check_curve(ctx) -> list[Finding]:
             shown = "; ".join(f"epoch {e}: {val:.4g} > {hi:g}" for e, val, lo, hi in above[:5])
             out.append(Finding(CHECK, "below_expected_curve", "warn" if len(above) < 2 else "fail",
                                f"the loss is above the expected curve at {len(above)} checkpoints", shown,
-                               actions.how(recipes.ALTERNATIVE_2.name)))
+                               actions.instruction(recipes.ALTERNATIVE_2.name)))
     if not out:
         say = verdict.rule_text if verdict is not None else f"{facts.metric}: {len(facts.points)} finite epochs"
         out.append(Finding(CHECK, "curve_ok", "pass", "the loss curve is falling or converged", say))

@@ -94,6 +94,13 @@ class Report:
             return "Nothing was checked: pass model=, data=, history= (and optimizer=, scheduler=) to diagnose()."
         return _rank.next_action_text(self.next_action)
 
+    @property
+    def next_call(self) -> str:
+        """What to type for the next action (a function of nbdetect or of the run)."""
+        from .. import actions
+
+        return actions.call(self.next_action)
+
     def codes(self, status: str | None = None) -> list[str]:
         return [f.code for f in self.findings if status is None or f.status == status]
 
@@ -120,7 +127,7 @@ class Report:
             lines.append(f"Most likely root cause: {root.title}")
             if root.fix:
                 lines.append(f"  Fix: {root.fix}")
-        lines.append(f"Next: {self.next_action} - {self.next_action_text}")
+        lines.append(f"Next: {self.next_call} - {self.next_action_text}")
         others = [f for f in self.problems if f is not root]
         if others:
             lines.append("")
@@ -166,7 +173,7 @@ class Report:
             parts.append(f"<p style='background:{_COLOURS[root.status]};padding:6px'>"
                          f"<b>Most likely root cause:</b> {esc(root.title)}<br>"
                          f"<b>Fix:</b> <code style='white-space:pre-wrap'>{esc(root.fix)}</code></p>")
-        parts.append(f"<p><b>Next:</b> <code>{esc(self.next_action)}</code> - {esc(self.next_action_text)}</p>")
+        parts.append(f"<p><b>Next:</b> <code>{esc(self.next_call)}</code> - {esc(self.next_action_text)}</p>")
         parts.append("<table style='border-collapse:collapse;font-size:13px'>"
                      "<tr><th>status</th><th>check</th><th>finding</th><th>evidence</th><th>fix</th>"
                      "<th>samples</th></tr>")
