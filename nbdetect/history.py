@@ -131,7 +131,7 @@ def per_batch(losses, batches) -> list[float]:
     loader or its number of batches."""
     from .errors import InputError
 
-    n = len(batches) if hasattr(batches, "__len__") else batches
+    n = len(batches) if hasattr(batches, "__len__") and not isinstance(batches, str) else batches
     if not isinstance(n, int) or isinstance(n, bool) or n < 1:
         raise InputError(f"cannot tell the number of batches from {type(batches).__name__}", where="batches",
                          fix="pass the DataLoader the losses were summed over, or its len()")

@@ -177,8 +177,9 @@ def describe_resume_miss(folder: Path) -> str:
 
 
 def best_checkpoint(root: Path | str = "nbdetect_runs", recipe: str | None = None) -> Path:
-    """``best.pt`` of the latest run: the one this kernel started last (waited for while it trains), else the
-    newest ``best.pt`` under ``root`` (of ``recipe``'s folders when given). What the submission cell reads."""
+    """``best.pt`` of the latest run under ``root``: the one this kernel started last (waited for while it
+    trains), else the newest ``best.pt`` there (of ``recipe``'s folders when given). The submission cell's
+    default."""
     from . import run_guard
     from .errors import MissingError
 
@@ -186,7 +187,7 @@ def best_checkpoint(root: Path | str = "nbdetect_runs", recipe: str | None = Non
     last = run_guard.last_run()
     if last is not None and (recipe is None or run_guard.name_of(last) == recipe):
         path = Path(last.out_dir) / "best.pt"
-        if path.exists():
+        if path.exists() and Path(root).resolve() in path.resolve().parents:
             return path
     pattern = f"{recipe}*/best.pt" if recipe else "*/best.pt"
     found = sorted(Path(root).glob(pattern), key=lambda p: p.stat().st_mtime) if Path(root).is_dir() else []

@@ -58,7 +58,56 @@ PATHS = {  # id in docs/ERRORS.md: (call, words the message must contain)
                              ["no image folder", "Fix:"]),
     "unknown_recipe": (lambda tmp: nbdetect.run_recipe("alternative_9", toy_samples(4), num_classes=2, **FAST),
                        ["alternative_9", "alternative_1"]),
+    "no_best_checkpoint": (lambda tmp: nbdetect.best_checkpoint(tmp / "nbdetect_runs"),
+                           ["no best.pt found", "CHECKPOINT"]),
+    "compare_nothing_readable": (lambda tmp: nbdetect.compare_with_yolo(tmp / "results.csv", [tmp / "run"]),
+                                 ["none of these could be read", "results.csv"]),
+    "per_batch_unknown_count": (lambda tmp: nbdetect.per_batch([3.0], None),
+                                ["number of batches", "DataLoader"]),
+    "rerun_active_recipe": (lambda tmp: _rerun_active(tmp), ["still training", "run.wait()", "replace=True"]),
+    "stopped_waiting": (lambda tmp: _interrupted_wait(tmp), ["stopped waiting", "Stop"]),
 }
+
+
+class _ActiveRun:
+    def __init__(self, name, wait=None):
+        from types import SimpleNamespace
+
+        self.recipe, self.status, self.epoch, self.epochs = SimpleNamespace(name=name), "running", 1, 5
+        self.out_dir, self.is_active = f"nbdetect_runs/{name}", True
+        if wait is not None:
+            self.wait = wait
+
+    def stop(self):
+        self.status, self.is_active = "stopped", False
+
+    def wait(self, timeout=None):
+        return self
+
+
+def _with_active(run, call):
+    from nbdetect import run_guard
+
+    run_guard.claim(run)
+    try:
+        return call()
+    finally:
+        run_guard.release(run)
+
+
+def _rerun_active(tmp):
+    from nbdetect import run_guard
+
+    return _with_active(_ActiveRun("alternative_1"),
+                        lambda: run_guard.claim(_ActiveRun("alternative_1"), wait=True))
+
+
+def _interrupted_wait(tmp):
+    def interrupt(timeout=None):
+        raise KeyboardInterrupt
+
+    return _with_active(_ActiveRun("alternative_3", wait=interrupt),
+                        lambda: nbdetect.make_submission(tmp / "best.pt", tmp))
 
 
 def _tiny_checkpoint(tmp):

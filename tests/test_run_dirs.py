@@ -1,5 +1,6 @@
 """One run, one folder: numbered run folders, the folder lock, and resume that says what it found."""
 import json
+import os
 import socket
 import subprocess
 import sys
