@@ -597,7 +597,7 @@ def rule_final(ctx: Context) -> Verdict | None:
     lines = _Lines(rule, ref, ctx.thresholds)
     nxt_fail = ctx.next_on_failure
     title = _recipe_title(ctx.recipe)
-    details = {"best": best, "reference": ref, "line": lines.line, "partial_line": lines.partial}
+    details = {"best": best, "reference": ref, "line": lines.line}
     if rule.id == "final_lr_boost":
         text = (f"Rule (guide, {title}: {rule.guide_text}): best {ctx.metric} {_fmt(best)} is {_pct(best / ref)} "
                 f"of the loss before the boost {_fmt(ref)} (needs <= {_pct(rule.ratio)})")
@@ -615,6 +615,8 @@ def rule_final(ctx: Context) -> Verdict | None:
         return ctx.verdict("success", f"Success: use this model for the submission (best {ctx.metric} "
                                       f"{_fmt(best)}).", prefix + lines.describe(best) + " -> success.",
                            "submission", rule.id, "curve_ok", **details)
+    if lines.partial is not None:  # the text below cites the partial line: the plot draws that one
+        details.update(line=lines.partial, success_line=lines.line)
     if lines.partial is not None and best < lines.partial:
         return ctx.verdict("partial", f"Partial success: the model might still work (best {ctx.metric} "
                                       f"{_fmt(best)}); {_action(nxt_fail)} may do better.",

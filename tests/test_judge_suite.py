@@ -143,6 +143,24 @@ def test_every_next_action_names_something_a_user_can_call():
         assert actions.call(name) == code and code in actions.instruction(name)
 
 
+def test_the_line_on_the_plot_is_the_number_in_the_text():
+    """The panel draws details['line']; the verdict's text must cite that same number, at every epoch."""
+    from nbdetect.verdict import UserThresholds, _fmt
+
+    user = UserThresholds(switch_above=1.0, success_below=0.3, partial_below=0.6)
+    checked = 0
+    for case in CASES:
+        for k in range(1, len(case.epochs) + 1):
+            for thresholds in (None, user):
+                v = decide(case.epochs[:k], case.recipe, case.total, thresholds=thresholds)
+                line = v.details.get("line")
+                if line is None:
+                    continue
+                checked += 1
+                assert _fmt(line) in v.rule_text, (case.name, k, line, v.rule_text)
+    assert checked > 100
+
+
 def test_every_emitted_code_is_declared_and_every_next_action_exists():
     for case in CASES[:24]:
         for k in (len(case.epochs) // 2, len(case.epochs)):
