@@ -111,7 +111,7 @@ def claim(run, replace: bool = False, timeout: float | None = 120.0, wait: bool 
         names = "; ".join(describe(r) for r in others)
         same = any(name_of(r) == name_of(run) for r in others)
         raise RunError(
-            (f"{name_of(run)} is still training in this kernel (its panel is shown again here): {names}. "
+            (f"{name_of(run)} is still training in this kernel: {names}. "
              "Re-running its cell would train the same recipe twice at once" if same else
              f"another training run is still active in this kernel: {names}. Two runs at once would compete for "
              "the same GPU/CPU") + " (interrupting the kernel does not stop a background run)", where=names,

@@ -214,22 +214,31 @@ def test_render_is_throttled_per_iteration():
 
 
 class Clock:
-    """A fake monotonic clock: each iteration takes ``tick`` seconds."""
+    """A fake monotonic clock, moved on by the test."""
 
-    def __init__(self, tick):
-        self.t, self.tick = 1000.0, tick
+    def __init__(self):
+        self.t = 1000.0
 
     def __call__(self):
-        self.t += self.tick
         return self.t
 
 
 @pytest.mark.parametrize("seconds_per_epoch", [0.5, 3.0, 30.0, 300.0])
-def test_curves_stay_within_one_drawing_of_the_text_and_within_the_budget(seconds_per_epoch):
+def test_curves_stay_within_one_drawing_of_the_text_and_within_the_budget(seconds_per_epoch, monkeypatch):
     """Epochs long enough for the 1% budget are each drawn by the epoch end that finishes them; shorter ones
     are drawn as often as the budget allows, never more (the time spent drawing stays inside 1% of the run)."""
+    from nbdetect.monitor import plots
+
+    draw_s = 0.2  # every drawing costs 0.2 s on the fake clock
     run = FakeRun(epochs=8, steps_per_epoch=10)
-    clock = Clock(seconds_per_epoch / 10 / 3)  # the clock is read about three times per iteration
+    clock = Clock()
+    real = plots.render_png
+
+    def costly(*args, **kwargs):
+        clock.t += draw_s
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(plots, "render_png", costly)
     mon = PanelMonitor(clock=clock, min_render_interval=0.0)
     drawn_at_epoch_end = []
     original = mon.on_epoch_end
@@ -239,16 +248,24 @@ def test_curves_stay_within_one_drawing_of_the_text_and_within_the_budget(second
         drawn_at_epoch_end.append(mon.drawn_epoch == rec["epoch"])
 
     mon.on_epoch_end = on_epoch_end
+    on_iteration_end = mon.on_iteration_end
+
+    def iteration(run_, rec):  # each of the 10 iterations of an epoch takes a tenth of it
+        clock.t += seconds_per_epoch / 10
+        on_iteration_end(run_, rec)
+
+    mon.on_iteration_end = iteration
     start = clock.t
     run.play(mon, healthy(epochs=8))
     assert mon.drawn_epoch == 8  # the run end shows everything
-    draw_s = mon.render_seconds
     elapsed = clock.t - start
     spent_while_running = mon._spent - draw_s  # minus the final drawing at the run end
     assert spent_while_running <= 0.01 * elapsed + 2 * draw_s
-    if seconds_per_epoch * 0.01 > 3 * draw_s:  # the budget pays for a drawing per epoch: none is late
+    if seconds_per_epoch * 0.01 >= draw_s:  # the budget pays for a drawing per epoch: none is late
         assert all(drawn_at_epoch_end), drawn_at_epoch_end
-    assert f"curves through epoch 8/8" in mon.image_title
+    else:  # fewer drawings than epochs, but some
+        assert 1 <= mon.renders - 1 < 8
+    assert "curves through epoch 8/8" in mon.image_title
 
 
 def test_epoch_end_draws_only_when_the_budget_allows():

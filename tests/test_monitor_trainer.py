@@ -44,7 +44,7 @@ def test_panel_stop_button_stops_a_background_run_with_a_checkpoint(tmp_path):
     while run.step < 3 and time.monotonic() < deadline:
         time.sleep(0.05)
     assert run.status == "running"
-    with pytest.raises(RuntimeError, match="still active"):
+    with pytest.raises(RuntimeError, match="still training"):
         registry.claim(make_run(tmp_path / "second", epochs=1))
     t0 = time.monotonic()
     mon.stop_button.click()

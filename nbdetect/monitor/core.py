@@ -120,14 +120,15 @@ class Monitor(Callback):
     def render_interval(self) -> float:
         return max(self.min_render_interval, self.render_seconds / self.render_budget)
 
-    def budget_allows(self, now: float) -> bool:
+    def budget_allows(self, now: float, reserve: float = 0.0) -> bool:
         """One more drawing keeps the time spent drawing within ``render_budget`` of the run's time (one drawing
-        ahead allowed), and the last drawing is at least ``min_render_interval`` old."""
+        ahead allowed, less ``reserve`` seconds kept for a coming epoch end), and the last drawing is at least
+        ``min_render_interval`` old."""
         if now - self._last_render < self.min_render_interval:
             return False
         if self._started is None:
             return True
-        return self._spent <= self.render_budget * (now - self._started)
+        return self._spent + reserve <= self.render_budget * (now - self._started)
 
     def compute_verdict(self, run=None) -> Verdict:
         """The run's verdict, as its VerdictCallback computed it (the monitor never judges on its own)."""
@@ -144,13 +145,13 @@ class Monitor(Callback):
         try:
             from .plots import render_png
 
-            t0 = time.perf_counter()
+            t0 = self.clock()
             details = self.verdict.details if self.verdict else {}
             epoch = self._epochs_done(run)
             self.image_title = f"curves through epoch {epoch}/{getattr(run, 'epochs', '?')}"
             png = render_png(run, log_lr=self.log_lr, decision_epoch=details.get("decision_epoch"),
                              threshold=details.get("line"), caption=self.image_title)
-            took = time.perf_counter() - t0
+            took = self.clock() - t0
             self._spent += took
             self.drawn_epoch = epoch
             self.render_seconds = took if self.renders == 0 else 0.7 * self.render_seconds + 0.3 * took
@@ -172,14 +173,20 @@ class Monitor(Callback):
     def _draw_if_due(self, run, now: float) -> None:
         if not self.wants_curves:
             return
-        behind = self._epochs_done(run) > self.drawn_epoch  # an epoch end the curves do not show yet
-        if (behind and self.budget_allows(now)) or now - self._last_render >= self.render_interval():
+        if self._epochs_done(run) > self.drawn_epoch:  # an epoch end the curves do not show yet: first
+            due = self.budget_allows(now)
+        else:  # inside a long epoch: the per-iteration curves, keeping a drawing in hand for the epoch end
+            due = (now - self._last_render >= self.render_interval()
+                   and self.budget_allows(now, reserve=2 * self.render_seconds))
+        if due:
             self.render(run, force=False)
 
     # -- callback hooks ------------------------------------------------------------------------------------
     def on_run_start(self, run) -> None:
         self.run = run
         self._started, self._spent = self.clock(), 0.0
+        if self.renders:  # drawn when attached (the planned LR): that drawing shows the epochs done so far
+            self.drawn_epoch = self._epochs_done(run)
         self.show_status(status_line(run) or "running", "running")
         self.show_progress(progress_of(run), None)
         if run.history.epochs:  # resumed: the verdict so far
