@@ -44,6 +44,21 @@ def _pick_preset(recipe: Recipe, preset: str | None, synthetic: bool, device: to
     return tiny, size
 
 
+def _auto_lr(recipe: Recipe, model, loader, device, meta: dict) -> Recipe:
+    """lr='auto': an LR range test on the model about to train (restored afterwards); its suggestion, or the
+    recipe's own LR with the reason when the curve cannot be read."""
+    from .find_lr import find_lr
+
+    found = find_lr(model, loader, recipe=recipe, device=device, show=False)
+    meta["lr_finder"] = {"suggested": found.lr, "steepest": found.suggestion.steepest,
+                         "status": found.suggestion.status, "seconds": round(found.seconds, 1)}
+    if found.lr is None:
+        print(f"nbdetect: lr='auto': {found.summary()}; keeping the recipe's lr {recipe.lr:g}")
+        return recipe
+    print(f"nbdetect: lr='auto': {found.summary()}; training with lr {found.lr:.2g} (the recipe's: {recipe.lr:g})")
+    return recipe.replace(lr=float(f"{found.lr:.2g}"))
+
+
 def start_next(run, action: str):
     """Start the recipe ``action`` on ``run``'s data, scaled to the same share of the guide's length.
 
@@ -95,6 +110,12 @@ def run_recipe(recipe: Recipe | str, train=None, val=None, *, num_classes=None, 
                replace=False, thresholds=None, exist_ok=False, verify_data=True, **overrides) -> TrainingRun:
     """Train ``recipe`` on the given data; see :func:`alternative_1` for the arguments."""
     recipe = get_recipe(recipe) if isinstance(recipe, str) else recipe
+    auto_lr = isinstance(lr, str)
+    if auto_lr and (lr != "auto" or recipe.optimizer == "keep" or optimizer is not None):
+        raise InputError(f"lr={lr!r}: only 'auto' or a number, and 'auto' only for a recipe that builds its own "
+                         "optimizer", where="lr", fix="pass lr='auto' to alternative_1/2 (it runs nbdetect.find_lr "
+                                                      "first), or a number such as lr=1e-4")
+    lr = None if auto_lr else lr
     if epochs is not None:
         epochs = positive_int(epochs, "epochs", f"pass the number of epochs to train, e.g. epochs={recipe.epochs}")
         recipe = recipe.scaled(epochs)
@@ -125,6 +146,8 @@ def run_recipe(recipe: Recipe | str, train=None, val=None, *, num_classes=None, 
         meta = {**(meta or {}), "preset": preset}
     recipe = recipe.replace(preset=preset)
     meta.update(num_classes=data.num_classes, class_names=data.class_names, synthetic=data.synthetic)
+    if auto_lr:
+        recipe = _auto_lr(recipe, model, data.train_loader, device, meta)
     ckpt = None
     if resume:
         folder = run_dirs.choose(out_dir, recipe.name, resume=resume)
@@ -161,6 +184,7 @@ def alternative_1(train=None, val=None, *, num_classes=None, class_names=None, m
     out_dir: where checkpoints and history go (default ``nbdetect_runs/<recipe name>``, then ``-2``, ``-3``...
         for later runs: a run never writes into another run's folder).
     resume: True to continue the latest run folder of this recipe (its ``last.pt``), or a checkpoint path.
+    lr: the peak learning rate, or "auto" to run an LR range test first (nbdetect.find_lr) and use its suggestion.
     exist_ok: write into ``out_dir`` even if it holds an earlier run (its files are replaced).
     verify_data: check every sample before training (decodes each image once: truncated files, bad boxes and
         labels are named before epoch 1; see the README for its cost); False skips it for huge datasets.

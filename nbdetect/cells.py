@@ -86,6 +86,19 @@ run = nbdetect.{ALTERNATIVE_3.name}(OPTIMIZER, MODEL, TRAIN_DATA, VAL_DATA, sche
                             previous_loss=PREVIOUS_LOSS)
 '''
 
+_FIND_LR = '''\
+# nbdetect | Find a learning rate: an LR range test (a short sweep at rising LRs) on your data; model and optimizer are restored.
+# The plot marks the valley (the suggestion) and the steepest fall; train with lr=lr_test.lr, or pass lr="auto".
+import nbdetect
+
+TRAIN_DATA = nbdetect.from_notebook(globals(), "train_dataset")  # EDIT: your training Dataset or DataLoader (None: demo data)
+MODEL = nbdetect.from_notebook(globals(), "model", False)        # EDIT: your model (None: Alternative 1's model)
+NUM_ITER = 100                                                    # EDIT: steps in the sweep (more: smoother, slower)
+
+lr_test = nbdetect.find_lr(MODEL, TRAIN_DATA, num_iter=NUM_ITER)
+lr_test
+'''
+
 _DIAGNOSE = '''\
 # nbdetect | Diagnose: checks data, labels, model head, LR schedule and loss curve; names the root cause first.
 import nbdetect
@@ -137,6 +150,8 @@ def all_cells() -> tuple[Cell, ...]:
     return trains + (
         Cell(ALTERNATIVE_3.name, "Alternative 3: raise the LR and continue",
              "Set your optimizer's LR to 1e-4 and keep training your model for 10 epochs", _ALT_3),
+        Cell("find_lr", "Find a learning rate",
+             "LR range test on your data with a plot and a suggested LR (model and optimizer restored)", _FIND_LR),
         Cell("diagnose", "Diagnose my training",
              "Inline report: data, labels, model head, LR schedule and loss curve, root cause first", _DIAGNOSE),
         Cell("submission", "Generate submission",

@@ -19,7 +19,8 @@ from nbdetect.yolo_compare import compare_with_yolo, read_yolo_results
 
 # the public function each cell must call
 CALLS = {"alternative_1": "alternative_1", "alternative_2": "alternative_2", "alternative_3": "alternative_3",
-         "diagnose": "diagnose", "submission": "make_submission", "compare_yolo": "compare_with_yolo"}
+         "diagnose": "diagnose", "submission": "make_submission", "compare_yolo": "compare_with_yolo",
+         "find_lr": "find_lr"}
 
 
 def test_every_cell_is_listed_once_parses_and_marks_what_to_edit():
@@ -74,6 +75,8 @@ def test_cell_calls_the_public_function_with_arguments_its_signature_accepts(cel
     # the AS4 names were picked up where the cell uses them
     if cell_id in ("alternative_1", "alternative_2", "alternative_3"):
         assert args["train"] is as4["train_dataset"] and args["val"] is as4["val_dataset"]
+    if cell_id == "find_lr":
+        assert args["model"] is as4["model"] and args["train"] is as4["train_dataset"]
     if cell_id == "alternative_3":
         assert args["model"] is as4["model"] and args["optimizer"] is as4["optimizer"] and args["lr"] == 1e-4
     if cell_id == "diagnose":
@@ -83,7 +86,7 @@ def test_cell_calls_the_public_function_with_arguments_its_signature_accepts(cel
     # in a fresh notebook (or after a kernel restart) a name the cell needs is a clear error naming it,
     # never a silent switch to the demo data; the cells that can run without the names still run
     seen.clear()
-    if cell_id in ("alternative_1", "alternative_2", "alternative_3"):
+    if cell_id in ("alternative_1", "alternative_2", "alternative_3", "find_lr"):
         from nbdetect.errors import MissingError
 
         with pytest.raises(MissingError, match="is not defined in this notebook"):
