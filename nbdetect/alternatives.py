@@ -107,7 +107,8 @@ def run_recipe(recipe: Recipe | str, train=None, val=None, *, num_classes=None, 
                preset=None, weights="DEFAULT", epochs=None, batch_size=None, lr=None, label_base=1, device=None,
                out_dir=None, resume=False, monitor="auto", background=None, image_size=None, num_workers=0,
                eval_map_every=1, seed=0, amp=True, synthetic=None, optimizer=None, meta=None, callbacks=(),
-               replace=False, thresholds=None, exist_ok=False, verify_data=True, **overrides) -> TrainingRun:
+               replace=False, thresholds=None, exist_ok=False, verify_data=True, threads=None,
+               **overrides) -> TrainingRun:
     """Train ``recipe`` on the given data; see :func:`alternative_1` for the arguments."""
     recipe = get_recipe(recipe) if isinstance(recipe, str) else recipe
     auto_lr = isinstance(lr, str)
@@ -162,7 +163,7 @@ def run_recipe(recipe: Recipe | str, train=None, val=None, *, num_classes=None, 
         out_dir = run_dirs.choose(out_dir, recipe.name, exist_ok=exist_ok)
     run = TrainingRun(model, data.train_loader, data.val_loader, recipe=recipe, optimizer=optimizer, device=device,
                       out_dir=out_dir, amp=amp, eval_map_every=eval_map_every, meta=meta,
-                      callbacks=callbacks)
+                      callbacks=callbacks, threads=threads)
     if ckpt is not None:
         run.resume_from(ckpt)
         print(f"nbdetect: resuming from {ckpt} at epoch {run.epoch + 1}, iteration {run.iteration}")
@@ -185,6 +186,8 @@ def alternative_1(train=None, val=None, *, num_classes=None, class_names=None, m
         for later runs: a run never writes into another run's folder).
     resume: True to continue the latest run folder of this recipe (its ``last.pt``), or a checkpoint path.
     lr: the peak learning rate, or "auto" to run an LR range test first (nbdetect.find_lr) and use its suggestion.
+    threads: torch CPU threads while training (default on a CPU: one fewer than the usable cores, at least 1;
+        on a GPU torch's own); shown next to images/s.
     exist_ok: write into ``out_dir`` even if it holds an earlier run (its files are replaced).
     verify_data: check every sample before training (decodes each image once: truncated files, bad boxes and
         labels are named before epoch 1; see the README for its cost); False skips it for huge datasets.

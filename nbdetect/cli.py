@@ -30,6 +30,7 @@ def _add_train_args(p: argparse.ArgumentParser, recipe_default: str) -> None:
     p.add_argument("--device", help="cuda, cpu, ... (default: cuda when available)")
     p.add_argument("--out", help="output folder (default: nbdetect_runs/<recipe>)")
     p.add_argument("--resume", action="store_true", help="continue from <out>/last.pt")
+    p.add_argument("--threads", type=int, help="torch CPU threads (default on CPU: usable cores - 1, at least 1)")
     p.add_argument("--train-images", type=int, help="synthetic data: number of training images")
     p.add_argument("--val-images", type=int, help="synthetic data: number of validation images")
 
@@ -47,6 +48,7 @@ def _train(args) -> int:
                      preset=args.preset, weights=_weights(args.weights), epochs=args.epochs,
                      batch_size=args.batch_size, lr=args.lr, device=args.device,
                      out_dir=args.out or f"nbdetect_runs/{args.recipe}", resume=args.resume, monitor="text",
+                     threads=getattr(args, "threads", None),
                      background=False, synthetic=synthetic or None)
     wall = time.perf_counter() - t0
     summary = _summarise(run, wall)
@@ -56,6 +58,8 @@ def _train(args) -> int:
 
 def _summarise(run, wall_s: float) -> dict:
     """Write curves, verdict and metrics next to the checkpoints; return the metrics."""
+    import torch
+
     from .monitor.plots import render_png
     from .verdict_callback import verdict_of
 
@@ -69,6 +73,8 @@ def _summarise(run, wall_s: float) -> dict:
         "epochs_done": run.epoch,
         "wall_time_s": round(wall_s, 1),
         "train_images_per_s": round(_mean([e.get("images_per_s") for e in run.history.epochs]), 2),
+        "device": run.device.type,
+        "torch_threads": run.threads or torch.get_num_threads(),
         "first_val_loss": (run.history.epochs[0].get("val_loss") if run.history.epochs else None),
         "last_val_loss": last.get("val_loss"),
         "map": last.get("map"),

@@ -134,7 +134,8 @@ class RunState:
             ips, eta = self.throughput.images_per_s(), self.throughput.eta_s(self)
         return {"epoch": epoch, "epochs": self.epochs, "iteration": iteration, "steps_per_epoch": self.steps_per_epoch,
                 "step": self.step, "total_steps": self.total_steps, "elapsed_s": elapsed,
-                "images_per_s": ips, "eta_s": eta, "status": self.status}
+                "images_per_s": ips, "eta_s": eta, "status": self.status, "device": self.device.type,
+                "threads": self.threads}
 
     def _ipython_display_(self) -> None:
         """A run as the value of a cell shows its live panel again (after a re-run cell or a reopened notebook)."""

@@ -26,6 +26,7 @@ from .models import default_device
 from .recipes import Recipe
 from .run_dirs import FolderLock
 from .run_state import RunState, size_of
+from .threads import choose_threads
 from .verdict import Verdict
 from .verdict_callback import VerdictCallback
 from .errors import DataError, InputError
@@ -39,9 +40,11 @@ class TrainingRun(RunState):
     def __init__(self, model: torch.nn.Module, train_loader, val_loader=None, *, recipe: Recipe,
                  optimizer: torch.optim.Optimizer | None = None, device=None, out_dir: str | Path = "nbdetect_runs/run",
                  amp: bool = True, eval_map_every: int = 1, callbacks=(), meta: dict | None = None,
-                 tensorboard: bool = True, max_history_points: int = 4000, checkpoint_every: int = 1):
+                 tensorboard: bool = True, max_history_points: int = 4000, checkpoint_every: int = 1,
+                 threads: int | None = None):
         self.recipe = recipe
         self.device = torch.device(device) if device is not None else default_device()
+        self.threads = choose_threads(self.device.type, threads)  # applied while the run trains (nbdetect.threads)
         self.model = model.to(self.device)
         self.train_loader, self.val_loader = train_loader, val_loader
         try:
@@ -173,6 +176,9 @@ class TrainingRun(RunState):
     def _fit(self) -> None:
         self.status = "running"
         self.started_at, self.ended_at, self.images_at_start = time.monotonic(), None, self.images_seen
+        threads_before = torch.get_num_threads()
+        if self.threads is not None:
+            torch.set_num_threads(self.threads)
         try:
             dispatch(self.callbacks, "on_run_start", self)
             for epoch_idx in range(self.epoch, self.epochs):
@@ -226,6 +232,7 @@ class TrainingRun(RunState):
                 self.message = f"failed with {type(exc).__name__}: {exc}"
         finally:
             self.ended_at = time.monotonic()
+            torch.set_num_threads(threads_before)
             run_guard.release(self)
             try:
                 dispatch(self.callbacks, "on_run_end", self)

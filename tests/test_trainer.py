@@ -11,17 +11,18 @@ from nbdetect.checkpoint import load_checkpoint
 from nbdetect.engine import NonFiniteLossError
 from nbdetect.models import build_model
 from nbdetect.recipes import ALTERNATIVE_1
+from nbdetect.monitor.core import progress_line
 from nbdetect.trainer import TrainingRun
 
 
-def make_run(preset, out_dir, epochs=2, data=None, callbacks=(), seed=0):
+def make_run(preset, out_dir, epochs=2, data=None, callbacks=(), seed=0, threads=None):
     torch.manual_seed(seed)
     model = build_model(preset, 2, weights=None, min_size=96, max_size=96)
     data = data if data is not None else toy_samples(12)
     loader = DataLoader(data, batch_size=4, shuffle=False, collate_fn=collate)
     recipe = ALTERNATIVE_1.replace(preset=preset, epochs=epochs, warmup_epochs=0.5)
     return TrainingRun(model, loader, loader, recipe=recipe, out_dir=out_dir, eval_map_every=0,
-                       tensorboard=False, callbacks=callbacks)
+                       tensorboard=False, callbacks=callbacks, threads=threads)
 
 
 class StopAt(Callback):
@@ -125,3 +126,29 @@ def test_validation_loss_does_not_touch_batchnorm_or_grads(toy_loader):
     assert math.isfinite(loss) and set(parts) == {"classification", "bbox_regression"}
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
     assert all(p.grad is None for p in model.parameters())
+
+
+def test_cpu_threads_are_chosen_applied_while_training_and_restored(tmp_path):
+    from nbdetect.errors import InputError
+    from nbdetect.threads import choose_threads
+
+    assert choose_threads("cpu", cpus=2) == 1 and choose_threads("cpu", cpus=16) == 15
+    assert choose_threads("cpu", cpus=1) == 1 and choose_threads("cuda", cpus=16) is None
+    assert choose_threads("cuda", 4) == 4
+    with pytest.raises(InputError, match="threads=0"):
+        choose_threads("cpu", 0)
+    seen = []
+
+    class Spy(Callback):
+        def on_iteration_end(self, run, rec):
+            seen.append(torch.get_num_threads())
+
+    original = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        run = make_run("retinanet_tiny", tmp_path, epochs=1, callbacks=[Spy()], threads=1)
+        run.run()
+        assert set(seen) == {1} and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(original)
+    assert "(cpu, 1 thread)" in progress_line(run.progress())

@@ -60,7 +60,11 @@ def progress_line(p: dict, loss: float | None = None, lr: float | None = None) -
     if lr is not None and math.isfinite(lr):
         parts.append(f"lr {lr:.3g}")
     ips = p.get("images_per_s", math.nan)
-    parts.append(f"{ips:.1f} images/s" if ips is not None and math.isfinite(ips) else "-- images/s")
+    where = ""
+    if p.get("device"):  # images/s means little without what produced it
+        threads = p.get("threads")
+        where = f" ({p['device']}" + (f", {threads} thread{'s' if threads != 1 else ''}" if threads else "") + ")"
+    parts.append((f"{ips:.1f} images/s" if ips is not None and math.isfinite(ips) else "-- images/s") + where)
     if p.get("status") in ENDED:  # no ETA once the run is over: how long it ran instead
         parts.append(f"{p['status']} after {format_duration(p.get('elapsed_s', math.nan))}")
     else:
