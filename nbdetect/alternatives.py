@@ -36,7 +36,8 @@ def _pick_preset(recipe: Recipe, preset: str | None, synthetic: bool, device: to
         return recipe.preset, image_size
     tiny = recipe.tiny_preset
     size = image_size or (None if synthetic else CPU_IMAGE_SIZE)
-    shown = f" at {min(size)}x{max(size)} px" if size else ""
+    sides = (size, size) if isinstance(size, (int, float)) else size
+    shown = f" at {min(sides)}x{max(sides)} px" if size else ""
     what = "the synthetic demo data" if synthetic else "your data"
     print(f"nbdetect: no GPU: training the CPU-sized '{tiny}' model{shown} on {what}, from scratch (it has no "
           f"pretrained weights). For the guide's model set PRESET = '{recipe.preset}' (pretrained, about 3 s per "

@@ -135,6 +135,8 @@ def test_cpu_defaults_are_the_cpu_sized_model_said_in_one_line(recipe, capsys):
     assert f"'{recipe.tiny_preset}' model at 480x800 px on your data" in out and f"PRESET = '{recipe.preset}'" in out
     assert _pick_preset(recipe, None, True, cpu) == (recipe.tiny_preset, None)  # the demo keeps its own size
     assert _pick_preset(recipe, None, False, cpu, (320, 512)) == (recipe.tiny_preset, (320, 512))
+    assert _pick_preset(recipe, None, False, cpu, 256) == (recipe.tiny_preset, 256)  # one int: both sides
     assert _pick_preset(recipe, None, False, gpu) == (recipe.preset, None)  # a GPU gets the guide's model
     assert _pick_preset(recipe, recipe.preset, False, cpu) == (recipe.preset, None)  # asked for: no override
-    assert capsys.readouterr().out.count("no GPU") == 2
+    out = capsys.readouterr().out
+    assert out.count("no GPU") == 3 and "at 256x256 px" in out
