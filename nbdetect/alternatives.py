@@ -128,7 +128,7 @@ def run_recipe(recipe: Recipe | str, train=None, val=None, *, num_classes=None, 
         num_classes = num_classes_of(model)
     data = prepare_data(train, val, num_classes=num_classes, class_names=class_names, label_base=label_base,
                         batch_size=recipe.batch_size, seed=seed, num_workers=num_workers, synthetic=synthetic,
-                        validate=verify_data)
+                        validate=verify_data, augment=recipe.augment)
     for w in data.warnings[:5]:
         print(f"nbdetect warning: {w}")
     if model is None:

@@ -74,8 +74,12 @@ def _infer_num_classes(dataset, given):
 
 
 def prepare_data(train=None, val=None, *, num_classes=None, class_names=None, label_base=1, batch_size=4,
-                 seed=0, num_workers=0, synthetic=None, validate=True, max_validate=None) -> PreparedData:
-    """Resolve, validate (raising a ValueError naming bad samples) and wrap the data in loaders."""
+                 seed=0, num_workers=0, synthetic=None, validate=True, max_validate=None,
+                 augment=False) -> PreparedData:
+    """Resolve, validate (raising a ValueError naming bad samples) and wrap the data in loaders.
+
+    ``augment`` (True or an :class:`~nbdetect.data.augment.AugmentConfig`): augment the training split when
+    nbdetect builds its loader; a DataLoader of yours is used as it is (your own transforms stay yours)."""
     is_synthetic = train is None
     if is_synthetic:
         train, val_default = synthetic_split(**{**DEFAULT_SYNTHETIC, **(synthetic or {})})
@@ -110,6 +114,10 @@ def prepare_data(train=None, val=None, *, num_classes=None, class_names=None, la
             if note:
                 print(f"nbdetect: {note}")
             return made
+        if shuffle and augment:  # the training split only
+            from .data.augment import AugmentConfig, Augmented
+
+            ds = Augmented(ds, augment if isinstance(augment, AugmentConfig) else None)
         return make_loader(ds, batch_size=batch_size, shuffle=shuffle, seed=seed, num_workers=num_workers)
 
     return PreparedData(

@@ -39,6 +39,7 @@ class Recipe:
     call: str = ""  # how a notebook runs it, e.g. "nbdetect.alternative_1(train, val, num_classes=K)"
     cell_title: str = ""  # the ready cell (nbdetect.cells) that trains it: menu label ('' = no cell)
     cell_note: str = ""  # the cell's second comment line
+    augment: bool = False  # box-aware training augmentation (nbdetect.data.augment) when nbdetect builds the loader
 
     @property
     def on_failure(self) -> str | None:  # the name earlier versions used
@@ -87,7 +88,9 @@ class Recipe:
         else:
             sched = f"constant {self.lr:g}"
         clip = f", grad clip {self.grad_clip:g}" if self.grad_clip else ""
-        return f"{self.title}: {self.preset}, {self.optimizer} lr {self.lr:g}, {sched}{clip}, {self.epochs} epochs"
+        aug = ", box-aware augmentation" if self.augment else ""
+        return (f"{self.title}: {self.preset}, {self.optimizer} lr {self.lr:g}, {sched}{clip}{aug}, "
+                f"{self.epochs} epochs")
 
 
 ALTERNATIVE_1 = Recipe(
@@ -111,6 +114,7 @@ ALTERNATIVE_1 = Recipe(
     cell_title="Alternative 1: RetinaNet, warmup + cosine LR",
     cell_note="The panel shows LR and loss curves, the verdict at epoch 20 and a Stop button; training runs in the "
               "background.",
+    augment=True,
 )
 
 # torchvision's detection reference trains Faster R-CNN with SGD lr 0.02 for 16 images per
@@ -138,6 +142,7 @@ ALTERNATIVE_2 = Recipe(
     cell_title="Alternative 2: Faster R-CNN",
     cell_note="Faster R-CNN reserves label 0 for background: nbdetect builds it with K + 1 outputs for your labels "
               "1..K.",
+    augment=True,
 )
 
 SEED_MULTISTEP = Recipe(
