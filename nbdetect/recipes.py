@@ -40,6 +40,7 @@ class Recipe:
     cell_title: str = ""  # the ready cell (nbdetect.cells) that trains it: menu label ('' = no cell)
     cell_note: str = ""  # the cell's second comment line
     augment: bool = False  # box-aware training augmentation (nbdetect.data.augment) when nbdetect builds the loader
+    ema: bool = False  # validate, score and save best.pt with a moving average of the weights (hooks.WeightEMA)
 
     @property
     def on_failure(self) -> str | None:  # the name earlier versions used
@@ -88,7 +89,7 @@ class Recipe:
         else:
             sched = f"constant {self.lr:g}"
         clip = f", grad clip {self.grad_clip:g}" if self.grad_clip else ""
-        aug = ", box-aware augmentation" if self.augment else ""
+        aug = (", box-aware augmentation" if self.augment else "") + (", weight EMA" if self.ema else "")
         return (f"{self.title}: {self.preset}, {self.optimizer} lr {self.lr:g}, {sched}{clip}{aug}, "
                 f"{self.epochs} epochs")
 
@@ -115,6 +116,7 @@ ALTERNATIVE_1 = Recipe(
     cell_note="The panel shows LR and loss curves, the verdict at epoch 20 and a Stop button; training runs in the "
               "background.",
     augment=True,
+    ema=True,
 )
 
 # torchvision's detection reference trains Faster R-CNN with SGD lr 0.02 for 16 images per
@@ -143,6 +145,7 @@ ALTERNATIVE_2 = Recipe(
     cell_note="Faster R-CNN reserves label 0 for background: nbdetect builds it with K + 1 outputs for your labels "
               "1..K.",
     augment=True,
+    ema=True,
 )
 
 SEED_MULTISTEP = Recipe(

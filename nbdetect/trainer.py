@@ -21,7 +21,7 @@ from . import engine, run_guard, schedules
 from .callbacks import dispatch
 from .data.loader import epoch_batches
 from .history import History
-from .hooks import Checkpointer, HistoryFiles, MapEvaluator, Throughput
+from .hooks import Checkpointer, HistoryFiles, MapEvaluator, Throughput, WeightEMA
 from .models import default_device
 from .recipes import Recipe
 from .run_dirs import FolderLock
@@ -46,6 +46,7 @@ class TrainingRun(RunState):
         self.device = torch.device(device) if device is not None else default_device()
         self.threads = choose_threads(self.device.type, threads)  # applied while the run trains (nbdetect.threads)
         self.model = model.to(self.device)
+        self.eval_model = self.model  # what validation, mAP and best.pt use (the weights' EMA when the recipe has one)
         self.train_loader, self.val_loader = train_loader, val_loader
         try:
             self.steps_per_epoch = len(train_loader)
@@ -70,8 +71,8 @@ class TrainingRun(RunState):
         self.throughput = Throughput()
         self.checkpointer = Checkpointer(checkpoint_every)
         self.judge = VerdictCallback()
-        self.hooks = [FolderLock(), MapEvaluator(eval_map_every), HistoryFiles(tensorboard), self.checkpointer,
-                      self.throughput, self.judge]
+        self.hooks = [FolderLock(), *([WeightEMA()] if recipe.ema else []), MapEvaluator(eval_map_every),
+                      HistoryFiles(tensorboard), self.checkpointer, self.throughput, self.judge]
         self.callbacks = [*self.hooks, *callbacks]
         self.verdict = Verdict("pending", "Waiting for the first epoch.", "No rule applies yet.")
 
@@ -162,7 +163,7 @@ class TrainingRun(RunState):
                "time_s": acc["seconds"], "images_per_s": acc["images"] / acc["seconds"] if acc["seconds"] else math.nan,
                "data_wait_frac": acc["data_seconds"] / acc["seconds"] if acc["seconds"] else math.nan}
         if self.val_loader is not None:
-            val_loss, parts = engine.evaluate_loss(self.model, self.val_loader, self.device, self.amp)
+            val_loss, parts = engine.evaluate_loss(self.eval_model, self.val_loader, self.device, self.amp)
             if not math.isfinite(val_loss):
                 raise engine.NonFiniteLossError(f"the validation loss became {val_loss} after epoch {epoch_idx + 1}")
             rec.update(val_loss=val_loss, **{f"val_{k}": v for k, v in parts.items()})

@@ -152,3 +152,33 @@ def test_cpu_threads_are_chosen_applied_while_training_and_restored(tmp_path):
     finally:
         torch.set_num_threads(original)
     assert "(cpu, 1 thread)" in progress_line(run.progress())
+
+
+def test_weight_ema_is_validated_saved_and_resumed_exactly(tmp_path, monkeypatch):
+    from functools import partialmethod
+
+    from nbdetect.hooks import WeightEMA
+
+    monkeypatch.setattr(WeightEMA, "__init__", partialmethod(WeightEMA.__init__, share=0.5))  # a 3-step window
+    recipe_ema = ALTERNATIVE_1.replace(preset="retinanet_tiny", epochs=2, warmup_epochs=0.5, ema=True)
+
+    def run_of(out, callbacks=(), seed=0):
+        torch.manual_seed(seed)
+        model = build_model("retinanet_tiny", 2, weights=None, min_size=96, max_size=96)
+        loader = DataLoader(toy_samples(12), batch_size=4, shuffle=False, collate_fn=collate)
+        return TrainingRun(model, loader, loader, recipe=recipe_ema, out_dir=out, eval_map_every=0,
+                           tensorboard=False, callbacks=callbacks)
+
+    full = run_of(tmp_path / "full").run()
+    assert full.eval_model is not full.model
+    raw, avg = full.model.state_dict(), full.eval_model.state_dict()
+    assert any(not torch.allclose(raw[k].float(), avg[k].float()) for k in raw if raw[k].is_floating_point())
+    best = load_checkpoint(full.best_checkpoint)["model"]  # best.pt holds the averaged weights
+    assert all(torch.equal(best[k], v) for k, v in avg.items()) or load_checkpoint(full.best_checkpoint)["epoch"] < 2
+
+    part = run_of(tmp_path / "part", callbacks=[StopAt(4)]).run()
+    resumed = run_of(tmp_path / "part", seed=123)
+    resumed.resume_from(part.last_checkpoint).run()
+    for (name, a), b in zip(avg.items(), resumed.eval_model.state_dict().values()):
+        assert torch.allclose(a.float(), b.float(), atol=1e-6), name
+    assert [round(e["val_loss"], 5) for e in resumed.history.epochs] == [round(e["val_loss"], 5) for e in full.history.epochs]
