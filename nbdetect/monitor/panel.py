@@ -3,6 +3,8 @@
 Built from plain widgets, so it can be created and inspected without a kernel.
 From the training thread only widget values are set; button clicks run in the
 kernel's main thread.
+
+Its widgets' messages are routed to the kernel's main shell (:mod:`.comm_routing`).
 """
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ import ipywidgets as widgets
 
 from .. import actions
 from ..recipes import short_title
+from .comm_routing import as_main_shell, route_to_main_shell
 from .core import Monitor, progress_line, status_line
 
 VERDICT_COLOURS = {"pending": "#666", "continue": "#1b7f3b", "success": "#1b7f3b", "partial": "#a86b00",
@@ -27,6 +30,20 @@ class PanelMonitor(Monitor):
         super().__init__(**kwargs)
         self.start_next = start_next  # callable(run, action) -> new run, passed in by whoever started the run
         self.next_run = None
+        with as_main_shell():  # a panel made by a click ("Start ...") opens its comms as the main shell too
+            self._build()
+        for w in self._all_widgets():
+            route_to_main_shell(w)
+
+    def _all_widgets(self) -> list:
+        out = []
+        for w in (self.header, self.bar, self.progress_text, self.image, self.verdict_box, self.stop_button,
+                  self.log_lr_toggle, self.next_button, self.status, self.output, *self.widget.children,
+                  self.widget):
+            out += [w, getattr(w, "layout", None), getattr(w, "style", None)]
+        return [w for w in dict.fromkeys(out) if w is not None]
+
+    def _build(self) -> None:
         self.header = widgets.HTML(value="<b>nbdetect</b>")
         self.bar = widgets.IntProgress(value=0, min=0, max=1, description="", bar_style="info",
                                        layout=widgets.Layout(width="60%"))
