@@ -45,6 +45,35 @@ def _pick_preset(recipe: Recipe, preset: str | None, synthetic: bool, device: to
     return tiny, size
 
 
+def _anchors_for(model, dataset, limit: int = 300):
+    """The preset's anchors fitted to the training boxes as the model will see them (after its resize), said
+    in one line; None when the model has no anchors to fit or the data no boxes."""
+    import numpy as np
+
+    from . import anchors
+    from .checks.model_probe import probe
+
+    info = probe(model)
+    if info is None or not info.anchor_sizes:
+        return None
+    dataset = getattr(dataset, "dataset", dataset) if type(dataset).__name__ == "Augmented" else dataset
+    n = len(dataset)
+    ws, hs = [], []
+    for i in sorted({int(k * n / min(n, limit)) for k in range(min(n, limit))}):
+        image, target = dataset[i]
+        boxes = target["boxes"].reshape(-1, 4).float()
+        scale = info.scale_for(*image.shape[-2:])
+        ws += ((boxes[:, 2] - boxes[:, 0]) * scale).tolist()
+        hs += ((boxes[:, 3] - boxes[:, 1]) * scale).tolist()
+    if not ws:
+        return None
+    fitted = anchors.fit(np.array(ws), np.array(hs), info.anchor_sizes, info.aspect_ratios)
+    print(f"nbdetect: {fitted.describe()}" if fitted.changed else
+          f"nbdetect: the preset's anchors cover {fitted.coverage_before:.0%} of {fitted.boxes} training boxes "
+          "(IoU >= 0.5): kept")
+    return fitted
+
+
 def _auto_lr(recipe: Recipe, model, loader, device, meta: dict) -> Recipe:
     """lr='auto': an LR range test on the model about to train (restored afterwards); its suggestion, or the
     recipe's own LR with the reason when the curve cannot be read."""
@@ -143,6 +172,16 @@ def run_recipe(recipe: Recipe | str, train=None, val=None, *, num_classes=None, 
         torch.manual_seed(seed)
         model = build_model(preset, data.num_classes, weights=weights, **size)
         meta = {**(meta or {}), "preset": preset, "min_size": size.get("min_size"), "max_size": size.get("max_size")}
+        if recipe.data_anchors:
+            fitted = _anchors_for(model, data.train_loader.dataset)
+            if fitted is not None and fitted.changed:
+                torch.manual_seed(seed)
+                model = build_model(preset, data.num_classes, weights=weights, anchor_sizes=fitted.sizes,
+                                    aspect_ratios=fitted.ratios, **size)
+                meta.update(anchor_sizes=[list(x) for x in fitted.sizes],
+                            aspect_ratios=[list(x) for x in fitted.ratios])
+            if fitted is not None:
+                meta["anchor_coverage"] = [round(fitted.coverage_before, 4), round(fitted.coverage_after, 4)]
     else:
         preset = preset or f"your {family_of(model)}"
         meta = {**(meta or {}), "preset": preset}

@@ -114,26 +114,32 @@ class TinyBackbone(nn.Module):
         return self.fpn(feats)
 
 
-def _tiny_retinanet(num_outputs: int, min_size: int, max_size: int) -> nn.Module:
+TINY_RETINANET_SIZES = tuple((s, int(s * 1.26), int(s * 1.59)) for s in (12, 24, 48, 96, 192))
+TINY_FASTERRCNN_SIZES = ((12, 16), (24, 32), (48, 64), (96, 128))
+TINY_RATIOS = (0.8, 1.0, 1.25)
+
+
+def _tiny_retinanet(num_outputs: int, min_size: int, max_size: int, anchor_sizes=None, aspect_ratios=None) -> nn.Module:
     from torchvision.models.detection import RetinaNet
     from torchvision.models.detection.anchor_utils import AnchorGenerator
 
     backbone = TinyBackbone(64, extra="p6p7")
     # Five levels (strides 8..128); three scales per level cover signs of 12-64 px and more.
-    sizes = tuple((s, int(s * 1.26), int(s * 1.59)) for s in (12, 24, 48, 96, 192))
-    anchors = AnchorGenerator(sizes, ((0.8, 1.0, 1.25),) * len(sizes))
+    sizes = anchor_sizes or TINY_RETINANET_SIZES
+    anchors = AnchorGenerator(sizes, aspect_ratios or (TINY_RATIOS,) * len(sizes))
     return RetinaNet(backbone, num_outputs, min_size=min_size, max_size=max_size, anchor_generator=anchors)
 
 
-def _tiny_fasterrcnn(num_outputs: int, min_size: int, max_size: int) -> nn.Module:
+def _tiny_fasterrcnn(num_outputs: int, min_size: int, max_size: int, anchor_sizes=None,
+                     aspect_ratios=None) -> nn.Module:
     from torchvision.models.detection import FasterRCNN
     from torchvision.models.detection.anchor_utils import AnchorGenerator
     from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
     from torchvision.ops import MultiScaleRoIAlign
 
     backbone = TinyBackbone(64, extra="maxpool")
-    sizes = ((12, 16), (24, 32), (48, 64), (96, 128))
-    anchors = AnchorGenerator(sizes, ((0.8, 1.0, 1.25),) * len(sizes))
+    sizes = anchor_sizes or TINY_FASTERRCNN_SIZES
+    anchors = AnchorGenerator(sizes, aspect_ratios or (TINY_RATIOS,) * len(sizes))
     return FasterRCNN(
         backbone,
         num_classes=None,
@@ -174,7 +180,7 @@ def _retinanet_mobilenet(weights=None, weights_backbone=None, num_classes=91, **
     backbone = _mobilenet_extractor(trunk, True, trainable_layers=6, returned_layers=[4, 5],
                                     extra_blocks=LastLevelP6P7(256, 256))
     sizes = tuple((x, int(x * 2 ** (1 / 3)), int(x * 2 ** (2 / 3))) for x in (32, 64, 128, 256))
-    anchors = AnchorGenerator(sizes, ((0.5, 1.0, 2.0),) * len(sizes))
+    anchors = kw.pop("anchor_generator", None) or AnchorGenerator(sizes, ((0.5, 1.0, 2.0),) * len(sizes))
     return RetinaNet(backbone, num_classes, anchor_generator=anchors, **kw)
 
 
@@ -203,6 +209,8 @@ def build_model(
     weights: str | Path | None = "DEFAULT",
     min_size: int | None = None,
     max_size: int | None = None,
+    anchor_sizes=None,
+    aspect_ratios=None,
     **kwargs,
 ) -> nn.Module:
     """Build a detector for ``num_classes`` real classes.
@@ -211,17 +219,26 @@ def build_model(
     init with a warning when offline), ``None`` (random init), or a path to a
     state_dict / nbdetect checkpoint for this preset and class count.
     ``min_size``/``max_size`` set the model's internal resize (torchvision's
-    default resizes every image to 800 px on the short side).
+    default resizes every image to 800 px on the short side). ``anchor_sizes``/``aspect_ratios`` (per level,
+    the preset's layout; :mod:`nbdetect.anchors` fits them to the data) replace the preset's anchors.
     """
     spec = get_preset(preset)
     outputs = model_outputs(num_classes)
     min_size = min_size or spec.default_min_size
     max_size = max(max_size or spec.default_max_size, min_size)
+    if anchor_sizes is not None:  # the same layout as the preset's (pretrained heads keep their shapes)
+        anchor_sizes = tuple(tuple(float(s) for s in level) for level in anchor_sizes)
+        aspect_ratios = tuple(tuple(float(r) for r in level) for level in aspect_ratios)
     if preset == "retinanet_tiny":
-        model = _tiny_retinanet(outputs, min_size, max_size)
+        model = _tiny_retinanet(outputs, min_size, max_size, anchor_sizes, aspect_ratios)
     elif preset == "fasterrcnn_tiny":
-        model = _tiny_fasterrcnn(outputs, min_size, max_size)
+        model = _tiny_fasterrcnn(outputs, min_size, max_size, anchor_sizes, aspect_ratios)
     else:
+        if anchor_sizes is not None:
+            from torchvision.models.detection.anchor_utils import AnchorGenerator
+
+            key = "anchor_generator" if spec.family == "retinanet" else "rpn_anchor_generator"
+            kwargs[key] = AnchorGenerator(anchor_sizes, aspect_ratios)
         builder = _torchvision_builder(preset)
         model = None
         if weights == "DEFAULT":

@@ -41,6 +41,7 @@ class Recipe:
     cell_note: str = ""  # the cell's second comment line
     augment: bool = False  # box-aware training augmentation (nbdetect.data.augment) when nbdetect builds the loader
     ema: bool = False  # validate, score and save best.pt with a moving average of the weights (hooks.WeightEMA)
+    data_anchors: bool = False  # fit the preset's anchors to the training boxes when nbdetect builds the model
 
     @property
     def on_failure(self) -> str | None:  # the name earlier versions used
@@ -89,7 +90,8 @@ class Recipe:
         else:
             sched = f"constant {self.lr:g}"
         clip = f", grad clip {self.grad_clip:g}" if self.grad_clip else ""
-        aug = (", box-aware augmentation" if self.augment else "") + (", weight EMA" if self.ema else "")
+        aug = ((", box-aware augmentation" if self.augment else "") + (", weight EMA" if self.ema else "")
+               + (", anchors fitted to the data" if self.data_anchors else ""))
         return (f"{self.title}: {self.preset}, {self.optimizer} lr {self.lr:g}, {sched}{clip}{aug}, "
                 f"{self.epochs} epochs")
 
@@ -117,6 +119,7 @@ ALTERNATIVE_1 = Recipe(
               "background.",
     augment=True,
     ema=True,
+    data_anchors=True,
 )
 
 # torchvision's detection reference trains Faster R-CNN with SGD lr 0.02 for 16 images per
@@ -146,6 +149,7 @@ ALTERNATIVE_2 = Recipe(
               "1..K.",
     augment=True,
     ema=True,
+    data_anchors=True,
 )
 
 SEED_MULTISTEP = Recipe(

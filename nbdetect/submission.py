@@ -58,8 +58,9 @@ def load_model(checkpoint: str | Path, device=None):
                               where=str(checkpoint),
                               fix="build your model, model.load_state_dict(torch.load(path)['model']) and pass "
                                   "the model object itself")
-    model = build_model(preset, meta["num_classes"], weights=None,
-                        min_size=meta.get("min_size"), max_size=meta.get("max_size"))
+    model = build_model(preset, meta["num_classes"], weights=None, min_size=meta.get("min_size"),
+                        max_size=meta.get("max_size"), anchor_sizes=meta.get("anchor_sizes"),
+                        aspect_ratios=meta.get("aspect_ratios"))
     model.load_state_dict(state["model"])
     return model.to(device or default_device()).eval(), meta
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..anchors import best_anchor_iou
 from .report import Finding
 
 CHECK = "boxes"
@@ -10,18 +11,6 @@ CHECK = "boxes"
 
 def _validate_indices(scan, code) -> set[int]:
     return {p.index for p in scan.problems if p.code == code and p.index >= 0}
-
-
-def best_anchor_iou(w: np.ndarray, h: np.ndarray, sizes, ratios) -> np.ndarray:
-    """Best IoU of each (w, h) box with any anchor shape, both centred (an upper bound on the real match)."""
-    best = np.zeros(len(w))
-    for level_sizes, level_ratios in zip(sizes, ratios):
-        for a in level_sizes:
-            for r in level_ratios:
-                ah, aw = a * np.sqrt(r), a / np.sqrt(r)
-                inter = np.minimum(w, aw) * np.minimum(h, ah)
-                best = np.maximum(best, inter / (w * h + aw * ah - inter))
-    return best
 
 
 def check_boxes(scan, model_info=None, *, small_iou: float = 0.4) -> list[Finding]:
