@@ -191,10 +191,11 @@ def launch(name: str, data: Path, args, out: Path, options: dict | None = None) 
     return result
 
 
-ABLATIONS = {  # each change of the recipe turned off on its own (what it bought)
+ABLATIONS = {  # each change of the recipe turned off on its own (what it bought), and the LR finder's choice
     "no augmentation": {"augment": False},
     "no EMA": {"ema": False},
     "no data anchors": {"data_anchors": False},
+    "neither (the previous recipe)": {"augment": False, "ema": False},
     "lr auto": {"lr": "auto"},
 }
 

@@ -135,7 +135,13 @@ class RunState:
         return {"epoch": epoch, "epochs": self.epochs, "iteration": iteration, "steps_per_epoch": self.steps_per_epoch,
                 "step": self.step, "total_steps": self.total_steps, "elapsed_s": elapsed,
                 "images_per_s": ips, "eta_s": eta, "status": self.status, "device": self.device.type,
-                "threads": self.threads}
+                "threads": self.threads, "gpu_memory_gb": self.gpu_memory_gb()}
+
+    def gpu_memory_gb(self) -> float | None:
+        """Peak GPU memory this process allocated on the run's device (None on a CPU)."""
+        if self.device.type != "cuda" or not torch.cuda.is_available():
+            return None
+        return torch.cuda.max_memory_allocated(self.device) / 1e9
 
     def _ipython_display_(self) -> None:
         """A run as the value of a cell shows its live panel again (after a re-run cell or a reopened notebook)."""

@@ -180,6 +180,8 @@ class TrainingRun(RunState):
         threads_before = torch.get_num_threads()
         if self.threads is not None:
             torch.set_num_threads(self.threads)
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True  # fixed-size batches after the model's resize: worth tuning
         try:
             dispatch(self.callbacks, "on_run_start", self)
             for epoch_idx in range(self.epoch, self.epochs):

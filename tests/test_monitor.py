@@ -327,3 +327,10 @@ def test_finished_run_does_not_block_the_next():
     registry.claim(first)
     first.status = "finished"
     registry.claim(FakeRun())  # no error: the first is over
+
+
+def test_progress_line_names_the_device_threads_and_gpu_memory():
+    base = {"epoch": 1, "epochs": 2, "iteration": 1, "steps_per_epoch": 3, "images_per_s": 5.0, "eta_s": 9}
+    assert "5.0 images/s (cpu, 1 thread)" in progress_line({**base, "device": "cpu", "threads": 1})
+    line = progress_line({**base, "device": "cuda", "threads": None, "gpu_memory_gb": 3.25})
+    assert "5.0 images/s (cuda)" in line and "GPU memory 3.2 GB peak" in line
