@@ -4,21 +4,11 @@ import shutil
 
 import pytest
 
+from nb_outputs import cell_text
+
 from nbdetect_test_paths import REPO
 
 pytestmark = pytest.mark.slow
-
-
-def _text(cell) -> str:
-    parts = []
-    for out in cell.get("outputs", []):
-        if out.output_type == "stream":
-            parts.append(out.text)
-        elif out.output_type == "error":
-            parts.append(f"ERROR {out.ename}: {out.evalue}")
-        else:
-            parts.extend(str(v) for k, v in out.get("data", {}).items() if k.startswith("text/"))
-    return "\n".join(parts)
 
 
 def test_demo_notebook_runs_top_to_bottom(tmp_path):
@@ -30,7 +20,7 @@ def test_demo_notebook_runs_top_to_bottom(tmp_path):
     nbclient.NotebookClient(nb, timeout=900, kernel_name="python3",
                             resources={"metadata": {"path": str(tmp_path)}}).execute()
     code = [c for c in nb.cells if c.cell_type == "code"]
-    texts = [_text(c) for c in code]
+    texts = [cell_text(c) for c in code]
     assert not any("ERROR" in t for t in texts), texts
 
     seed = next(t for t in texts if "epoch 1: lr" in t)
@@ -49,5 +39,5 @@ def test_demo_notebook_runs_top_to_bottom(tmp_path):
 
     assert (tmp_path / "nbdetect_runs" / "alternative_1" / "best.pt").exists()
     csv = tmp_path / "submission" / "predictions.csv"
-    assert csv.read_text().startswith("file_name,image_id,x1,y1,x2,y2,score,label,class_name")
+    assert csv.readcell_text().startswith("file_name,image_id,x1,y1,x2,y2,score,label,class_name")
     assert "on 4 images" in submission, submission

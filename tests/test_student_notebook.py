@@ -7,6 +7,8 @@ import sys
 
 import pytest
 
+from nb_outputs import cell_text
+
 pytestmark = pytest.mark.slow
 
 STUDENT_CELLS = [
@@ -116,18 +118,6 @@ def _edit(source: str, values: dict) -> str:
     return source
 
 
-def _outputs(cell) -> str:
-    parts = []
-    for out in cell.get("outputs", []):
-        if out.output_type == "stream":
-            parts.append(out.text)
-        elif out.output_type == "error":
-            parts.append(f"ERROR {out.ename}: {out.evalue}")
-        else:
-            parts.extend(str(v) for k, v in out.get("data", {}).items() if k.startswith("text/"))
-    return "\n".join(parts)
-
-
 def test_a_students_notebook_with_the_ready_cells_runs_top_to_bottom(tmp_path):
     nbformat = pytest.importorskip("nbformat")
     nbclient = pytest.importorskip("nbclient")
@@ -151,8 +141,8 @@ def test_a_students_notebook_with_the_ready_cells_runs_top_to_bottom(tmp_path):
 
     nbclient.NotebookClient(nb, timeout=900, kernel_name="python3",
                             resources={"metadata": {"path": str(tmp_path)}}).execute()
-    texts = {cell_id: _outputs(cell) for cell, cell_id in zip(nb.cells[len(STUDENT_CELLS):], order)}
-    errors = [f"{i}: {_outputs(c)[-800:]}" for i, c in enumerate(nb.cells) if "ERROR" in _outputs(c)]
+    texts = {cell_id: cell_text(cell) for cell, cell_id in zip(nb.cells[len(STUDENT_CELLS):], order)}
+    errors = [f"{i}: {cell_text(c)[-800:]}" for i, c in enumerate(nb.cells) if "ERROR" in cell_text(c)]
     assert not errors, errors
 
     # Alternative 3 returned at once (background); Alternative 1 waited for it instead of being refused

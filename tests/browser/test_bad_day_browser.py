@@ -211,14 +211,20 @@ def _log_size(server) -> int:
     return len(server.log.read_text(errors="replace"))
 
 
+def _start_switch_run(request, frontend, page, name):
+    """A notebook holding the 2-epoch switch cell, opened and run; returns (server, server log size before)."""
+    server = _server(request, frontend)
+    since = _log_size(server)
+    server.write_notebook(name, [SWITCH_CELL])
+    _open(page, server, frontend, name)
+    _run_cell(page, 0)
+    return server, since
+
+
 # -- 1. the "Start Alternative 2" button, and a finished run's progress ------------------------------------------
 @pytest.mark.parametrize("frontend", sorted(FRONTENDS))
 def test_start_next_button_starts_alternative_2(frontend, request, page):
-    server = _server(request, frontend)
-    since = _log_size(server)
-    server.write_notebook("switch.ipynb", [SWITCH_CELL])
-    _open(page, server, frontend, "switch.ipynb")
-    _run_cell(page, 0)
+    server, since = _start_switch_run(request, frontend, page, "switch.ipynb")
     p = _wait_panel(page, "Alternative 1", _finished, "finished")
     # a finished run: its last epoch complete, how long it ran, no ETA
     assert f"epoch 2/2 | iteration {STEPS_PER_EPOCH}/{STEPS_PER_EPOCH}" in p["progress"], p
@@ -229,11 +235,7 @@ def test_start_next_button_starts_alternative_2(frontend, request, page):
 # -- 2. the same in a reopened notebook, and after a kernel restart ------------------------------------------------
 @pytest.mark.parametrize("frontend", sorted(FRONTENDS))
 def test_start_next_button_after_reopen_and_restart(frontend, request, page):
-    server = _server(request, frontend)
-    since = _log_size(server)
-    server.write_notebook("reopen.ipynb", [SWITCH_CELL])
-    _open(page, server, frontend, "reopen.ipynb")
-    _run_cell(page, 0)
+    server, since = _start_switch_run(request, frontend, page, "reopen.ipynb")
     _wait_panel(page, "Alternative 1", _finished_suggesting_switch, "finished with a Start button")
     page.keyboard.press("Control+s")
     time.sleep(1)
