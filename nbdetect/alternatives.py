@@ -56,7 +56,9 @@ def _anchors_for(model, dataset, limit: int = 300):
     info = probe(model)
     if info is None or not info.anchor_sizes:
         return None
-    dataset = getattr(dataset, "dataset", dataset) if type(dataset).__name__ == "Augmented" else dataset
+    from .data.augment import Augmented
+
+    dataset = dataset.dataset if isinstance(dataset, Augmented) else dataset  # the boxes as annotated
     n = len(dataset)
     ws, hs = [], []
     for i in sorted({int(k * n / min(n, limit)) for k in range(min(n, limit))}):
@@ -133,6 +135,32 @@ def _launch(run: TrainingRun, monitor, background, replace=False, thresholds=Non
     return run.run()
 
 
+def _build(recipe: Recipe, data, preset, weights, device, image_size, synthetic, seed, meta):
+    """The recipe's model for this data: its preset (CPU-sized on a CPU), image size, anchors fitted to the
+    boxes; returns (model, preset, meta with what load_model needs to rebuild it)."""
+    preset, image_size = _pick_preset(recipe, preset, data.synthetic, device, image_size)
+    size = {}
+    if image_size is not None:
+        size = {"min_size": int(min(image_size) if isinstance(image_size, (tuple, list)) else image_size),
+                "max_size": int(max(image_size) if isinstance(image_size, (tuple, list)) else image_size)}
+    elif data.synthetic:
+        side = (synthetic or {}).get("image_size", (256, 256))
+        size = {"min_size": min(side), "max_size": max(side)}
+    torch.manual_seed(seed)
+    model = build_model(preset, data.num_classes, weights=weights, **size)
+    meta = {**(meta or {}), "preset": preset, "min_size": size.get("min_size"), "max_size": size.get("max_size")}
+    if recipe.data_anchors:
+        fitted = _anchors_for(model, data.train_loader.dataset)
+        if fitted is not None and fitted.changed:
+            torch.manual_seed(seed)
+            model = build_model(preset, data.num_classes, weights=weights, anchor_sizes=fitted.sizes,
+                                aspect_ratios=fitted.ratios, **size)
+            meta.update(anchor_sizes=[list(x) for x in fitted.sizes], aspect_ratios=[list(x) for x in fitted.ratios])
+        if fitted is not None:
+            meta["anchor_coverage"] = [round(fitted.coverage_before, 4), round(fitted.coverage_after, 4)]
+    return model, preset, meta
+
+
 def run_recipe(recipe: Recipe | str, train=None, val=None, *, num_classes=None, class_names=None, model=None,
                preset=None, weights="DEFAULT", epochs=None, batch_size=None, lr=None, label_base=1, device=None,
                out_dir=None, resume=False, monitor="auto", background=None, image_size=None, num_workers=0,
@@ -161,27 +189,7 @@ def run_recipe(recipe: Recipe | str, train=None, val=None, *, num_classes=None, 
     for w in data.warnings[:5]:
         print(f"nbdetect warning: {w}")
     if model is None:
-        preset, image_size = _pick_preset(recipe, preset, data.synthetic, device, image_size)
-        size = {}
-        if image_size is not None:
-            size = {"min_size": int(min(image_size) if isinstance(image_size, (tuple, list)) else image_size),
-                    "max_size": int(max(image_size) if isinstance(image_size, (tuple, list)) else image_size)}
-        elif data.synthetic:
-            side = (synthetic or {}).get("image_size", (256, 256))
-            size = {"min_size": min(side), "max_size": max(side)}
-        torch.manual_seed(seed)
-        model = build_model(preset, data.num_classes, weights=weights, **size)
-        meta = {**(meta or {}), "preset": preset, "min_size": size.get("min_size"), "max_size": size.get("max_size")}
-        if recipe.data_anchors:
-            fitted = _anchors_for(model, data.train_loader.dataset)
-            if fitted is not None and fitted.changed:
-                torch.manual_seed(seed)
-                model = build_model(preset, data.num_classes, weights=weights, anchor_sizes=fitted.sizes,
-                                    aspect_ratios=fitted.ratios, **size)
-                meta.update(anchor_sizes=[list(x) for x in fitted.sizes],
-                            aspect_ratios=[list(x) for x in fitted.ratios])
-            if fitted is not None:
-                meta["anchor_coverage"] = [round(fitted.coverage_before, 4), round(fitted.coverage_after, 4)]
+        model, preset, meta = _build(recipe, data, preset, weights, device, image_size, synthetic, seed, meta)
     else:
         preset = preset or f"your {family_of(model)}"
         meta = {**(meta or {}), "preset": preset}

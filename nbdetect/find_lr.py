@@ -135,10 +135,10 @@ def find_lr(model=None, train=None, *, optimizer=None, recipe="alternative_1", n
     suggestion (None with a reason when the curve is too short or too noisy), shown as a plot in a notebook.
     Use it as ``nbdetect.alternative_1(..., lr=result.lr)``, or pass ``lr="auto"`` to let the recipe run it.
     """
-    from .alternatives import _pick_preset
+    from .alternatives import _build
     from .errors import InputError
     from .inputs import prepare_data
-    from .models import build_model, default_device, num_classes_of
+    from .models import default_device, num_classes_of
     from .recipes import get_recipe
 
     recipe = get_recipe(recipe) if isinstance(recipe, str) else recipe
@@ -158,13 +158,9 @@ def find_lr(model=None, train=None, *, optimizer=None, recipe="alternative_1", n
                             batch_size=batch_size or recipe.batch_size, validate=verify_data)
         loader = data.train_loader
     notes = []
-    if model is None:
-        preset, size = _pick_preset(recipe, preset, data.synthetic, device, image_size)
-        if size is None and data.synthetic:
-            size = (256, 256)
-        kw = {"min_size": min(size), "max_size": max(size)} if size else {}
-        model = build_model(preset, data.num_classes, weights=weights, **kw).to(device)
-        notes.append(f"model: {preset}" + (f" at {min(size)}x{max(size)} px" if size else ""))
+    if model is None:  # the model the recipe would train on this data (CPU-sized on a CPU, anchors fitted)
+        model, preset, meta = _build(recipe, data, preset, weights, device, image_size, None, 0, {})
+        notes.append(f"model: {preset}" + (f" at {meta['min_size']}x{meta['max_size']} px" if meta["min_size"] else ""))
     if optimizer is None:
         if recipe.optimizer == "keep":
             raise InputError(f"{recipe.name} keeps your optimizer", where="optimizer",
