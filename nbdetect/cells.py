@@ -93,7 +93,7 @@ import nbdetect
 
 TRAIN_DATA = nbdetect.from_notebook(globals(), "train_dataset")  # EDIT: your training Dataset or DataLoader (None: demo data)
 MODEL = nbdetect.from_notebook(globals(), "model", False)        # EDIT: your model (None: Alternative 1's model)
-NUM_ITER = 100                                                    # EDIT: steps in the sweep (more: smoother, slower)
+NUM_ITER = 200                                                    # EDIT: steps in the sweep (more: smoother, slower)
 
 lr_test = nbdetect.find_lr(MODEL, TRAIN_DATA, num_iter=NUM_ITER)
 lr_test

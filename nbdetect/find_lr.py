@@ -88,7 +88,7 @@ def _cycle(loader):
             return
 
 
-def sweep(model, optimizer, loader, device, *, start_lr=1e-6, end_lr=0.1, num_iter=100, grad_clip=10.0,
+def sweep(model, optimizer, loader, device, *, start_lr=1e-6, end_lr=0.1, num_iter=200, grad_clip=10.0,
           blowup=4.0, stop_event=None) -> tuple[list, list]:
     """Train ``num_iter`` steps at geometrically rising LRs; returns (lrs, losses), cut at a blow-up.
 
@@ -124,7 +124,7 @@ def sweep(model, optimizer, loader, device, *, start_lr=1e-6, end_lr=0.1, num_it
 
 
 def find_lr(model=None, train=None, *, optimizer=None, recipe="alternative_1", num_classes=None, preset=None,
-            weights="DEFAULT", image_size=None, batch_size=None, start_lr=1e-6, end_lr=0.1, num_iter=100,
+            weights="DEFAULT", image_size=None, batch_size=None, start_lr=1e-6, end_lr=0.1, num_iter=200,
             device=None, label_base=1, verify_data=False, show=True) -> LRFinderResult:
     """LR range test: sweep the LR from ``start_lr`` to ``end_lr`` over ``num_iter`` steps and suggest one.
 

@@ -9,8 +9,9 @@ suggestions are read off the curve against log10(LR):
 * ``valley``: two thirds of the way down the longest stretch over which the loss keeps falling (a point
   well inside the useful range, away from the cliff where the loss blows up).
 
-A curve that is too short or whose fall is not clearly larger than its noise gets no number, a reason
-instead: a suggestion read off noise would be worse than the recipe's default.
+A curve that is too short, or whose fall (the first steps' median against the lowest window median) is not
+clearly larger than the noise of such medians, gets no number but a reason: a suggestion read off noise would
+be worse than the recipe's default.
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ import math
 from dataclasses import dataclass, field
 
 MIN_POINTS = 20  # fewer kept points than this: too short to read
-NOISE_FACTOR = 3.0  # the smoothed fall must exceed this many noise sd
+SIGNIFICANCE = 4.0  # the fall must exceed this many sd of a difference of two window means
 
 
 @dataclass
@@ -106,12 +107,23 @@ def suggest(lrs, losses, *, skip_start: float = 0.1, skip_end: float = 0.05, blo
     # noise: robust sd from second differences of the raw loss (a trend, straight or curving slowly, cancels)
     d2 = sorted(abs(raw[i + 1] - 2 * raw[i] + raw[i - 1]) for i in range(1, len(raw) - 1))
     noise = 1.4826 * d2[len(d2) // 2] / math.sqrt(6)
-    fall = max(sm[: max(1, len(sm) // 3)]) - min(sm)
-    if fall <= NOISE_FACTOR * noise or fall <= 0:
+    # the fall: the first points' median against the lowest median of as many consecutive points (medians: an
+    # outlier batch moves neither), in units of the noise of such a difference (sd of a median of m points is
+    # 1.25 sd / sqrt(m); the lowest of several windows is biased low: hence a margin of 4, not 2)
+    m = max(5, len(raw) // 5)
+
+    def median(values):
+        v = sorted(values)
+        return v[len(v) // 2] if len(v) % 2 else (v[len(v) // 2 - 1] + v[len(v) // 2]) / 2
+
+    start = median(raw[:m])
+    low = min(median(raw[i:i + m]) for i in range(0, len(raw) - m + 1))
+    fall, spread = start - low, 1.2533 * noise * math.sqrt(2 / m)
+    if fall <= 0 or fall < SIGNIFICANCE * spread:
         return LRSuggestion(None, None, "too_noisy",
-                            f"the loss falls by {fall:.3g} over the sweep, not clearly more than its noise "
-                            f"({noise:.3g} sd): use more images per step, a longer sweep, or the recipe's LR",
-                            (lo, hi), sm)
+                            f"the loss falls by {fall:.3g} over the sweep, within its noise ({noise:.3g} sd per "
+                            f"step, {spread:.3g} for the median of {m} steps): use more images per step, a longer "
+                            "sweep (num_iter), or the recipe's LR", (lo, hi), sm)
     grads = [(sm[i + 1] - sm[i - 1]) / (x[i + 1] - x[i - 1]) for i in range(1, len(sm) - 1)]
     steep = 1 + min(range(len(grads)), key=grads.__getitem__)
     a, b = _longest_fall(sm)

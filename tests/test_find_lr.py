@@ -121,3 +121,15 @@ def test_lr_auto_trains_with_the_suggestion_or_says_why_not(tmp_path, capsys):
     assert max(run.planned_lr) == pytest.approx(run.recipe.lr, rel=1e-6)  # the schedule peaks at the chosen LR
     with pytest.raises(InputError, match="lr='fast'"):
         nbdetect.alternative_1(toy_samples(4), num_classes=2, lr="fast", monitor=False, out_dir=tmp_path / "x")
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_a_flat_sweep_never_gets_a_number(seed):
+    """No suggestion read off noise: flat losses with noise of any size, a spike or two, at any scale."""
+    rng = random.Random(100 + seed)
+    scale, noise = 10 ** rng.uniform(-1, 3), rng.uniform(0.005, 0.2)
+    lrs = [1e-6 * 10 ** (5 * i / 199) for i in range(200)]
+    losses = [scale * (1 + rng.gauss(0, noise)) for _ in lrs]
+    for _ in range(rng.randint(0, 2)):
+        losses[rng.randrange(20, 180)] *= 5
+    assert suggest(lrs, losses).status == "too_noisy"
