@@ -71,16 +71,17 @@ def export_gtsdb(root: Path, folder: Path, n_train=480, size=None) -> Path:
     for line in (folder / "gt.txt").read_text().splitlines():
         if line.strip():
             name, x1, y1, x2, y2, cls = line.split(";")
-            rows.setdefault(name, []).append((float(x1), float(y1), float(x2), float(y2), int(cls) + 1))
-    files = sorted(p.name for p in folder.iterdir() if p.suffix.lower() in (".ppm", ".png", ".jpg"))
+            rows.setdefault(Path(name).stem, []).append((float(x1), float(y1), float(x2), float(y2), int(cls) + 1))
+    images = folder / "images" if (folder / "images").is_dir() else folder
+    files = sorted(p.name for p in images.iterdir() if p.suffix.lower() in (".ppm", ".png", ".jpg"))
 
     def items(names):
         for name in names:
-            image = Image.open(folder / name).convert("RGB")
+            image = Image.open(images / name).convert("RGB")
             f = (size / max(image.size)) if size else 1.0
             if f != 1.0:
                 image = image.resize((round(image.width * f), round(image.height * f)))
-            yield image, [(x1 * f, y1 * f, x2 * f, y2 * f, c) for x1, y1, x2, y2, c in rows.get(name, [])]
+            yield image, [(x1 * f, y1 * f, x2 * f, y2 * f, c) for x1, y1, x2, y2, c in rows.get(Path(name).stem, [])]
 
     names = [str(i) for i in range(43)]
     _write_split(root, "train", items(files[:n_train]), names)
