@@ -34,8 +34,9 @@ class LRFinderResult:
 
     def summary(self) -> str:
         s = self.suggestion
-        head = (f"suggested LR {s.valley:.2g} (valley; steepest fall at {s.steepest:.2g})" if s.status == "ok"
-                else f"no suggestion: {s.reason}")
+        which = "the lowest loss, as the peak of a decaying schedule" if s.lr == s.bottom else "valley"
+        head = (f"suggested LR {s.lr:.2g} ({which}; valley {s.valley:.2g}, steepest fall at {s.steepest:.2g})"
+                if s.status == "ok" else f"no suggestion: {s.reason}")
         return f"LR range test, {len(self.losses)} steps in {self.seconds:.0f} s: {head}" + (
             f"; {s.reason}" if s.status == "ok" else "")
 
@@ -57,7 +58,8 @@ class LRFinderResult:
             ax.plot(self.lrs[lo:hi], s.smoothed, color="tab:orange", lw=1.6, label="smoothed")
             top = max(s.smoothed) * 1.3
             ax.set_ylim(min(s.smoothed) * 0.9 if min(s.smoothed) > 0 else None, top)
-        for value, name, colour in ((s.valley, "valley", "tab:green"), (s.steepest, "steepest", "tab:red")):
+        for value, name, colour in ((s.lr, "suggested", "tab:green"), (s.valley, "valley", "tab:olive"),
+                                    (s.steepest, "steepest", "tab:red")):
             if value:
                 ax.axvline(value, color=colour, ls="--", lw=1.2, label=f"{name} {value:.2g}")
         ax.set_xscale("log")
@@ -181,7 +183,8 @@ def find_lr(model=None, train=None, *, optimizer=None, recipe="alternative_1", n
         optimizer.load_state_dict(saved_opt)
         torch.set_rng_state(rng)
         model.train(was_training)
-    result = LRFinderResult(lrs, losses, suggest(lrs, losses), time.perf_counter() - t0, notes)
+    schedule = "constant" if recipe.schedule == "constant" else "decaying"
+    result = LRFinderResult(lrs, losses, suggest(lrs, losses, schedule=schedule), time.perf_counter() - t0, notes)
     if show:
         print(f"nbdetect: {result.summary()}")
     return result

@@ -7,7 +7,11 @@ suggestions are read off the curve against log10(LR):
 
 * ``steepest``: where the smoothed loss falls fastest;
 * ``valley``: two thirds of the way down the longest stretch over which the loss keeps falling (a point
-  well inside the useful range, away from the cliff where the loss blows up).
+  well inside the useful range, away from the cliff where the loss blows up);
+* ``bottom``: where the loss is lowest before it rises.
+
+The suggestion (``lr``) depends on the schedule it will be used with: the bottom as the peak of a warm-up +
+decay schedule (the recipes'), the valley for a constant LR.
 
 A curve that is too short, or whose fall (the first steps' median against the lowest window median) is not
 clearly larger than the noise of such medians, gets no number but a reason: a suggestion read off noise would
@@ -30,11 +34,16 @@ class LRSuggestion:
     reason: str
     kept: tuple[int, int] = (0, 0)  # the [start, end) indices of the points the suggestions were read from
     smoothed: list = field(default_factory=list)
+    bottom: float | None = None  # where the loss is lowest before it blows up
+    schedule: str = "decaying"  # what the LR will do in training: "decaying" (warm-up + cosine, steps) or "constant"
 
     @property
     def lr(self) -> float | None:
-        """The LR to use: the valley (the steepest point sits closer to the cliff)."""
-        return self.valley
+        """The LR to use. For a schedule that warms up and decays (the recipes' warm-up + cosine), the peak LR:
+        the bottom of the sweep, as one-cycle training takes its maximum LR where the loss stops falling (the
+        decay brings the LR back into the falling range). For a constant LR, the valley, well inside the range
+        where the loss falls and away from the cliff."""
+        return self.bottom if self.schedule == "decaying" and self.bottom is not None else self.valley
 
 
 def median_filter(values, width: int = 5) -> list[float]:
@@ -90,7 +99,7 @@ def _longest_fall(values) -> tuple[int, int]:
 
 
 def suggest(lrs, losses, *, skip_start: float = 0.1, skip_end: float = 0.05, blowup: float = 4.0,
-            beta: float = 0.9) -> LRSuggestion:
+            beta: float = 0.9, schedule: str = "decaying") -> LRSuggestion:
     """Read the suggestions off a sweep; see the module docstring."""
     if len(lrs) != len(losses):
         raise ValueError(f"{len(lrs)} LRs but {len(losses)} losses")
@@ -128,6 +137,12 @@ def suggest(lrs, losses, *, skip_start: float = 0.1, skip_end: float = 0.05, blo
     steep = 1 + min(range(len(grads)), key=grads.__getitem__)
     a, b = _longest_fall(sm)
     valley = a + int(round((b - a) * 2 / 3)) if b > a else steep
+    # the bottom, located without the EMA's lag: a centred mean of the median-filtered loss
+    mf = median_filter(raw)
+    k = max(2, len(mf) // 40)
+    centred = [sum(mf[max(0, i - k):i + k + 1]) / len(mf[max(0, i - k):i + k + 1]) for i in range(len(mf))]
+    bottom = min(range(len(centred)), key=centred.__getitem__)
     return LRSuggestion(float(lrs[lo + valley]), float(lrs[lo + steep]), "ok",
                         f"loss falls by {fall:.3g} (noise {noise:.3g} sd) between LR {lrs[lo + a]:.2g} and "
-                        f"{lrs[lo + b]:.2g}; fastest at {lrs[lo + steep]:.2g}", (lo, hi), sm)
+                        f"{lrs[lo + b]:.2g}; fastest at {lrs[lo + steep]:.2g}, lowest at {lrs[lo + bottom]:.2g}",
+                        (lo, hi), sm, float(lrs[lo + bottom]), schedule)

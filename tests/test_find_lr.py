@@ -39,7 +39,9 @@ def test_the_suggestion_lies_in_the_range_where_the_loss_falls(seed):
     # the valley is inside the falling stretch (smoothing lags it by a few points: 1.5x margin each side)
     assert lr_fall / 1.5 <= s.valley <= lr_min * 1.5, (s.valley, lr_fall, lr_min)
     assert lr_fall / 1.5 <= s.steepest <= lr_min * 1.5, (s.steepest, lr_fall, lr_min)
-    assert s.lr == s.valley
+    assert lr_min / 1.5 <= s.bottom <= lr_min * 1.5, (s.bottom, lr_min)  # located without the smoothing's lag
+    assert s.lr == s.bottom  # the peak of a decaying schedule
+    assert suggest(lrs, losses, schedule="constant").lr == s.valley  # a constant LR stays inside the fall
 
 
 def test_a_flat_noisy_curve_gets_a_reason_not_a_number():
