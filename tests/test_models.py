@@ -67,3 +67,21 @@ def test_weights_from_a_file_and_unknown_preset(tmp_path):
         models.build_model("yolo", 2)
     with pytest.raises(ValueError, match="num_classes must be >= 1"):
         models.build_model("retinanet_tiny", 0)
+
+
+def test_a_tiny_retinanet_checkpoint_from_before_the_groupnorm_head_still_loads(tmp_path):
+    import torch
+
+    from nbdetect.checkpoint import save_checkpoint
+    from nbdetect.models import build_model
+    from nbdetect.submission import load_model
+
+    for head_norm in (False, True):
+        model = build_model("retinanet_tiny", 3, weights=None, min_size=96, max_size=96, head_norm=head_norm)
+        path = save_checkpoint({"format": "nbdetect-model-1", "model": model.state_dict(),
+                                "meta": {"preset": "retinanet_tiny", "num_classes": 3, "min_size": 96,
+                                         "max_size": 96}}, tmp_path / f"best_{head_norm}.pt")
+        loaded, _ = load_model(path, "cpu")
+        assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), loaded.state_dict().values()))
+        has_gn = any(isinstance(m, torch.nn.GroupNorm) for m in loaded.head.modules())
+        assert has_gn == head_norm
