@@ -9,6 +9,7 @@ COCOeval (score >= 0.001, labels 1..K). Ultralytics is optional: without it the 
     python benchmarks/bench_vs_yolo.py                 # demo data, 12 epochs
     python benchmarks/bench_vs_yolo.py --gtsdb --imgsz 640 --epochs 12
     python benchmarks/bench_vs_yolo.py --only alternative_1 --ablation   # Alternative 1 with each change off
+    python benchmarks/bench_vs_yolo.py --only alternative_1 --ablation "lr auto"
 """
 from __future__ import annotations
 
@@ -208,7 +209,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1, help="torch threads per process")
     ap.add_argument("--gtsdb", action="store_true", help="GTSDB (../shared/data/gtsdb) instead of the demo data")
     ap.add_argument("--only", nargs="*", help="rows to run: alternative_1 alternative_2 yolov8n")
-    ap.add_argument("--ablation", action="store_true", help="also Alternative 1 with each change off")
+    ap.add_argument("--ablation", nargs="*", help="also Alternative 1 with each change off (names of ABLATIONS; "
+                                                  "none given: all)")
     ap.add_argument("--work", default="/tmp/nbdetect_vs_yolo", help="where data and runs go")
     ap.add_argument("--one", help=argparse.SUPPRESS)
     ap.add_argument("--data", help=argparse.SUPPRESS)
@@ -236,8 +238,9 @@ def main() -> None:
             print("ultralytics is not installed: the YOLOv8n row is skipped (pip install ultralytics)")
             rows = [r for r in rows if r != "yolov8n"]
     runs = [(r, {}) for r in rows]
-    if args.ablation:
-        runs += [(f"alternative_1 ({name})", opts) for name, opts in ABLATIONS.items()]
+    if args.ablation is not None:
+        runs += [(f"alternative_1 ({name})", opts) for name, opts in ABLATIONS.items()
+                 if not args.ablation or name in args.ablation]
     results = {}
     stamp = time.strftime("%Y%m%d-%H%M%S")
     for name, options in runs:
