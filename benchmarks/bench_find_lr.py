@@ -32,7 +32,7 @@ def main() -> None:
     data = {"n_train": args.n_train, "n_val": 40, "image_size": (256, 256)}
     train, val = nbdetect.synthetic_split(**data)
     t0 = time.perf_counter()
-    found = nbdetect.find_lr(None, train, weights=None)
+    found = nbdetect.find_lr(None, train, weights=None, image_size=256)
     sweep_s = time.perf_counter() - t0
     print(found.summary())
     scores = {}
