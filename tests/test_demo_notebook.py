@@ -39,5 +39,5 @@ def test_demo_notebook_runs_top_to_bottom(tmp_path):
 
     assert (tmp_path / "nbdetect_runs" / "alternative_1" / "best.pt").exists()
     csv = tmp_path / "submission" / "predictions.csv"
-    assert csv.readcell_text().startswith("file_name,image_id,x1,y1,x2,y2,score,label,class_name")
+    assert csv.read_text().startswith("file_name,image_id,x1,y1,x2,y2,score,label,class_name")
     assert "on 4 images" in submission, submission

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from nbdetect.cells import CELLS, get_cell
+from nbdetect.notebook_tools import render
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -20,7 +21,7 @@ DOCS_SHOTS = os.environ.get("NBDETECT_DOCS_SHOTS")
 EXTENSION = "nbdetect-jupyterlab"
 CELL_SEL = ".jp-Notebook .jp-Cell"
 
-TINY = ('epochs=3, preset="retinanet_tiny", weights=None, device="cpu", out_dir="ext_run", '
+TINY = ('weights=None, device="cpu", out_dir="ext_run", '
         'synthetic={"n_train": 8, "n_val": 4, "image_size": (128, 128)}, monitor="panel")')
 
 
@@ -117,11 +118,10 @@ def test_insert_every_cell_from_menu_and_palette_then_run_alternative_1(lab_serv
 
     # Run the Alternative 1 cell the menu inserted, edited down to a tiny CPU configuration.
     index = expected.index(get_cell("alternative_1").source, 2)  # the menu's copy (the palette's is at 1..6)
-    source = get_cell("alternative_1").source
+    # a fresh notebook has no train_dataset (the cell would say so): the demo data is asked for on its EDIT line
+    source = render("alternative_1", TRAIN_DATA="None", EPOCHS="3", PRESET='"retinanet_tiny"')
     tiny = source.replace("import nbdetect\n", "import nbdetect\nimport torch\ntorch.set_num_threads(1)\n", 1)
-    tiny = tiny.replace("epochs=EPOCHS)", TINY)
-    # a fresh notebook has no train_dataset: the cell would say so; the demo data is asked for explicitly
-    tiny = tiny.replace('nbdetect.from_notebook(globals(), "train_dataset")', "None")
+    tiny = tiny.replace("batch_size=BATCH_SIZE)", "batch_size=BATCH_SIZE, " + TINY)
     assert tiny.count(TINY) == 1 and "set_num_threads" in tiny
     _activate(page, index)
     page.click(f"{CELL_SEL} >> nth={index} >> .cm-content")
