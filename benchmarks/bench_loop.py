@@ -107,7 +107,8 @@ def main():
     def engine_round(variant, r):
         run = TrainingRun(models[variant], batches, None, recipe=recipe, optimizer=optimizers[variant],
                           device=device, amp=amp, out_dir=f"{tmp}/{variant}{r}", tensorboard=False,
-                          checkpoint_every=1 if variant == "ckpt" else 0)
+                          checkpoint_every=1 if variant == "ckpt" else 0,
+                          threads=torch.get_num_threads())  # the bare loop's threads: the loop alone is compared
         run.run()
 
     # warm-up round (allocator, cudnn autotune, first-call overheads) for every variant
@@ -173,7 +174,7 @@ def steady_state(args, base, device, amp, tmp) -> dict:
                 callbacks = [monitors[-1], clock]
             TrainingRun(model, batches, None, recipe=recipe, optimizer=recipe.make_optimizer(model.parameters()),
                         device=device, amp=amp, out_dir=f"{tmp}/steady-{variant}{r}", tensorboard=False,
-                        checkpoint_every=0, callbacks=callbacks).run()
+                        checkpoint_every=0, callbacks=callbacks, threads=torch.get_num_threads()).run()
             per_epoch[variant] += [b - a for a, b in zip(clock.stamps[1:-1], clock.stamps[2:])]
     images = args.steady_iters * args.batch
     # totals, not medians: the budgeted drawings fall in some epochs and not others
