@@ -100,8 +100,8 @@ def main():
     variants = ["bare", "engine", "ckpt"]
     models = {v: copy.deepcopy(base) for v in variants}
     recipe = ALTERNATIVE_1.replace(preset=args.preset, epochs=1, warmup_epochs=0.0, grad_clip=None)
-    bare_opt = recipe.make_optimizer(models["bare"].parameters())
-    optimizers = {v: recipe.make_optimizer(models[v].parameters()) for v in variants if v != "bare"}
+    bare_opt = recipe.make_optimizer(models["bare"])
+    optimizers = {v: recipe.make_optimizer(models[v]) for v in variants if v != "bare"}
     tmp = tempfile.mkdtemp(prefix="nbdetect-bench-")
 
     def engine_round(variant, r):
@@ -172,7 +172,7 @@ def steady_state(args, base, device, amp, tmp) -> dict:
             if variant == "monitor":
                 monitors.append(headless_monitor())
                 callbacks = [monitors[-1], clock]
-            TrainingRun(model, batches, None, recipe=recipe, optimizer=recipe.make_optimizer(model.parameters()),
+            TrainingRun(model, batches, None, recipe=recipe, optimizer=recipe.make_optimizer(model),
                         device=device, amp=amp, out_dir=f"{tmp}/steady-{variant}{r}", tensorboard=False,
                         checkpoint_every=0, callbacks=callbacks, threads=torch.get_num_threads()).run()
             per_epoch[variant] += [b - a for a, b in zip(clock.stamps[1:-1], clock.stamps[2:])]

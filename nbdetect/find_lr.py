@@ -167,7 +167,7 @@ def find_lr(model=None, train=None, *, optimizer=None, recipe="alternative_1", n
         if recipe.optimizer == "keep":
             raise InputError(f"{recipe.name} keeps your optimizer", where="optimizer",
                              fix="pass optimizer= (the one you train with)")
-        optimizer = recipe.make_optimizer(model.parameters())
+        optimizer = recipe.make_optimizer(model)
         notes.append(f"optimizer: {recipe.optimizer} as in {recipe.short_title or recipe.name}")
     model.to(device)
     saved_model = copy.deepcopy(model.state_dict())

@@ -70,16 +70,22 @@ class Recipe:
             return schedules.constant(self.lr, self.epochs, steps_per_epoch)
         raise ValueError(f"unknown schedule {self.schedule!r}")
 
-    def make_optimizer(self, params):
+    def make_optimizer(self, model_or_params):
+        """The recipe's optimizer. Given a model: two parameter groups, weight decay on the weights of
+        convolutions and linear layers only (biases and norm scales/shifts get none, as torchvision's references
+        and Ultralytics do); both groups follow the same warm-up and schedule. Given parameters: one group."""
         import torch
 
-        params = [p for p in params if p.requires_grad]
+        if isinstance(model_or_params, torch.nn.Module):
+            groups = decay_groups(model_or_params, self.weight_decay)
+        else:
+            groups = [{"params": [p for p in model_or_params if p.requires_grad], "weight_decay": self.weight_decay}]
         if self.optimizer == "adamw":
-            return torch.optim.AdamW(params, lr=self.lr, weight_decay=self.weight_decay)
+            return torch.optim.AdamW(groups, lr=self.lr)
         if self.optimizer == "adam":
-            return torch.optim.Adam(params, lr=self.lr, weight_decay=self.weight_decay)
+            return torch.optim.Adam(groups, lr=self.lr)
         if self.optimizer == "sgd":
-            return torch.optim.SGD(params, lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay)
+            return torch.optim.SGD(groups, lr=self.lr, momentum=self.momentum)
         raise ValueError(f"unknown optimizer {self.optimizer!r}")
 
     def describe(self) -> str:
@@ -94,6 +100,18 @@ class Recipe:
                + (", anchors fitted to the data" if self.data_anchors else ""))
         return (f"{self.title}: {self.preset}, {self.optimizer} lr {self.lr:g}, {sched}{clip}{aug}, "
                 f"{self.epochs} epochs")
+
+
+def decay_groups(model, weight_decay: float) -> list[dict]:
+    """``[weights with decay, biases and norm parameters without]`` of the trainable parameters (empty groups
+    dropped). A parameter with one dimension or none is a bias or a norm's scale/shift."""
+    decay, no_decay = [], []
+    for p in model.parameters():
+        if p.requires_grad:
+            (decay if p.ndim > 1 else no_decay).append(p)
+    groups = [{"params": decay, "weight_decay": weight_decay, "name": "weights"},
+              {"params": no_decay, "weight_decay": 0.0, "name": "biases and norms"}]
+    return [g for g in groups if g["params"]]
 
 
 ALTERNATIVE_1 = Recipe(

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch
 
+from . import schedules
 from .checkpoint import load_checkpoint, load_scheduler_state, save_checkpoint, scheduler_state
 from .history import History
 from .errors import CheckpointError, MissingError
@@ -63,6 +64,7 @@ class RunState:
 
     def load_state_dict(self, state: dict) -> None:
         self.model.load_state_dict(state["model"])
+        self._match_group_layout(state["optimizer"])
         self.optimizer.load_state_dict(state["optimizer"])
         load_scheduler_state(self.scheduler, state.get("scheduler"))
         if state.get("scaler") and self.scaler.is_enabled():
@@ -81,6 +83,14 @@ class RunState:
         self.resumed = True
         if (self.out_dir / "best.pt").exists():
             self.best_checkpoint = self.out_dir / "best.pt"
+
+    def _match_group_layout(self, saved: dict) -> None:
+        """A checkpoint written before the recipes split biases and norms into their own group has one
+        parameter group: continue it with one group (its optimizer state belongs to that layout)."""
+        groups = saved.get("param_groups", [])
+        if len(groups) == 1 and len(self.optimizer.param_groups) > 1 and self.recipe.optimizer != "keep":
+            self.optimizer = self.recipe.make_optimizer(self.model.parameters())
+            self.scheduler = schedules.to_torch(self.optimizer, self.schedule)
 
     def resume_from(self, path: str | Path) -> "RunState":
         """Load a checkpoint written by a run of the same recipe and data."""

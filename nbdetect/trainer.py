@@ -58,7 +58,7 @@ class TrainingRun(RunState):
                             fix="check that the dataset found its images and annotations (len(train) > 0)")
         self.epochs = recipe.epochs
         self.total_steps = self.epochs * self.steps_per_epoch
-        self.optimizer = optimizer if optimizer is not None else recipe.make_optimizer(self.model.parameters())
+        self.optimizer = optimizer if optimizer is not None else recipe.make_optimizer(self.model)
         self.schedule = recipe.make_schedule(self.steps_per_epoch)
         self.scheduler = schedules.to_torch(self.optimizer, self.schedule)
         self.planned_lr = self.schedule.planned()

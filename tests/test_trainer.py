@@ -182,3 +182,37 @@ def test_weight_ema_is_validated_saved_and_resumed_exactly(tmp_path, monkeypatch
     for (name, a), b in zip(avg.items(), resumed.eval_model.state_dict().values()):
         assert torch.allclose(a.float(), b.float(), atol=1e-6), name
     assert [round(e["val_loss"], 5) for e in resumed.history.epochs] == [round(e["val_loss"], 5) for e in full.history.epochs]
+
+
+def test_recipe_optimizer_exempts_biases_and_norms_from_weight_decay_and_warms_them_up(tmp_path):
+    run = make_run("retinanet_tiny", tmp_path)
+    groups = run.optimizer.param_groups
+    by_name = {g["name"]: g for g in groups}
+    assert set(by_name) == {"weights", "biases and norms"}
+    assert by_name["weights"]["weight_decay"] == ALTERNATIVE_1.weight_decay and by_name["biases and norms"]["weight_decay"] == 0
+    assert all(p.ndim > 1 for p in by_name["weights"]["params"])
+    assert all(p.ndim <= 1 for p in by_name["biases and norms"]["params"])
+    trainable = [p for p in run.model.parameters() if p.requires_grad]
+    grouped = [p for g in groups for p in g["params"]]
+    assert len(grouped) == len(trainable) and {id(p) for p in grouped} == {id(p) for p in trainable}
+    # the warm-up drives every group: after one step both groups have the schedule's LR, far below the peak
+    run.optimizer.step()  # no gradients yet: nothing moves
+    run.scheduler.step()
+    lrs = {g["name"]: g["lr"] for g in run.optimizer.param_groups}
+    assert lrs["weights"] == lrs["biases and norms"] == pytest.approx(run.schedule.lr_at(1))
+    assert lrs["weights"] < ALTERNATIVE_1.lr
+
+
+def test_a_one_group_checkpoint_resumes_with_its_own_layout(tmp_path):
+    old = make_run("retinanet_tiny", tmp_path / "old", callbacks=[StopAt(2)])
+    old.optimizer = ALTERNATIVE_1.replace(preset="retinanet_tiny").make_optimizer(old.model.parameters())
+    from nbdetect import schedules
+
+    old.scheduler = schedules.to_torch(old.optimizer, old.schedule)
+    old.run()
+    assert old.status == "stopped" and len(load_checkpoint(old.last_checkpoint)["optimizer"]["param_groups"]) == 1
+    resumed = make_run("retinanet_tiny", tmp_path / "old")
+    assert len(resumed.optimizer.param_groups) == 2
+    resumed.resume_from(old.last_checkpoint).run()
+    assert resumed.status == "finished" and resumed.step == 6 and len(resumed.optimizer.param_groups) == 1
+    assert resumed.history.iterations[-1]["lr"] == pytest.approx(resumed.schedule.lr_at(5))
