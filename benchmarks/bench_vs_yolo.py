@@ -197,7 +197,8 @@ ABLATIONS = {  # each change of the recipe turned off on its own (what it bought
     "no augmentation": {"augment": False},
     "no EMA": {"ema": False},
     "no data anchors": {"data_anchors": False},
-    "neither (the previous recipe)": {"augment": False, "ema": False},
+    "IoU 0.5/0.4 matching (torchvision's)": {"match_iou": False},
+    "no augmentation, no EMA": {"augment": False, "ema": False},
     "lr auto": {"lr": "auto"},
 }
 

@@ -15,7 +15,7 @@ import torch
 from . import run_dirs, run_guard
 from .hooks import LossBefore
 from .inputs import prepare_data
-from .models import build_model, default_device, family_of, num_classes_of
+from .models import build_model, default_device, family_of, num_classes_of, set_anchor_matching
 from .recipes import ALTERNATIVE_1, ALTERNATIVE_2, ALTERNATIVE_3, RECIPES, SEED_MULTISTEP, Recipe, get_recipe
 from .trainer import TrainingRun
 from .errors import InputError, RunError, positive_int
@@ -158,7 +158,23 @@ def _build(recipe: Recipe, data, preset, weights, device, image_size, synthetic,
             meta.update(anchor_sizes=[list(x) for x in fitted.sizes], aspect_ratios=[list(x) for x in fitted.ratios])
         if fitted is not None:
             meta["anchor_coverage"] = [round(fitted.coverage_before, 4), round(fitted.coverage_after, 4)]
+    _match_anchors(recipe, model, meta)
     return model, preset, meta
+
+
+def _match_anchors(recipe: Recipe, model, meta: dict, yours: bool = False) -> None:
+    """The recipe's anchor matching on a RetinaNet (models.set_anchor_matching), recorded in ``meta``; a model
+    of the user's that had other thresholds gets one line saying what changed."""
+    if not recipe.match_iou:
+        return
+    before = set_anchor_matching(model, recipe.match_iou)
+    if before is None:
+        return
+    meta["match_iou"] = list(recipe.match_iou)
+    if yours and before != tuple(recipe.match_iou):
+        print(f"nbdetect: {recipe.short_title or recipe.name} trains your RetinaNet with anchors matched at IoU "
+              f">= {recipe.match_iou[0]:g} (background < {recipe.match_iou[1]:g}); it had {before[0]:g}/{before[1]:g}. "
+              f"Pass match_iou=False to keep yours.")
 
 
 def run_recipe(recipe: Recipe | str, train=None, val=None, *, num_classes=None, class_names=None, model=None,
@@ -193,6 +209,7 @@ def run_recipe(recipe: Recipe | str, train=None, val=None, *, num_classes=None, 
     else:
         preset = preset or f"your {family_of(model)}"
         meta = {**(meta or {}), "preset": preset}
+        _match_anchors(recipe, model, meta, yours=True)
     recipe = recipe.replace(preset=preset)
     meta.update(num_classes=data.num_classes, class_names=data.class_names, synthetic=data.synthetic)
     if auto_lr:
@@ -236,6 +253,8 @@ def alternative_1(train=None, val=None, *, num_classes=None, class_names=None, m
     lr: the peak learning rate, or "auto" to run an LR range test first (nbdetect.find_lr) and use its suggestion.
     threads: torch CPU threads while training (default on a CPU: one fewer than the usable cores, at least 1;
         on a GPU torch's own); shown next to images/s.
+    match_iou: (foreground, background) IoU at which RetinaNet's anchors are matched to boxes while training
+        (default (0.4, 0.3): more positives for small signs than torchvision's 0.5/0.4); False keeps the model's.
     exist_ok: write into ``out_dir`` even if it holds an earlier run (its files are replaced).
     verify_data: check every sample before training (decodes each image once: truncated files, bad boxes and
         labels are named before epoch 1; see the README for its cost); False skips it for huge datasets.

@@ -42,6 +42,7 @@ class Recipe:
     augment: bool = False  # box-aware training augmentation (nbdetect.data.augment) when nbdetect builds the loader
     ema: bool = False  # validate, score and save best.pt with a moving average of the weights (hooks.WeightEMA)
     data_anchors: bool = False  # fit the preset's anchors to the training boxes when nbdetect builds the model
+    match_iou: tuple[float, float] | None = None  # RetinaNet anchor matching (foreground, background IoU); None/False: the model's
 
     @property
     def on_failure(self) -> str | None:  # the name earlier versions used
@@ -97,7 +98,8 @@ class Recipe:
             sched = f"constant {self.lr:g}"
         clip = f", grad clip {self.grad_clip:g}" if self.grad_clip else ""
         aug = ((", box-aware augmentation" if self.augment else "") + (", weight EMA" if self.ema else "")
-               + (", anchors fitted to the data" if self.data_anchors else ""))
+               + (", anchors fitted to the data" if self.data_anchors else "")
+               + (f", anchors matched at IoU {self.match_iou[0]:g}/{self.match_iou[1]:g}" if self.match_iou else ""))
         return (f"{self.title}: {self.preset}, {self.optimizer} lr {self.lr:g}, {sched}{clip}{aug}, "
                 f"{self.epochs} epochs")
 
@@ -138,6 +140,7 @@ ALTERNATIVE_1 = Recipe(
     augment=True,
     ema=True,
     data_anchors=True,
+    match_iou=(0.4, 0.3),  # more positive anchors for small boxes than torchvision's 0.5/0.4 (models.set_anchor_matching)
 )
 
 # torchvision's detection reference trains Faster R-CNN with SGD lr 0.02 for 16 images per

@@ -85,3 +85,33 @@ def test_a_tiny_retinanet_checkpoint_from_before_the_groupnorm_head_still_loads(
         assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), loaded.state_dict().values()))
         has_gn = any(isinstance(m, torch.nn.GroupNorm) for m in loaded.head.modules())
         assert has_gn == head_norm
+
+
+def test_looser_anchor_matching_gives_a_small_box_more_positive_anchors_and_refuses_bad_thresholds():
+    from torchvision.models.detection.image_list import ImageList
+    from torchvision.ops import box_iou
+
+    from nbdetect.errors import InputError
+    from nbdetect.models import set_anchor_matching
+
+    model = models.build_model("retinanet_tiny", 2, weights=None, min_size=256, max_size=256).eval()
+    images = ImageList(torch.zeros(1, 3, 256, 256), [(256, 256)])
+    features = list(model.backbone(images.tensors).values())
+    anchors = model.anchor_generator(images, features)[0]
+    positives = {}
+    for thresholds in [(0.5, 0.4), (0.4, 0.3)]:
+        assert set_anchor_matching(model, thresholds) is not None
+        for side in (14, 20, 30):  # small signs at arbitrary positions
+            for x in (37.0, 101.0, 170.0):
+                box = torch.tensor([[x, x + 3, x + side, x + 3 + side]])
+                matches = model.proposal_matcher(box_iou(box, anchors))
+                positives[thresholds, side, x] = int((matches >= 0).sum())
+    for key, n in positives.items():
+        if key[0] == (0.4, 0.3):
+            assert n >= positives[(0.5, 0.4), *key[1:]] and n >= 1
+    assert sum(n for k, n in positives.items() if k[0] == (0.4, 0.3)) > 1.5 * sum(
+        n for k, n in positives.items() if k[0] == (0.5, 0.4))
+    assert set_anchor_matching(models.build_model("fasterrcnn_tiny", 2, weights=None), (0.4, 0.3)) is None
+    with pytest.raises(InputError) as err:
+        set_anchor_matching(model, (0.3, 0.4))
+    assert err.value.where == "match_iou"
