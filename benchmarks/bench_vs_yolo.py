@@ -197,7 +197,7 @@ ABLATIONS = {  # each change of the recipe turned off on its own (what it bought
     "no augmentation": {"augment": False},
     "no EMA": {"ema": False},
     "no data anchors": {"data_anchors": False},
-    "IoU 0.5/0.4 matching (torchvision's)": {"match_iou": False},
+    "IoU 0.5-0.4 matching": {"match_iou": False},  # torchvision's thresholds
     "no augmentation, no EMA": {"augment": False, "ema": False},
     "lr auto": {"lr": "auto"},
 }
