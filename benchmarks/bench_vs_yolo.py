@@ -10,6 +10,7 @@ COCOeval (score >= 0.001, labels 1..K). Ultralytics is optional: without it the 
     python benchmarks/bench_vs_yolo.py --gtsdb --imgsz 640 --epochs 12
     python benchmarks/bench_vs_yolo.py --only alternative_1 --ablation   # Alternative 1 with each change off
     python benchmarks/bench_vs_yolo.py --only alternative_1 --ablation "lr auto"
+    python benchmarks/bench_vs_yolo.py --only --ablation      # the ablation rows alone (bench_vs_yolo_ablation.json)
 """
 from __future__ import annotations
 
@@ -209,7 +210,8 @@ def main() -> None:
     ap.add_argument("--imgsz", type=int, default=256)
     ap.add_argument("--threads", type=int, default=1, help="torch threads per process")
     ap.add_argument("--gtsdb", action="store_true", help="GTSDB (../shared/data/gtsdb) instead of the demo data")
-    ap.add_argument("--only", nargs="*", help="rows to run: alternative_1 alternative_2 yolov8n")
+    ap.add_argument("--only", nargs="*", help="rows to run: alternative_1 alternative_2 yolov8n (none given: only "
+                                              "the --ablation rows)")
     ap.add_argument("--ablation", nargs="*", help="also Alternative 1 with each change off (names of ABLATIONS; "
                                                   "none given: all)")
     ap.add_argument("--work", default="/tmp/nbdetect_vs_yolo", help="where data and runs go")
@@ -231,7 +233,7 @@ def main() -> None:
             export_gtsdb(data_root, GTSDB, size=args.imgsz)
         else:
             export_demo(data_root, size=args.imgsz)
-    rows = args.only or ["alternative_1", "alternative_2", "yolov8n"]
+    rows = args.only if args.only is not None else ["alternative_1", "alternative_2", "yolov8n"]
     try:
         import ultralytics  # noqa: F401
     except ImportError:
@@ -259,7 +261,8 @@ def main() -> None:
               f"{r['peak_rss_mb']:11.0f}")
         key = name.replace(" ", "_").replace("(", "").replace(")", "")
         figures.update({f"{key}_map50": r["map50"], f"{key}_map": r["map"], f"{key}_wall_s": r["wall_s"]})
-    report("bench_vs_yolo_gtsdb" if args.gtsdb else "bench_vs_yolo", figures,
+    name = "bench_vs_yolo" + ("_gtsdb" if args.gtsdb else "") + ("" if rows else "_ablation")
+    report(name, figures,
            {"epochs": args.epochs, "imgsz": args.imgsz, "threads": args.threads, "rows": results,
             "repo": str(REPO)})
 
