@@ -62,11 +62,14 @@ def train_one_epoch(
     on_iteration: Callable[[int, float, dict, int, float], None] | None = None,
     describe: Callable[[int], str] = lambda i: f"iteration {i}",
     start_iteration: int = 0,
+    average: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> EpochResult:
     """Run one (possibly partial) epoch.
 
     ``on_iteration(iteration, loss, components, n_images, lr)`` is called after
     each optimizer step with the LR that step used. ``should_stop`` is checked before each iteration.
+    ``average`` (a distributed run): the mean over the processes of the loss and its components, so every
+    process logs the global batch's loss and a non-finite loss on one of them stops all of them here.
     """
     model.train()
     result = EpochResult(loss=math.nan)
@@ -85,9 +88,13 @@ def train_one_epoch(
         with _autocast(device, amp):
             loss_dict = model(images, targets)
             loss = sum(loss_dict.values())
-        loss_value = float(loss.detach())
+        values = torch.stack([loss.detach().float(), *(v.detach().float() for v in loss_dict.values())]).cpu()
+        if average is not None:
+            values = average(values)
+        loss_value = float(values[0])
+        components = dict(zip(loss_dict, values[1:].tolist()))
         if not math.isfinite(loss_value):
-            parts = ", ".join(f"{k}={float(v.detach()):.4g}" for k, v in loss_dict.items())
+            parts = ", ".join(f"{k}={v:.4g}" for k, v in components.items())
             raise NonFiniteLossError(f"the loss became {loss_value} at {describe(iteration)} ({parts})")
         lr_used = optimizer.param_groups[0]["lr"]
         optimizer.zero_grad(set_to_none=True)
@@ -110,7 +117,6 @@ def train_one_epoch(
             optimizer.step()
         if scheduler is not None:
             scheduler.step()
-        components = {k: float(v.detach()) for k, v in loss_dict.items()}
         for k, v in components.items():
             totals[k] = totals.get(k, 0.0) + v
         loss_sum += loss_value
@@ -142,7 +148,8 @@ def loss_mode(model: nn.Module):
         model.train(was_training)
 
 
-def evaluate_loss(model: nn.Module, batches: Iterable, device: torch.device, amp: bool = False) -> tuple[float, dict]:
+def evaluate_loss(model: nn.Module, batches: Iterable, device: torch.device, amp: bool = False,
+                  gather: Callable[[object], list] | None = None) -> tuple[float, dict]:
     """Mean validation loss per image (and per component), without touching BN stats or grads.
 
     Note: torchvision samples anchors/proposals randomly when computing losses
@@ -162,6 +169,11 @@ def evaluate_loss(model: nn.Module, batches: Iterable, device: torch.device, amp
             total += float(sum(loss_dict.values())) * bs
             n += bs
     torch.set_rng_state(rng)
+    if gather is not None:  # a distributed run: each process had its part of the images; the mean is over all
+        parts_of_all = gather((total, n, parts))
+        total, n = sum(t for t, _, _ in parts_of_all), sum(c for _, c, _ in parts_of_all)
+        keys = dict.fromkeys(k for _, _, p in parts_of_all for k in p)
+        parts = {k: sum(p.get(k, 0.0) for _, _, p in parts_of_all) for k in keys}
     if n == 0:
         return math.nan, {}
     return total / n, {k: v / n for k, v in parts.items()}

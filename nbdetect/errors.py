@@ -61,6 +61,10 @@ class RunError(NbdetectError, RuntimeError):
     """A run cannot start or continue (another run is active, its folder is taken)."""
 
 
+class DistributedError(RunError):
+    """A run on more than one process cannot start (fork after CUDA, no connection) or one of them failed."""
+
+
 def choose_from(table: dict, name, argument: str):
     """``table[name]``, or an InputError listing the choices."""
     try:

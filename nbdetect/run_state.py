@@ -59,6 +59,8 @@ class RunState:
                 "recipe": dataclasses.asdict(self.recipe), "meta": self.meta, "rng": rng}
 
     def save(self, name: str = "last.pt") -> Path:
+        if not getattr(self, "is_main", True):  # in a distributed run only rank 0 writes
+            return self.last_checkpoint
         self.last_checkpoint = save_checkpoint(self.state_dict(), self.out_dir / name)
         return self.last_checkpoint
 

@@ -41,11 +41,18 @@ class TrainingRun(RunState):
                  optimizer: torch.optim.Optimizer | None = None, device=None, out_dir: str | Path = "nbdetect_runs/run",
                  amp: bool = True, eval_map_every: int = 1, callbacks=(), meta: dict | None = None,
                  tensorboard: bool = True, max_history_points: int = 4000, checkpoint_every: int = 1,
-                 threads: int | None = None):
+                 threads: int | None = None, devices: int = 1, group=None):
         self.recipe = recipe
         self.device = torch.device(device) if device is not None else default_device()
+        # devices > 1: the run forks its other processes when it starts (nbdetect.distributed); group: a process
+        # of a torchrun job, already in its process group
+        self.devices = group.world if group is not None else int(devices)
+        self.group = group
         self.threads = choose_threads(self.device.type, threads)  # applied while the run trains (nbdetect.threads)
-        self.model = model.to(self.device)
+        # a run that forks keeps the model off the GPU until then (CUDA cannot be initialised before a fork)
+        self.model = model.to(self.device) if self.devices == 1 or group is not None else model
+        self.train_model = self.model  # what the training step calls (DistributedDataParallel around the model)
+        self._val_shard = None  # a distributed rank's part of the validation data
         self.eval_model = self.model  # what validation, mAP and best.pt use (the weights' EMA when the recipe has one)
         self.train_loader, self.val_loader = train_loader, val_loader
         try:
@@ -74,6 +81,8 @@ class TrainingRun(RunState):
         self.hooks = [FolderLock(), *([WeightEMA()] if recipe.ema else []), MapEvaluator(eval_map_every),
                       HistoryFiles(tensorboard), self.checkpointer, self.throughput, self.judge]
         self.callbacks = [*self.hooks, *callbacks]
+        if group is not None and not group.is_main:
+            self._become_rank(group)
         self.verdict = Verdict("pending", "Waiting for the first epoch.", "No rule applies yet.")
 
         self.epoch = 0  # completed epochs
@@ -137,11 +146,98 @@ class TrainingRun(RunState):
         return f"after epoch {self.epoch}"
 
     # -- the loop --------------------------------------------------------------
+    @property
+    def is_main(self) -> bool:
+        """The process that writes files and drives the display (the only one without ``devices``)."""
+        return self.group is None or self.group.is_main
+
+    def _should_stop(self) -> bool:
+        """Stop now? In a distributed run every rank gets the same answer at the same iteration."""
+        if self.group is None:
+            return self.stop_event.is_set()
+        if self.group.agree(self.stop_event.is_set()):
+            self.stop_event.set()
+        return self.stop_event.is_set()
+
+    def _val_part(self):
+        """The validation images this process computes the loss on (all of them, or its rank's part)."""
+        if self.group is None:
+            return self.val_loader
+        if self._val_shard is None:
+            from .data.loader import shard_val_loader
+
+            self._val_shard = shard_val_loader(self.val_loader, self.group.rank, self.group.world)
+        return self._val_shard
+
+    def _become_rank(self, group) -> None:
+        """This (forked or torchrun) process trains as rank ``group.rank``: its share of every batch, its part of
+        the validation images, no files and no display (rank 0 has them)."""
+        from . import distributed
+        from .data.loader import shard_train_loader
+
+        self.group = group
+        self.device = distributed.device_of(group, self.device)
+        self.model = self.model.to(self.device)
+        self.eval_model = self.model
+        self.hooks = [h for h in self.hooks if isinstance(h, WeightEMA)]
+        self.callbacks = list(self.hooks)
+        self.monitor = None
+        self.train_loader = shard_train_loader(self.train_loader, group.rank, group.world)
+        self.threads = 1 if self.device.type == "cpu" else self.threads  # CPU processes share the cores
+        self._restored_rng = None  # rank 0's draws are restored from a checkpoint, not copied
+        torch.manual_seed(torch.initial_seed() + 1000 * group.rank)  # its own augmentation and sampling draws
+
+    def _start_ranks(self) -> None:
+        """Rank 0 of a ``devices=N`` run: fork the other ranks, join the group, wrap the model in DDP."""
+        from torch.nn.parallel import DistributedDataParallel
+
+        from . import distributed
+        from .data.loader import shard_train_loader
+
+        if self.group is None and self.devices > 1:
+            self.group = distributed.fork_workers(self.devices, self.device, self._train_as_rank)
+            self.device = distributed.device_of(self.group, self.device)
+            self.model = self.model.to(self.device)
+            if self.eval_model is not self.model:
+                self.eval_model = self.eval_model.to(self.device)
+            else:
+                self.eval_model = self.model
+            self.train_loader = shard_train_loader(self.train_loader, 0, self.devices)
+            if self.device.type == "cpu" and self.threads:
+                self.threads = max(1, self.threads // self.devices)
+                torch.set_num_threads(self.threads)
+        if self.group is not None:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.train_model = DistributedDataParallel(self.model, device_ids=ids)
+
+    def _rank_failure(self, exc: BaseException) -> BaseException:
+        """Rank 0's error when another rank failed first: that rank and its error, not a broken connection."""
+        if self.group is None or not self.is_main or not self.group.workers:
+            return exc
+        from .errors import DistributedError
+
+        said = self.group.failure()
+        if not said:
+            return exc
+        err = DistributedError(f"a training process failed ({said}); every process stopped with it",
+                               where="devices", fix="fix the error above (it is the same on one process: try "
+                                                    "devices=1), then resume=True continues from last.pt")
+        err.__cause__ = exc
+        return err
+
+    def _train_as_rank(self, group) -> None:
+        """In a forked process: train as ``group.rank`` of this run, then end (errors reach rank 0)."""
+        self._thread = None
+        self._become_rank(group)
+        self._fit()
+        if self.error is not None:
+            raise self.error
+
     def _on_iteration(self, epoch_idx: int):
         def on_iteration(i, loss, components, n_images, lr):
             self.step += 1
             self.iteration = i + 1
-            self.images_seen += n_images
+            self.images_seen += n_images * (self.group.world if self.group is not None else 1)
             rec = self.history.log_iteration(step=self.step, epoch=epoch_idx + 1, lr=lr, loss=loss, **components)
             dispatch(self.callbacks, "on_iteration_end", self, rec)
 
@@ -163,7 +259,8 @@ class TrainingRun(RunState):
                "time_s": acc["seconds"], "images_per_s": acc["images"] / acc["seconds"] if acc["seconds"] else math.nan,
                "data_wait_frac": acc["data_seconds"] / acc["seconds"] if acc["seconds"] else math.nan}
         if self.val_loader is not None:
-            val_loss, parts = engine.evaluate_loss(self.eval_model, self.val_loader, self.device, self.amp)
+            val_loss, parts = engine.evaluate_loss(self.eval_model, self._val_part(), self.device, self.amp,
+                                                   gather=self.group.gather if self.group is not None else None)
             if not math.isfinite(val_loss):
                 raise engine.NonFiniteLossError(f"the validation loss became {val_loss} after epoch {epoch_idx + 1}")
             rec.update(val_loss=val_loss, **{f"val_{k}": v for k, v in parts.items()})
@@ -183,18 +280,20 @@ class TrainingRun(RunState):
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True  # fixed-size batches after the model's resize: worth tuning
         try:
+            self._start_ranks()
             dispatch(self.callbacks, "on_run_start", self)
             for epoch_idx in range(self.epoch, self.epochs):
-                if self.stop_event.is_set():
+                if self._should_stop():
                     break
                 dispatch(self.callbacks, "on_epoch_start", self)
                 batches = epoch_batches(self.train_loader, epoch_idx, self.iteration)
                 self._restore_rng()
                 res = engine.train_one_epoch(
-                    self.model, self.optimizer, batches, self.device,
+                    self.train_model, self.optimizer, batches, self.device,
                     scheduler=self.scheduler, scaler=self.scaler, grad_clip=self.recipe.grad_clip, amp=self.amp,
-                    should_stop=self.stop_event.is_set, on_iteration=self._on_iteration(epoch_idx),
-                    describe=self._describe(epoch_idx), start_iteration=self.iteration)
+                    should_stop=self._should_stop, on_iteration=self._on_iteration(epoch_idx),
+                    describe=self._describe(epoch_idx), start_iteration=self.iteration,
+                    average=self.group.mean if self.group is not None else None)
                 for key, value in (("loss_sum", res.loss * res.iterations if res.iterations else 0.0),
                                    ("iterations", res.iterations), ("images", res.images),
                                    ("seconds", res.seconds), ("data_seconds", res.data_seconds)):
@@ -227,7 +326,7 @@ class TrainingRun(RunState):
             self.message = str(self.error)
         except BaseException as exc:  # keep the weights of a crashed run
             self.status = "failed"
-            self.error = exc
+            self.error = self._rank_failure(exc)
             try:
                 self.save("last.pt")
                 self.message = f"failed with {type(exc).__name__}: {exc}; state saved to {self.last_checkpoint}"
@@ -235,6 +334,8 @@ class TrainingRun(RunState):
                 self.message = f"failed with {type(exc).__name__}: {exc}"
         finally:
             self.ended_at = time.monotonic()
+            if self.group is not None and self.is_main:
+                self.group.close()  # rank 0: the process group ends, the forked ranks are waited for (or ended)
             torch.set_num_threads(threads_before)
             run_guard.release(self)
             try:

@@ -104,3 +104,88 @@ def resumable(user_loader: DataLoader, seed: int = 0) -> tuple[DataLoader, str]:
     return rebuilt, ("your shuffling DataLoader was rebuilt around a resumable sampler (same dataset, batch size "
                      f"{user_loader.batch_size}, collate_fn and {workers} workers): a stopped run resumes with "
                      "exactly the batch order of an uninterrupted one")
+
+
+class ShardedSampler(Sampler):
+    """Rank ``rank`` of ``world``'s share of a :class:`ResumableSampler`'s global batches of ``batch_size``:
+    positions ``rank*b .. (rank+1)*b`` of each (``b = batch_size // world``). The last short global batch is
+    filled from the start of the epoch's order (as torch's DistributedSampler pads), so every rank takes the same
+    number of steps as one process: ``ceil(n / batch_size)``. ``set_start`` counts this rank's samples."""
+
+    def __init__(self, base: ResumableSampler, batch_size: int, rank: int, world: int):
+        self.base, self.batch_size, self.rank, self.world = base, int(batch_size), int(rank), int(world)
+        self.share = self.batch_size // self.world
+        self.steps = -(-base.n // self.batch_size)
+        self.start_step = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.base.set_epoch(epoch)
+
+    def set_start(self, index: int) -> None:
+        self.start_step = max(0, int(index)) // self.share
+
+    def __iter__(self):
+        start, self.start_step = self.start_step, 0
+        order = self.base.order()
+        need = self.steps * self.batch_size
+        padded = (order * (-(-need // max(len(order), 1))))[:need]
+        for step in range(start, self.steps):
+            first = step * self.batch_size + self.rank * self.share
+            yield from padded[first:first + self.share]
+
+    def __len__(self) -> int:
+        return self.steps * self.share
+
+
+class StridedSampler(Sampler):
+    """Every ``world``-th index from ``rank``: a rank's part of the validation set (no padding, no overlap)."""
+
+    def __init__(self, n: int, rank: int, world: int):
+        self.indices = list(range(int(rank), int(n), int(world)))
+
+    def __iter__(self):
+        return iter(self.indices)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+
+def _base_sampler(loader: DataLoader) -> ResumableSampler | None:
+    from torch.utils.data import RandomSampler, SequentialSampler
+
+    sampler = getattr(loader, "sampler", None)
+    if isinstance(sampler, ResumableSampler):
+        return sampler
+    n = len(loader.dataset)
+    if isinstance(sampler, SequentialSampler):
+        return ResumableSampler(n, shuffle=False)
+    if isinstance(sampler, RandomSampler):
+        return ResumableSampler(n, shuffle=True)
+    return None
+
+
+def _rebuilt(loader: DataLoader, batch_size: int, sampler: Sampler) -> DataLoader:
+    return DataLoader(loader.dataset, batch_size=batch_size, sampler=sampler, collate_fn=loader.collate_fn,
+                      num_workers=loader.num_workers, pin_memory=loader.pin_memory,
+                      worker_init_fn=loader.worker_init_fn, persistent_workers=loader.num_workers > 0,
+                      timeout=loader.timeout)
+
+
+def shard_train_loader(loader: DataLoader, rank: int, world: int) -> DataLoader:
+    """This rank's DataLoader over its share of every global batch (see :class:`ShardedSampler`)."""
+    from ..errors import InputError
+
+    base = _base_sampler(loader) if isinstance(loader, DataLoader) else None
+    if base is None or loader.batch_size is None:
+        raise InputError("devices > 1 needs a training DataLoader nbdetect can split between processes "
+                         f"(this one has a {type(getattr(loader, 'sampler', None)).__name__} / a batch_sampler)",
+                         where="train", fix="pass the Dataset itself (nbdetect builds the loader), or a DataLoader "
+                                            "with shuffle=True/False and a batch_size")
+    return _rebuilt(loader, loader.batch_size // world, ShardedSampler(base, loader.batch_size, rank, world))
+
+
+def shard_val_loader(loader, rank: int, world: int):
+    """This rank's part of the validation data (every world-th image): the ranks' parts add up to all of it."""
+    if loader is None or not isinstance(loader, DataLoader) or loader.batch_size is None:
+        return loader
+    return _rebuilt(loader, loader.batch_size, StridedSampler(len(loader.dataset), rank, world))
