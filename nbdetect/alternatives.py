@@ -181,9 +181,11 @@ def run_recipe(recipe: Recipe | str, train=None, val=None, *, num_classes=None, 
                preset=None, weights="DEFAULT", epochs=None, batch_size=None, lr=None, label_base=1, device=None,
                out_dir=None, resume=False, monitor="auto", background=None, image_size=None, num_workers=0,
                eval_map_every=1, seed=0, amp=True, synthetic=None, optimizer=None, meta=None, callbacks=(),
-               replace=False, thresholds=None, exist_ok=False, verify_data=True, threads=None,
-               **overrides) -> TrainingRun:
+               replace=False, thresholds=None, exist_ok=False, verify_data=True, threads=None, devices=1,
+               sync_bn=False, **overrides) -> TrainingRun:
     """Train ``recipe`` on the given data; see :func:`alternative_1` for the arguments."""
+    from . import distributed
+
     recipe = get_recipe(recipe) if isinstance(recipe, str) else recipe
     auto_lr = isinstance(lr, str)
     if auto_lr and (lr != "auto" or recipe.optimizer == "keep" or optimizer is not None):
@@ -197,6 +199,9 @@ def run_recipe(recipe: Recipe | str, train=None, val=None, *, num_classes=None, 
     changes = {k: v for k, v in {"lr": lr, "batch_size": batch_size, **overrides}.items() if v is not None}
     recipe = recipe.replace(**changes) if changes else recipe
     device = torch.device(device) if device is not None else default_device()
+    group = distributed.from_env()  # a process of a torchrun job: it is one of the devices
+    devices = distributed.check_devices(group.world if group is not None else devices, device.type,
+                                        recipe.batch_size, sync_bn)
     if num_classes is None and model is not None:
         num_classes = num_classes_of(model)
     data = prepare_data(train, val, num_classes=num_classes, class_names=class_names, label_base=label_base,
@@ -226,9 +231,11 @@ def run_recipe(recipe: Recipe | str, train=None, val=None, *, num_classes=None, 
             ckpt = None
     if ckpt is None:
         out_dir = run_dirs.choose(out_dir, recipe.name, exist_ok=exist_ok)
+    if devices > 1:
+        meta["devices"] = devices
     run = TrainingRun(model, data.train_loader, data.val_loader, recipe=recipe, optimizer=optimizer, device=device,
                       out_dir=out_dir, amp=amp, eval_map_every=eval_map_every, meta=meta,
-                      callbacks=callbacks, threads=threads)
+                      callbacks=callbacks, threads=threads, devices=devices, group=group, sync_bn=sync_bn)
     if ckpt is not None:
         run.resume_from(ckpt)
         print(f"nbdetect: resuming from {ckpt} at epoch {run.epoch + 1}, iteration {run.iteration}")
@@ -253,6 +260,11 @@ def alternative_1(train=None, val=None, *, num_classes=None, class_names=None, m
     lr: the peak learning rate, or "auto" to run an LR range test first (nbdetect.find_lr) and use its suggestion.
     threads: torch CPU threads while training (default on a CPU: one fewer than the usable cores, at least 1;
         on a GPU torch's own); shown next to images/s.
+    devices: training processes (default 1). On GPUs one per GPU (DDP over NCCL); on a CPU N processes (gloo).
+        The batch_size is split between them (it must be divisible by devices), so the LR schedule and the
+        checkpoints are those of one process and a run resumes on any number of them. From a notebook call it
+        before anything uses the GPU in the kernel (the processes are forked); from a script use torchrun.
+        sync_bn=True (GPUs) computes BatchNorm statistics over the whole batch.
     match_iou: (foreground, background) IoU at which RetinaNet's anchors are matched to boxes while training
         (default (0.4, 0.3): more positives for small signs than torchvision's 0.5/0.4); False keeps the model's.
     exist_ok: write into ``out_dir`` even if it holds an earlier run (its files are replaced).

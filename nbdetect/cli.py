@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 import time
 
@@ -31,6 +32,10 @@ def _add_train_args(p: argparse.ArgumentParser, recipe_default: str) -> None:
     p.add_argument("--out", help="output folder (default: nbdetect_runs/<recipe>)")
     p.add_argument("--resume", action="store_true", help="continue from <out>/last.pt")
     p.add_argument("--threads", type=int, help="torch CPU threads (default on CPU: usable cores - 1, at least 1)")
+    p.add_argument("--devices", type=int, default=1,
+                   help="training processes from this one command: one per GPU, or N CPU processes (under torchrun: "
+                        "its --nproc_per_node)")
+    p.add_argument("--sync-bn", action="store_true", help="BatchNorm statistics over the whole batch (GPUs)")
     p.add_argument("--train-images", type=int, help="synthetic data: number of training images")
     p.add_argument("--val-images", type=int, help="synthetic data: number of validation images")
 
@@ -44,13 +49,17 @@ def _train(args) -> int:
     if args.val_images:
         synthetic["n_val"] = args.val_images
     t0 = time.perf_counter()
+    main = int(os.environ.get("RANK", "0")) == 0  # under torchrun only rank 0 reports and writes
     run = run_recipe(args.recipe, args.data, args.val, num_classes=args.num_classes, label_base=args.label_base,
                      preset=args.preset, weights=_weights(args.weights), epochs=args.epochs,
                      batch_size=args.batch_size, lr=args.lr, device=args.device,
-                     out_dir=args.out or f"nbdetect_runs/{args.recipe}", resume=args.resume, monitor="text",
-                     threads=getattr(args, "threads", None),
+                     out_dir=args.out or f"nbdetect_runs/{args.recipe}", resume=args.resume,
+                     monitor="text" if main else False, threads=getattr(args, "threads", None),
+                     devices=getattr(args, "devices", 1), sync_bn=getattr(args, "sync_bn", False),
                      background=False, synthetic=synthetic or None)
     wall = time.perf_counter() - t0
+    if not run.is_main:
+        return 0 if run.status in ("finished", "stopped") else 1
     summary = _summarise(run, wall)
     print(json.dumps(summary, indent=2, default=str))
     return 0 if run.status in ("finished", "stopped") else 1
@@ -75,6 +84,7 @@ def _summarise(run, wall_s: float) -> dict:
         "train_images_per_s": round(_mean([e.get("images_per_s") for e in run.history.epochs]), 2),
         "device": run.device.type,
         "torch_threads": run.threads or torch.get_num_threads(),
+        "processes": run.devices,
         "first_val_loss": (run.history.epochs[0].get("val_loss") if run.history.epochs else None),
         "last_val_loss": last.get("val_loss"),
         "map": last.get("map"),

@@ -116,7 +116,13 @@ def visible_gpus() -> int:
     return found
 
 
-def check_devices(devices, device_type: str, batch_size: int) -> int:
+def sync_batchnorm(model):
+    """The model with its training BatchNorm layers synchronised across the processes (the same Parameter
+    objects, so the optimizer keeps them; frozen BatchNorm, as in torchvision's ResNet detectors, stays frozen)."""
+    return torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+
+
+def check_devices(devices, device_type: str, batch_size: int, sync_bn: bool = False) -> int:
     """``devices`` as a process count, or an error naming the argument and the fix."""
     if isinstance(devices, bool) or not isinstance(devices, int) or devices < 1:
         raise InputError(f"devices={devices!r}: the number of training processes, an int >= 1", where="devices",
@@ -125,6 +131,9 @@ def check_devices(devices, device_type: str, batch_size: int) -> int:
         raise InputError(f"batch_size={batch_size} cannot be split over devices={devices}: every process trains "
                          f"on an equal share of each batch", where="batch_size",
                          fix=f"pass a batch_size divisible by {devices}, e.g. batch_size={devices * max(1, batch_size // devices)}")
+    if sync_bn and device_type != "cuda":
+        raise InputError("sync_bn=True needs GPUs: torch's SyncBatchNorm has no CPU kernel", where="sync_bn",
+                         fix="leave sync_bn off on a CPU (each process normalises its share of the batch)")
     if device_type == "cuda" and devices > 1:
         gpus = visible_gpus()
         if gpus and devices > gpus:

@@ -41,13 +41,18 @@ class TrainingRun(RunState):
                  optimizer: torch.optim.Optimizer | None = None, device=None, out_dir: str | Path = "nbdetect_runs/run",
                  amp: bool = True, eval_map_every: int = 1, callbacks=(), meta: dict | None = None,
                  tensorboard: bool = True, max_history_points: int = 4000, checkpoint_every: int = 1,
-                 threads: int | None = None, devices: int = 1, group=None):
+                 threads: int | None = None, devices: int = 1, group=None, sync_bn: bool = False):
         self.recipe = recipe
         self.device = torch.device(device) if device is not None else default_device()
         # devices > 1: the run forks its other processes when it starts (nbdetect.distributed); group: a process
         # of a torchrun job, already in its process group
         self.devices = group.world if group is not None else int(devices)
         self.group = group
+        self.sync_bn = bool(sync_bn)  # BatchNorm statistics over the global batch (GPUs; nbdetect.distributed)
+        if group is not None:
+            from .distributed import device_of
+
+            self.device = device_of(group, self.device)
         self.threads = choose_threads(self.device.type, threads)  # applied while the run trains (nbdetect.threads)
         # a run that forks keeps the model off the GPU until then (CUDA cannot be initialised before a fork)
         self.model = model.to(self.device) if self.devices == 1 or group is not None else model
@@ -207,6 +212,10 @@ class TrainingRun(RunState):
                 self.threads = max(1, self.threads // self.devices)
                 torch.set_num_threads(self.threads)
         if self.group is not None:
+            if self.sync_bn:
+                from .distributed import sync_batchnorm
+
+                self.model = sync_batchnorm(self.model)  # its BatchNorm layers replaced in place: the same model
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.train_model = DistributedDataParallel(self.model, device_ids=ids)
 

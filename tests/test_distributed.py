@@ -172,3 +172,75 @@ def test_devices_and_batch_size_are_checked_before_anything_starts(tmp_path):
         check_devices(0, "cpu", 4)
     assert err.value.where == "devices"
     assert check_devices(2, "cpu", 4) == 2
+
+
+def test_a_notebook_cell_with_devices_2_shows_one_panel_stops_on_click_and_resumes_on_one_process(tmp_path):
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    setup = ("import time, nbdetect\n"
+             "ARGS = dict(preset='retinanet_tiny', weights=None, epochs=30, image_size=96, eval_map_every=0,\n"
+             "            synthetic={'n_train': 16, 'n_val': 4, 'image_size': (96, 96)}, verify_data=False)\n"
+             "run = nbdetect.alternative_1(None, None, devices=2, monitor='panel', **ARGS)")
+    click = ("deadline = time.time() + 120\n"
+             "while run.step < 3 and time.time() < deadline:\n"
+             "    time.sleep(0.2)\n"
+             "run.monitor.stop_button.click()\n"
+             "run.wait(120)\n"
+             "print('STATUS', run.status, run.step, [p.exitcode for p in run.group.workers], run.progress()['processes'])\n"
+             "print('LINE', run.monitor.progress_text.value)")
+    resume = ("again = nbdetect.alternative_1(None, None, devices=1, monitor=False, resume=True,\n"
+              "                               **{**ARGS, 'epochs': 30})\n"
+              "print('RESUMED', again.status, again.step, again.total_steps, again.out_dir == run.out_dir)")
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(c) for c in (setup, click, resume)]
+    nbclient.NotebookClient(nb, timeout=600, kernel_name="python3",
+                            resources={"metadata": {"path": str(tmp_path)}}).execute()
+    panels = [o for o in nb.cells[0].outputs if o.output_type == "display_data"
+              and "application/vnd.jupyter.widget-view+json" in o.data]
+    assert len(panels) == 1  # one panel for both processes
+    said = "".join(o.get("text", "") for o in nb.cells[1].outputs)
+    status = said.split("STATUS ")[1].split("\n")[0].split(" ", 2)
+    assert status[0] == "stopped" and 3 <= int(status[1]) < 120 and status[2].startswith("[0]")
+    assert "cpu x 2 processes" in said.split("LINE ")[1]
+    resumed = "".join(o.get("text", "") for o in nb.cells[2].outputs).split("RESUMED ")[1].split()
+    assert resumed == ["finished", "120", "120", "True"]
+
+
+def test_sync_batchnorm_keeps_the_optimizers_parameters_and_leaves_frozen_batchnorm_frozen():
+    from nbdetect.distributed import check_devices, sync_batchnorm
+
+    model = build_model("retinanet_tiny", 2, weights=None)
+    frozen_bn(model.backbone.blocks[0])  # a frozen part, as torchvision's ResNet detectors have
+    before = {id(p) for p in model.parameters()}
+    synced = sync_batchnorm(model)
+    kinds = {type(m).__name__ for m in synced.modules()}
+    assert "SyncBatchNorm" in kinds and "BatchNorm2d" not in kinds and "FrozenBatchNorm2d" in kinds
+    assert {id(p) for p in synced.parameters()} == before
+    with pytest.raises(InputError) as err:
+        check_devices(2, "cpu", 4, sync_bn=True)
+    assert err.value.where == "sync_bn"
+
+
+def test_torchrun_runs_the_same_code_path_and_its_checkpoint_resumes_on_one_process(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    common = ["-m", "nbdetect", "train", "--preset", "retinanet_tiny", "--weights", "none", "--epochs", "3",
+              "--train-images", "8", "--val-images", "4", "--threads", "1", "--out", str(tmp_path / "out")]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                          *common],
+                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert two.returncode == 0, two.stderr[-2000:]
+    metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert metrics["processes"] == 2 and metrics["status"] == "finished" and metrics["epochs_done"] == 3
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # rank 1 wrote nothing anywhere
+    assert two.stdout.count('"status": "finished"') == 1  # one report, from rank 0
+    ckpt = load_checkpoint(tmp_path / "out" / "last.pt")
+    assert ckpt["step"] == 6 and ckpt["meta"]["devices"] == 2
+    on_one = subprocess.run([sys.executable, *common, "--resume"], cwd=tmp_path, env=env, capture_output=True,
+                            text=True, timeout=300)
+    assert on_one.returncode == 0, on_one.stderr[-2000:]
+    assert "resuming from" in on_one.stdout and json.loads((tmp_path / "out" / "metrics.json").read_text())[
+        "processes"] == 1

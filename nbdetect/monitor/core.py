@@ -63,7 +63,10 @@ def progress_line(p: dict, loss: float | None = None, lr: float | None = None) -
     where = ""
     if p.get("device"):  # images/s means little without what produced it
         threads = p.get("threads")
-        where = f" ({p['device']}" + (f", {threads} thread{'s' if threads != 1 else ''}" if threads else "") + ")"
+        processes = p.get("processes") or 1  # a distributed run: images/s of all its processes together
+        where = (f" ({p['device']}" + (f" x {processes} processes" if processes > 1 else "")
+                 + (f", {threads} thread{'s' if threads != 1 else ''}" + (" each" if processes > 1 else "")
+                    if threads else "") + ")")
     parts.append((f"{ips:.1f} images/s" if ips is not None and math.isfinite(ips) else "-- images/s") + where)
     if p.get("gpu_memory_gb") is not None:
         parts.append(f"GPU memory {p['gpu_memory_gb']:.1f} GB peak")
