@@ -66,7 +66,24 @@ PATHS = {  # id in docs/ERRORS.md: (call, words the message must contain)
                                 ["number of batches", "DataLoader"]),
     "rerun_active_recipe": (lambda tmp: _rerun_active(tmp), ["still training", "run.wait()", "replace=True"]),
     "stopped_waiting": (lambda tmp: _interrupted_wait(tmp), ["stopped waiting", "Stop"]),
+    "devices_uneven_batch": (lambda tmp: nbdetect.alternative_1(toy_samples(4), num_classes=2, devices=3,
+                                                                batch_size=4, **FAST),
+                             ["batch_size=4", "devices=3", "batch_size=3"]),
+    "devices_not_a_count": (lambda tmp: nbdetect.alternative_1(toy_samples(4), num_classes=2, devices="2", **FAST),
+                            ["devices='2'", "devices=2"]),
+    "sync_bn_on_cpu": (lambda tmp: nbdetect.alternative_1(toy_samples(4), num_classes=2, devices=2, sync_bn=True,
+                                                          **FAST), ["sync_bn=True", "GPUs"]),
+    "devices_after_cuda": (lambda tmp: _fork_after_cuda(), ["restart the kernel", "torchrun"]),
 }
+
+
+def _fork_after_cuda():
+    from unittest import mock
+
+    from nbdetect import distributed
+
+    with mock.patch.object(torch.cuda, "is_initialized", return_value=True):
+        return distributed.fork_workers(2, torch.device("cuda"), lambda group: None)
 
 
 class _ActiveRun:
