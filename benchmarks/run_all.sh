@@ -5,7 +5,7 @@
 set -uo pipefail
 cd "$(dirname "$0")"
 PY=${PYTHON:-python3}
-for script in bench_judges.py bench_faults.py bench_loop.py bench_data.py bench_monitor.py bench_diagnose.py bench_guide_claim.py bench_find_lr.py; do
+for script in bench_judges.py bench_faults.py bench_loop.py bench_data.py bench_monitor.py bench_diagnose.py bench_guide_claim.py bench_find_lr.py bench_ddp.py; do
   echo "=== $script"
   "$PY" "$script" 2>&1 | grep -v -E "^\[(seed_multistep|alternative_[12])\]" || echo "$script failed"
 done
