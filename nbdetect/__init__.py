@@ -5,6 +5,12 @@ Cell functions: :func:`alternative_1`, :func:`alternative_2`, :func:`alternative
 """
 __version__ = "0.1.0"
 
+import os as _os
+
+# torch.cuda.is_available() then asks NVML instead of initialising CUDA, so that a later devices=N run can still
+# fork its processes (nbdetect.distributed); torch documents this variable for exactly that. A user's own value wins.
+_os.environ.setdefault("PYTORCH_NVML_BASED_CUDA_CHECK", "1")
+
 # Public names, imported on first use (PEP 562): the Jupyter server imports this package for its
 # extension hooks, and must not pay for importing torch.
 _EXPORTS = {
