@@ -88,6 +88,10 @@ class TrainingRun(RunState):
         self.callbacks = [*self.hooks, *callbacks]
         if group is not None and not group.is_main:
             self._become_rank(group)
+        elif group is not None:  # rank 0 of a torchrun job: its share of every batch, like the others
+            from .data.loader import shard_train_loader
+
+            self.train_loader = shard_train_loader(self.train_loader, 0, group.world)
         self.verdict = Verdict("pending", "Waiting for the first epoch.", "No rule applies yet.")
 
         self.epoch = 0  # completed epochs

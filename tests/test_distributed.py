@@ -244,3 +244,33 @@ def test_torchrun_runs_the_same_code_path_and_its_checkpoint_resumes_on_one_proc
     assert on_one.returncode == 0, on_one.stderr[-2000:]
     assert "resuming from" in on_one.stdout and json.loads((tmp_path / "out" / "metrics.json").read_text())[
         "processes"] == 1
+
+
+def test_every_rank_of_a_torchrun_job_takes_its_share_of_the_batch_and_only_rank_0_keeps_the_hooks(tmp_path):
+    from nbdetect.distributed import Group
+
+    runs = []
+    for rank in (0, 1):
+        torch.manual_seed(0)
+        model = build_model("retinanet_tiny", 2, weights=None, min_size=96, max_size=96)
+        loader = make_loader(toy_samples(8), batch_size=4, seed=0)
+        runs.append(TrainingRun(model, loader, None, recipe=ALTERNATIVE_1.replace(epochs=1), out_dir=tmp_path,
+                                group=Group(rank=rank, world=2, backend="gloo"), device="cpu"))
+    assert [r.train_loader.batch_size for r in runs] == [2, 2] and [len(r.train_loader) for r in runs] == [2, 2]
+    assert runs[0].is_main and not runs[1].is_main
+    assert {type(h).__name__ for h in runs[1].callbacks} == {"WeightEMA"}
+    assert len(runs[0].callbacks) > 3 and runs[1].save() is None and not any(tmp_path.iterdir())
+
+
+def test_a_failure_in_rank_0_ends_the_forked_rank_too(tmp_path):
+    class FailsInRank0(FailsInRank1):
+        def __getitem__(self, i):
+            if i == self.bad and os.getpid() == self.parent:
+                raise ValueError(f"sample {i} is broken")
+            return self.items[i]
+
+    data = FailsInRank0(8, bad=ResumableSampler(8, seed=0).order()[4], how="raise")  # rank 0, second batch
+    run = make_run(tmp_path, 2, data=data)
+    with pytest.raises(ValueError, match="is broken"):
+        run.run()
+    assert run.status == "failed" and run.step == 1 and all(not p.is_alive() for p in run.group.workers)
