@@ -15,6 +15,7 @@ at the same iteration. Checkpoints and files are written by rank 0 only.
 from __future__ import annotations
 
 import datetime
+import gc
 import os
 import signal
 import socket
@@ -188,11 +189,18 @@ def fork_workers(devices: int, device: torch.device, train_rank, timeout_s: floa
     ctx = mp.get_context("fork")
     errors = ctx.Queue()
     workers = []
-    for rank in range(1, devices):
-        p = ctx.Process(target=_worker, args=(rank, devices, backend, port, timeout_s, train_rank, errors),
-                        name=f"nbdetect-rank{rank}", daemon=True)
-        p.start()
-        workers.append(p)
+    # What the forked processes inherit is never garbage-collected there: an earlier run's process group or
+    # DDP reducer, collected in a child, waits forever for threads that only exist here.
+    gc.collect()
+    gc.freeze()
+    try:
+        for rank in range(1, devices):
+            p = ctx.Process(target=_worker, args=(rank, devices, backend, port, timeout_s, train_rank, errors),
+                            name=f"nbdetect-rank{rank}", daemon=True)
+            p.start()
+            workers.append(p)
+    finally:
+        gc.unfreeze()
     group = Group(rank=0, world=devices, backend=backend, workers=workers, errors=errors)
     try:
         _join(0, devices, backend, port, timeout_s)

@@ -25,6 +25,7 @@ from .hooks import Checkpointer, HistoryFiles, MapEvaluator, Throughput, WeightE
 from .models import default_device
 from .recipes import Recipe
 from .run_dirs import FolderLock
+from .run_ranks import RankedRun
 from .run_state import RunState, size_of
 from .threads import choose_threads
 from .verdict import Verdict
@@ -34,7 +35,7 @@ from .errors import DataError, InputError
 STATUSES = ("pending", "running", "stopping", "stopped", "finished", "failed")
 
 
-class TrainingRun(RunState):
+class TrainingRun(RankedRun, RunState):
     """One training run; see the module docstring."""
 
     def __init__(self, model: torch.nn.Module, train_loader, val_loader=None, *, recipe: Recipe,
@@ -86,12 +87,8 @@ class TrainingRun(RunState):
         self.hooks = [FolderLock(), *([WeightEMA()] if recipe.ema else []), MapEvaluator(eval_map_every),
                       HistoryFiles(tensorboard), self.checkpointer, self.throughput, self.judge]
         self.callbacks = [*self.hooks, *callbacks]
-        if group is not None and not group.is_main:
+        if group is not None:  # a torchrun process: its share of every batch; rank > 0 without files or display
             self._become_rank(group)
-        elif group is not None:  # rank 0 of a torchrun job: its share of every batch, like the others
-            from .data.loader import shard_train_loader
-
-            self.train_loader = shard_train_loader(self.train_loader, 0, group.world)
         self.verdict = Verdict("pending", "Waiting for the first epoch.", "No rule applies yet.")
 
         self.epoch = 0  # completed epochs
@@ -155,97 +152,6 @@ class TrainingRun(RunState):
         return f"after epoch {self.epoch}"
 
     # -- the loop --------------------------------------------------------------
-    @property
-    def is_main(self) -> bool:
-        """The process that writes files and drives the display (the only one without ``devices``)."""
-        return self.group is None or self.group.is_main
-
-    def _should_stop(self) -> bool:
-        """Stop now? In a distributed run every rank gets the same answer at the same iteration."""
-        if self.group is None:
-            return self.stop_event.is_set()
-        if self.group.agree(self.stop_event.is_set()):
-            self.stop_event.set()
-        return self.stop_event.is_set()
-
-    def _val_part(self):
-        """The validation images this process computes the loss on (all of them, or its rank's part)."""
-        if self.group is None:
-            return self.val_loader
-        if self._val_shard is None:
-            from .data.loader import shard_val_loader
-
-            self._val_shard = shard_val_loader(self.val_loader, self.group.rank, self.group.world)
-        return self._val_shard
-
-    def _become_rank(self, group) -> None:
-        """This (forked or torchrun) process trains as rank ``group.rank``: its share of every batch, its part of
-        the validation images, no files and no display (rank 0 has them)."""
-        from . import distributed
-        from .data.loader import shard_train_loader
-
-        self.group = group
-        self.device = distributed.device_of(group, self.device)
-        self.model = self.model.to(self.device)
-        self.eval_model = self.model
-        self.hooks = [h for h in self.hooks if isinstance(h, WeightEMA)]
-        self.callbacks = list(self.hooks)
-        self.monitor = None
-        self.train_loader = shard_train_loader(self.train_loader, group.rank, group.world)
-        self.threads = 1 if self.device.type == "cpu" else self.threads  # CPU processes share the cores
-        self._restored_rng = None  # rank 0's draws are restored from a checkpoint, not copied
-        torch.manual_seed(torch.initial_seed() + 1000 * group.rank)  # its own augmentation and sampling draws
-
-    def _start_ranks(self) -> None:
-        """Rank 0 of a ``devices=N`` run: fork the other ranks, join the group, wrap the model in DDP."""
-        from torch.nn.parallel import DistributedDataParallel
-
-        from . import distributed
-        from .data.loader import shard_train_loader
-
-        if self.group is None and self.devices > 1:
-            self.group = distributed.fork_workers(self.devices, self.device, self._train_as_rank)
-            self.device = distributed.device_of(self.group, self.device)
-            self.model = self.model.to(self.device)
-            if self.eval_model is not self.model:
-                self.eval_model = self.eval_model.to(self.device)
-            else:
-                self.eval_model = self.model
-            self.train_loader = shard_train_loader(self.train_loader, 0, self.devices)
-            if self.device.type == "cpu" and self.threads:
-                self.threads = max(1, self.threads // self.devices)
-                torch.set_num_threads(self.threads)
-        if self.group is not None:
-            if self.sync_bn:
-                from .distributed import sync_batchnorm
-
-                self.model = sync_batchnorm(self.model)  # its BatchNorm layers replaced in place: the same model
-            ids = [self.device.index] if self.device.type == "cuda" else None
-            self.train_model = DistributedDataParallel(self.model, device_ids=ids)
-
-    def _rank_failure(self, exc: BaseException) -> BaseException:
-        """Rank 0's error when another rank failed first: that rank and its error, not a broken connection."""
-        if self.group is None or not self.is_main or not self.group.workers:
-            return exc
-        from .errors import DistributedError
-
-        said = self.group.failure()
-        if not said:
-            return exc
-        err = DistributedError(f"a training process failed ({said}); every process stopped with it",
-                               where="devices", fix="fix the error above (it is the same on one process: try "
-                                                    "devices=1), then resume=True continues from last.pt")
-        err.__cause__ = exc
-        return err
-
-    def _train_as_rank(self, group) -> None:
-        """In a forked process: train as ``group.rank`` of this run, then end (errors reach rank 0)."""
-        self._thread = None
-        self._become_rank(group)
-        self._fit()
-        if self.error is not None:
-            raise self.error
-
     def _on_iteration(self, epoch_idx: int):
         def on_iteration(i, loss, components, n_images, lr):
             self.step += 1
@@ -340,14 +246,16 @@ class TrainingRun(RunState):
         except BaseException as exc:  # keep the weights of a crashed run
             self.status = "failed"
             self.error = self._rank_failure(exc)
+            said = f"{type(self.error).__name__}: {self.error}"
             try:
                 self.save("last.pt")
-                self.message = f"failed with {type(exc).__name__}: {exc}; state saved to {self.last_checkpoint}"
+                self.message = f"failed with {said}; state saved to {self.last_checkpoint}"
             except Exception:
-                self.message = f"failed with {type(exc).__name__}: {exc}"
+                self.message = f"failed with {said}"
         finally:
             self.ended_at = time.monotonic()
             if self.group is not None and self.is_main:
+                self.train_model = self.model  # no DDP (and its process group) outlives the run
                 self.group.close()  # rank 0: the process group ends, the forked ranks are waited for (or ended)
             torch.set_num_threads(threads_before)
             run_guard.release(self)
