@@ -214,7 +214,8 @@ class TrainingRun(RankedRun, RunState):
                     describe=self._describe(epoch_idx), start_iteration=self.iteration,
                     average=self.group.mean if self.group is not None else None)
                 for key, value in (("loss_sum", res.loss * res.iterations if res.iterations else 0.0),
-                                   ("iterations", res.iterations), ("images", res.images),
+                                   ("iterations", res.iterations),
+                                   ("images", res.images * (self.group.world if self.group is not None else 1)),
                                    ("seconds", res.seconds), ("data_seconds", res.data_seconds)):
                     self._epoch_acc[key] += value
                 if res.stopped:

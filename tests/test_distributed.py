@@ -93,6 +93,8 @@ def test_two_processes_train_exactly_as_one_on_the_same_global_batch(tmp_path):
     assert [e["val_loss"] for e in two.history.epochs] == pytest.approx([e["val_loss"] for e in one.history.epochs],
                                                                         rel=1e-5)
     assert two.images_seen == one.images_seen == 16 and two.steps_per_epoch == one.steps_per_epoch == 2
+    seconds = [e["time_s"] for e in two.history.epochs]  # images/s of both processes together
+    assert [e["images_per_s"] for e in two.history.epochs] == pytest.approx([8 / t for t in seconds])
     same_weights(one.model, two.model)
     assert sorted(p.name for p in (tmp_path / "two").iterdir()) == sorted(p.name for p in (tmp_path / "one").iterdir())
 
