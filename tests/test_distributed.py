@@ -5,15 +5,14 @@ the model compared across process counts: a BatchNorm in training mode normalise
 batch on its own (SyncBatchNorm exists for GPUs), which is the one expected difference.
 """
 import os
-import time
 
 import pytest
 import torch
 from torch.utils.data import Dataset
 from torchvision.ops.misc import FrozenBatchNorm2d
 
+from test_trainer import StopAt
 from toy_data import toy_samples
-from nbdetect.callbacks import Callback
 from nbdetect.checkpoint import load_checkpoint
 from nbdetect.data.loader import ShardedSampler, ResumableSampler, make_loader
 from nbdetect.errors import DistributedError, InputError
@@ -44,15 +43,6 @@ def make_run(out_dir, devices, epochs=2, data=None, callbacks=(), seed=0):
     recipe = ALTERNATIVE_1.replace(preset="retinanet_tiny", epochs=epochs, warmup_epochs=0.5)
     return TrainingRun(model, loader, val, recipe=recipe, out_dir=out_dir, eval_map_every=0, tensorboard=False,
                        devices=devices, threads=1, callbacks=callbacks)
-
-
-class StopAt(Callback):
-    def __init__(self, step):
-        self.step = step
-
-    def on_iteration_end(self, run, rec):
-        if rec["step"] == self.step:
-            run.stop()
 
 
 def no_orphans(run):
