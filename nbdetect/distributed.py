@@ -56,11 +56,6 @@ class Group:
         dist.all_reduce(values, op=dist.ReduceOp.SUM)
         return values / self.world
 
-    def sum(self, values: torch.Tensor) -> torch.Tensor:
-        values = values.detach().double().cpu().clone()
-        dist.all_reduce(values, op=dist.ReduceOp.SUM)
-        return values
-
     def gather(self, obj) -> list:
         """``obj`` of every rank, in rank order (small picklable things: a validation part's sums)."""
         out = [None] * self.world
@@ -108,7 +103,7 @@ def _exit_text(code: int) -> str:
 def visible_gpus() -> int:
     """GPUs this process may use, counted without initialising CUDA (which would make fork impossible)."""
     try:
-        found = len([d for d in os.listdir("/proc/driver/nvidia/gpus")])
+        found = len(os.listdir("/proc/driver/nvidia/gpus"))
     except OSError:
         return 0
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
@@ -196,7 +191,7 @@ def fork_workers(devices: int, device: torch.device, train_rank, timeout_s: floa
     try:
         for rank in range(1, devices):
             p = ctx.Process(target=_worker, args=(rank, devices, backend, port, timeout_s, train_rank, errors),
-                            name=f"nbdetect-rank{rank}", daemon=True)
+                            name=f"nbdetect-rank{rank}")  # not daemonic: its DataLoader may start workers
             p.start()
             workers.append(p)
     finally:

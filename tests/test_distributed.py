@@ -35,10 +35,11 @@ def frozen_bn(model):
     return model
 
 
-def make_run(out_dir, devices, epochs=2, data=None, callbacks=(), seed=0):
+def make_run(out_dir, devices, epochs=2, data=None, callbacks=(), seed=0, num_workers=0):
     torch.manual_seed(seed)
     model = frozen_bn(build_model("retinanet_tiny", 2, weights=None, min_size=96, max_size=96))
-    loader = make_loader(data if data is not None else toy_samples(8), batch_size=4, shuffle=True, seed=0)
+    loader = make_loader(data if data is not None else toy_samples(8), batch_size=4, shuffle=True, seed=0,
+                         num_workers=num_workers)
     val = make_loader(toy_samples(5, seed=1), batch_size=2, shuffle=False)
     recipe = ALTERNATIVE_1.replace(preset="retinanet_tiny", epochs=epochs, warmup_epochs=0.5)
     return TrainingRun(model, loader, val, recipe=recipe, out_dir=out_dir, eval_map_every=0, tensorboard=False,
@@ -266,3 +267,8 @@ def test_a_failure_in_rank_0_ends_the_forked_rank_too(tmp_path):
     with pytest.raises(ValueError, match="is broken"):
         run.run()
     assert run.status == "failed" and run.step == 1 and all(not p.is_alive() for p in run.group.workers)
+
+
+def test_a_forked_rank_may_load_its_batches_with_dataloader_workers(tmp_path):
+    run = make_run(tmp_path, 2, epochs=1, num_workers=1).run()
+    assert run.status == "finished" and run.step == 2 and no_orphans(run) == [0]
