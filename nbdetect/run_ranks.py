@@ -63,6 +63,9 @@ class RankedRun:
 
         if self.group is None and self.devices > 1:
             self._become_rank(distributed.fork_workers(self.devices, self.device, self._train_as_rank))
+            share = self.train_loader.batch_size
+            print(f"nbdetect: {self.devices} processes ({self.group.backend}); batch {share * self.devices} per "
+                  f"step = {share} per process, {self.steps_per_epoch} steps per epoch as on one process")
             if self.device.type == "cpu" and self.threads:
                 self.threads = max(1, self.threads // self.devices)
                 torch.set_num_threads(self.threads)

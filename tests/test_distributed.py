@@ -73,9 +73,10 @@ def test_each_rank_takes_its_share_of_every_global_batch_and_the_same_number_of_
         assert list(resumed) == shares[-1][batch // world:]
 
 
-def test_two_processes_train_exactly_as_one_on_the_same_global_batch(tmp_path):
+def test_two_processes_train_exactly_as_one_on_the_same_global_batch(tmp_path, capsys):
     one = make_run(tmp_path / "one", 1).run()
     two = make_run(tmp_path / "two", 2).run()
+    assert "2 processes (gloo); batch 4 per step = 2 per process, 2 steps per epoch" in capsys.readouterr().out
     assert two.status == "finished" and no_orphans(two) == [0]
     assert [r["loss"] for r in two.history.iterations] == pytest.approx([r["loss"] for r in one.history.iterations],
                                                                         rel=1e-5)
