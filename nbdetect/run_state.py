@@ -147,7 +147,8 @@ class RunState:
         return {"epoch": epoch, "epochs": self.epochs, "iteration": iteration, "steps_per_epoch": self.steps_per_epoch,
                 "step": self.step, "total_steps": self.total_steps, "elapsed_s": elapsed,
                 "images_per_s": ips, "eta_s": eta, "status": self.status, "device": self.device.type,
-                "threads": self.threads, "gpu_memory_gb": self.gpu_memory_gb(), "processes": getattr(self, "devices", 1)}
+                "threads": self.threads, "gpu_memory_gb": self.gpu_memory_gb(), "processes": getattr(self, "devices", 1),
+                "gpu_memory_gb_per_process": getattr(self, "rank_memory_gb", None)}
 
     def gpu_memory_gb(self) -> float | None:
         """Peak GPU memory this process allocated on the run's device (None on a CPU)."""

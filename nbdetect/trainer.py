@@ -59,6 +59,7 @@ class TrainingRun(RankedRun, RunState):
         self.model = model.to(self.device) if self.devices == 1 or group is not None else model
         self.train_model = self.model  # what the training step calls (DistributedDataParallel around the model)
         self._val_shard = None  # a distributed rank's part of the validation data
+        self.rank_memory_gb: list | None = None  # a distributed run on GPUs: each process's peak memory
         self.eval_model = self.model  # what validation, mAP and best.pt use (the weights' EMA when the recipe has one)
         self.train_loader, self.val_loader = train_loader, val_loader
         try:
@@ -177,6 +178,8 @@ class TrainingRun(RankedRun, RunState):
                "lr": self.history.iterations[-1]["lr"] if self.history.iterations else math.nan,
                "time_s": acc["seconds"], "images_per_s": acc["images"] / acc["seconds"] if acc["seconds"] else math.nan,
                "data_wait_frac": acc["data_seconds"] / acc["seconds"] if acc["seconds"] else math.nan}
+        if self.group is not None and self.device.type == "cuda":  # every process's peak, for rank 0's panel
+            self.rank_memory_gb = self.group.gather(self.gpu_memory_gb())
         if self.val_loader is not None:
             val_loss, parts = engine.evaluate_loss(self.eval_model, self._val_part(), self.device, self.amp,
                                                    gather=self.group.gather if self.group is not None else None)

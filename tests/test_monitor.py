@@ -334,3 +334,8 @@ def test_progress_line_names_the_device_threads_and_gpu_memory():
     assert "5.0 images/s (cpu, 1 thread)" in progress_line({**base, "device": "cpu", "threads": 1})
     line = progress_line({**base, "device": "cuda", "threads": None, "gpu_memory_gb": 3.25})
     assert "5.0 images/s (cuda)" in line and "GPU memory 3.2 GB peak" in line
+    two = progress_line({**base, "device": "cuda", "threads": None, "processes": 2, "gpu_memory_gb": 3.25,
+                         "gpu_memory_gb_per_process": [3.25, 3.04]})
+    assert "5.0 images/s (cuda x 2 processes)" in two and "GPU memory 3.2 / 3.0 GB peak per process" in two
+    cpu_two = progress_line({**base, "device": "cpu", "threads": 1, "processes": 2, "gpu_memory_gb_per_process": None})
+    assert "(cpu x 2 processes, 1 thread each)" in cpu_two and "GPU memory" not in cpu_two

@@ -68,7 +68,10 @@ def progress_line(p: dict, loss: float | None = None, lr: float | None = None) -
                  + (f", {threads} thread{'s' if threads != 1 else ''}" + (" each" if processes > 1 else "")
                     if threads else "") + ")")
     parts.append((f"{ips:.1f} images/s" if ips is not None and math.isfinite(ips) else "-- images/s") + where)
-    if p.get("gpu_memory_gb") is not None:
+    per_process = [m for m in p.get("gpu_memory_gb_per_process") or () if m is not None]
+    if len(per_process) > 1:
+        parts.append(f"GPU memory {' / '.join(f'{m:.1f}' for m in per_process)} GB peak per process")
+    elif p.get("gpu_memory_gb") is not None:
         parts.append(f"GPU memory {p['gpu_memory_gb']:.1f} GB peak")
     if p.get("status") in ENDED:  # no ETA once the run is over: how long it ran instead
         parts.append(f"{p['status']} after {format_duration(p.get('elapsed_s', math.nan))}")
