@@ -96,11 +96,8 @@ def resumable(user_loader: DataLoader, seed: int = 0) -> tuple[DataLoader, str]:
         return user_loader, (f"your DataLoader uses {type(sampler).__name__}: a run stopped mid-epoch resumes "
                              "with a different batch order for that epoch (later epochs are unaffected)")
     workers = user_loader.num_workers
-    rebuilt = DataLoader(user_loader.dataset, batch_size=user_loader.batch_size,
-                         sampler=ResumableSampler(len(user_loader.dataset), seed=seed, shuffle=True),
-                         collate_fn=user_loader.collate_fn, num_workers=workers, drop_last=user_loader.drop_last,
-                         pin_memory=user_loader.pin_memory, worker_init_fn=user_loader.worker_init_fn,
-                         persistent_workers=workers > 0, timeout=user_loader.timeout)
+    rebuilt = _rebuilt(user_loader, user_loader.batch_size,
+                       ResumableSampler(len(user_loader.dataset), seed=seed, shuffle=True), user_loader.drop_last)
     return rebuilt, ("your shuffling DataLoader was rebuilt around a resumable sampler (same dataset, batch size "
                      f"{user_loader.batch_size}, collate_fn and {workers} workers): a stopped run resumes with "
                      "exactly the batch order of an uninterrupted one")
@@ -164,9 +161,10 @@ def _base_sampler(loader: DataLoader) -> ResumableSampler | None:
     return None
 
 
-def _rebuilt(loader: DataLoader, batch_size: int, sampler: Sampler) -> DataLoader:
+def _rebuilt(loader: DataLoader, batch_size: int, sampler: Sampler, drop_last: bool = False) -> DataLoader:
+    """``loader`` with another sampler and batch size; its dataset, collate_fn, workers and settings kept."""
     return DataLoader(loader.dataset, batch_size=batch_size, sampler=sampler, collate_fn=loader.collate_fn,
-                      num_workers=loader.num_workers, pin_memory=loader.pin_memory,
+                      num_workers=loader.num_workers, drop_last=drop_last, pin_memory=loader.pin_memory,
                       worker_init_fn=loader.worker_init_fn, persistent_workers=loader.num_workers > 0,
                       timeout=loader.timeout)
 
