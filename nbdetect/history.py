@@ -29,7 +29,19 @@ def _merge(a: dict, b: dict, weight_a: float = 1.0) -> dict:
 
 
 class History:
-    def __init__(self, max_points: int = 4000):
+    """The one history type: per-iteration and per-epoch records of a run, however they were logged.
+
+    ``epochs`` are records ``{"epoch", "train_loss", "val_loss", "lr", "map50", "map", ...}`` identified by
+    their epoch number as written (1-based, as a user counts): logging an epoch number again replaces the
+    earlier record, so a resumed loop that appended an epoch twice is not counted twice. ``meta`` says what
+    is known about the run beyond its records: ``source`` (where it was read from), ``total_epochs`` (the
+    planned length), ``reference_loss`` (the starting loss, when known better than the first epoch),
+    ``convention`` (``"nbdetect"``: torchvision's loss as nbdetect's recipes report it; ``"unknown"``: a
+    loss of another loop or framework) and ``components`` (a file's raw columns). Every reader
+    (:mod:`nbdetect.history_readers`) produces this type; the live verdict and diagnose() judge it.
+    """
+
+    def __init__(self, max_points: int = 4000, meta: dict | None = None):
         if max_points < 16:
             raise ValueError("max_points must be >= 16")
         self.max_points = int(max_points)
@@ -40,6 +52,7 @@ class History:
         self.latest: dict | None = None  # the last iteration record, never merged
         self._pending: dict | None = None
         self._pending_n = 0
+        self.meta: dict = dict(meta or {})
 
     # -- logging -----------------------------------------------------------
     def log_iteration(self, **rec) -> dict:
@@ -59,6 +72,17 @@ class History:
         return rec
 
     def log_epoch(self, **rec) -> dict:
+        """Add an epoch record; one with the number of an earlier record replaces it (records stay ordered)."""
+        e = rec.get("epoch")
+        if isinstance(e, (int, float)) and not isinstance(e, bool) and self.epochs:
+            for i, old in enumerate(self.epochs):
+                if old.get("epoch") == e:
+                    self.epochs[i] = rec
+                    return rec
+            if isinstance(self.epochs[-1].get("epoch"), (int, float)) and e < self.epochs[-1]["epoch"]:
+                self.epochs.append(rec)
+                self.epochs.sort(key=lambda r: r.get("epoch") if isinstance(r.get("epoch"), (int, float)) else 0)
+                return rec
         self.epochs.append(rec)
         return rec
 
@@ -73,10 +97,63 @@ class History:
     # -- views -------------------------------------------------------------
     def epoch_values(self, key: str) -> list[float]:
         """Per-epoch values of ``key`` (NaN where missing)."""
-        return [float(r[key]) if r.get(key) is not None else math.nan for r in self.epochs]
+        return [_num(r.get(key)) for r in self.epochs]
 
     def last_epoch(self) -> dict | None:
         return self.epochs[-1] if self.epochs else None
+
+    @property
+    def n_epochs(self) -> int:
+        """The latest epoch number written (not the number of records: a gap or a repeat is not an epoch)."""
+        numbers = [r.get("epoch") for r in self.epochs if isinstance(r.get("epoch"), (int, float))
+                   and not isinstance(r.get("epoch"), bool) and math.isfinite(r.get("epoch"))]
+        return int(max(numbers)) if numbers else len(self.epochs)
+
+    @property
+    def train(self) -> list[float]:
+        """Training losses per record ([] when none was logged)."""
+        key = "train_loss" if any(r.get("train_loss") is not None for r in self.epochs) else "loss"
+        values = self.epoch_values(key)
+        return values if any(math.isfinite(v) for v in values) else []
+
+    @property
+    def val(self) -> list[float]:
+        """Validation losses per record ([] when the run never validated)."""
+        vals = self.epoch_values("val_loss")
+        return vals if any(math.isfinite(v) for v in vals) else []
+
+    @property
+    def lr(self) -> list[float]:
+        return self.epoch_values("lr")
+
+    @property
+    def maps(self) -> list[float]:
+        key = "map50" if any(math.isfinite(v) for v in self.epoch_values("map50")) else "map"
+        return self.epoch_values(key)
+
+    @property
+    def source(self) -> str:
+        return str(self.meta.get("source", "nbdetect History"))
+
+    @property
+    def components(self) -> dict:
+        return self.meta.get("components", {})
+
+    def primary(self) -> tuple[str, list[float]]:
+        """The series to judge: validation loss when there is one, else training loss."""
+        return ("val_loss", self.val) if self.val else ("train_loss", self.train)
+
+    def has_lr(self) -> bool:
+        return any(math.isfinite(v) for v in self.lr)
+
+    def as_validation(self) -> "History":
+        """This history with its training losses named validation losses (a list that was ``val_losses``)."""
+        out = History(self.max_points, self.meta)
+        for r in self.epochs:
+            rec = {k: v for k, v in r.items() if k not in ("train_loss", "loss")}
+            rec["val_loss"] = r.get("train_loss", r.get("loss"))
+            out.epochs.append(rec)
+        return out
 
     # -- persistence -------------------------------------------------------
     def to_dict(self) -> dict:
@@ -112,6 +189,8 @@ class History:
                 h.log_iteration(**body)
             elif kind == "epoch":
                 h.log_epoch(**body)
+            elif kind == "meta":
+                h.meta.update(body)
         return h
 
     @classmethod
@@ -123,6 +202,15 @@ class History:
         with open(path, encoding="utf-8") as fh:
             records = [json.loads(line) for line in fh if line.strip()]
         return cls.from_records(records)
+
+
+def _num(v) -> float:
+    if v is None or isinstance(v, bool):
+        return math.nan
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return math.nan
 
 
 def per_batch(losses, batches) -> list[float]:

@@ -69,6 +69,10 @@ class HistoryWriter:
                 if key in rec:
                     self._tb.add_scalar(f"train/{key}", rec[key], rec.get("step", 0))
 
+    def meta(self, meta: dict) -> None:
+        """What the run knows beyond its records (recipe, planned epochs, convention, thresholds)."""
+        self._write({"type": "meta", **meta})
+
     def epoch(self, rec: dict, all_epochs: list[dict]) -> None:
         self._write({"type": "epoch", **rec})
         self._write_csv(all_epochs)

@@ -43,6 +43,7 @@ class HistoryFiles(Callback):
     def __init__(self, tensorboard: bool = False):
         self.tensorboard = tensorboard
         self.writer: HistoryWriter | None = None
+        self._meta: dict | None = None
 
     def on_run_start(self, run) -> None:
         self.writer = HistoryWriter(run.out_dir, tensorboard=self.tensorboard,
@@ -54,6 +55,12 @@ class HistoryFiles(Callback):
 
     def on_epoch_end(self, run, rec: dict) -> None:
         if self.writer is not None:
+            from .verdict_callback import run_meta
+
+            meta = {**run_meta(run), **{k: v for k, v in run.history.meta.items() if k == "thresholds"}}
+            if meta != self._meta:  # what the run knows, for diagnose(history=<run folder>) to judge alike
+                self.writer.meta(meta)
+                self._meta = meta
             self.writer.epoch(rec, run.history.epochs)
 
     def on_run_end(self, run) -> None:
