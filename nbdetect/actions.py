@@ -44,6 +44,10 @@ ACTIONS: dict[str, Action] = {a.name: a for a in (
            "the guide's numbers and nbdetect use; the training may be fine, compare the corrected numbers before "
            "changing anything else.",
            "val_losses = nbdetect.per_batch(val_losses, val_loader)"),
+    Action("fix_input", "a readable input",
+           "Part of what you passed could not be read or checked (named above, with why): pass it in a form nbdetect "
+           "reads, e.g. a list of per-epoch losses or the training log file, so the check can run.",
+           "nbdetect.diagnose(model, optimizer, scheduler, data=train_dataset, history=val_losses)"),
     Action("lower_lr", "a lower learning rate",
            "Lower the learning rate 3-10x and keep warmup and gradient clipping on.",
            "nbdetect.alternative_1(train, val, num_classes=K, lr=1e-4)"),
@@ -54,6 +58,10 @@ ACTIONS: dict[str, Action] = {a.name: a for a in (
     Action("submission", "the submission (nbdetect.make_submission())",
            "Predict the test images with the latest run's best.pt (CSV + COCO JSON, boxes in original pixels).",
            "nbdetect.make_submission(nbdetect.best_checkpoint(), test_images)"),
+    Action("train_longer", "a longer run",
+           "The run was still improving when it ended: run the same recipe again with more epochs (best.pt of this "
+           "run stays usable meanwhile).",
+           "nbdetect.run_recipe(run.recipe.name, train, val, num_classes=K, epochs=2 * run.epochs)"),
     Action("continue", "more training",
            "Nothing blocks learning: keep training (wait() returns when the run ends).",
            "run.wait()"),

@@ -29,6 +29,13 @@ DEFAULT_NOISE = 0.01  # relative noise assumed when there are too few epochs to 
 CUT_FACTOR = 2.0  # an LR at least this many times lower than the epoch before: a cut (a step)
 STEP_FLAT_TOL = 0.05  # the LR was constant (within 5%) in the epoch before a step cut
 WARMUP_RISE = 1.05  # an LR 5% above the epoch before, from the start: still warming up
+MAX_MARGIN = 0.9  # a margin is a fraction of the loss: never 100% or more, however noisy the curve
+MAP_COLLAPSE = 0.5  # mAP below half of its best: collapsed
+MEANINGFUL_GAIN = 0.05  # a pace that matters: another half-run at it gains 5% of the loss ...
+MEANINGFUL_MAP_GAIN = 0.01  # ... or 0.01 mAP
+MIN_MAP_CHANGE = 0.002  # an mAP trend adding less than this over its window is no trend
+MAX_PAIRS_POINTS = 60  # Theil-Sen on at most this many points (all pairs: 1770 slopes)
+SLOPE_RESOLUTION = 0.01  # a trend is known once its standard error is below 1% per epoch (evidence_points)
 
 
 # -- small helpers ----------------------------------------------------------------------------------------
@@ -72,8 +79,12 @@ def _log(v: float) -> float:
 def theil_sen(points: list[tuple[int, float]]) -> tuple[float, float, float]:
     """Median, optimistic (25th percentile) and pessimistic (75th) slope of ``log(value)`` per epoch.
 
-    The Theil-Sen estimator: the median of the slopes of all pairs, robust to a few noisy epochs.
+    The Theil-Sen estimator: the median of the slopes of all pairs, robust to a few noisy epochs. Long
+    series are thinned evenly to ``MAX_PAIRS_POINTS`` points first, so the cost stays bounded.
     """
+    if len(points) > MAX_PAIRS_POINTS:
+        step = (len(points) - 1) / (MAX_PAIRS_POINTS - 1)
+        points = [points[round(i * step)] for i in range(MAX_PAIRS_POINTS)]
     slopes = []
     for i in range(len(points)):
         for j in range(i + 1, len(points)):
@@ -123,6 +134,12 @@ class LRFacts:
     cuts: tuple[LRCut, ...] = ()
     raised_after: int | None = None  # epoch the LR was raised again after the last cut (an LR boost)
     plateau_driven: bool = False  # the cuts answer a plateau (ReduceLROnPlateau): they follow a stall, not cause it
+    points: tuple[tuple[int, float], ...] = ()  # (epoch, LR) of every epoch that recorded one
+
+    def fraction_at(self, epoch: int) -> float | None:
+        """The LR at ``epoch`` (the latest recorded at or before it) as a fraction of the peak."""
+        known = [lr for e, lr in self.points if e <= epoch]
+        return known[-1] / self.peak if known and self.peak else None
 
     @property
     def last_cut(self) -> LRCut | None:
@@ -177,6 +194,9 @@ class CurveFacts:
     lr: LRFacts = field(default_factory=LRFacts)
     map_points: tuple[tuple[int, float], ...] = ()
     map_trend: float = math.nan  # absolute mAP change per epoch over the trailing window
+    map_key: str = ""  # "map50" or "map": the series read as mAP
+    map_noise: float = 0.0  # absolute per-evaluation noise of mAP (second differences)
+    evidence_points: int = 5  # judged epochs needed before a stop (from the noise: see evidence_points())
 
     # -- derived ----------------------------------------------------------------------------------------
     @property
@@ -188,9 +208,110 @@ class CurveFacts:
         return any(v > 0 for _, v in self.map_points)
 
     @property
+    def map_margin(self) -> float:
+        """The smallest mAP change read as real: 0.005, or 2 noise sd."""
+        return max(0.005, NOISE_MARGIN * self.map_noise)
+
+    @property
+    def map_best(self) -> tuple[int, float] | None:
+        return max(self.map_points, key=lambda p: p[1]) if self.map_points else None
+
+    def loss_improving(self, n: int) -> bool:
+        """The judged loss falls significantly over its last ``n`` points (slope beyond 2 standard errors)."""
+        pts = self.points if self.trend_from in (None, self.metric) else self.train_points
+        return significant_slope(pts[-n:], self.noise, log=True) < 0
+
+    def map_improving(self, n: int) -> bool:
+        """mAP rises significantly over its last ``n`` evaluations and by more than 0.002 in all."""
+        return self.has_map and significant_slope(self.map_points[-n:], self.map_noise, log=False,
+                                                  min_change=MIN_MAP_CHANGE) > 0
+
+    @property
     def map_rising(self) -> bool:
-        """mAP still improving clearly over the trailing window (at least 0.005 per epoch)."""
-        return self.has_map and is_finite(self.map_trend) and self.map_trend > 0.005
+        """mAP still improving beyond its noise over the trailing window: a significant upward trend, or a new
+        best in the window above the best before it by more than the margin."""
+        if not self.has_map or len(self.map_points) < 3:
+            return False
+        w = window_size(len(self.map_points)) + 1
+        if self.map_improving(w):
+            return True
+        tail, before = self.map_points[-w:], self.map_points[:-w]
+        return bool(before) and max(v for _, v in tail) > max(v for _, v in before) + self.map_margin
+
+    @property
+    def map_falling(self) -> bool:
+        """The last 3 evaluations all below the best mAP by more than the margin."""
+        best = self.map_best
+        recent = self.map_points[-3:]
+        return (best is not None and best[1] > 0 and len(recent) == 3 and best[0] < recent[0][0]
+                and all(v < best[1] - self.map_margin for _, v in recent))
+
+    @property
+    def map_collapsed(self) -> bool:
+        """The last two evaluations below half of the best mAP, a best well above the noise (4 sd, 0.02)."""
+        best = self.map_best
+        if best is None or best[1] < max(0.02, 4 * self.map_noise) or len(self.map_points) < 3:
+            return False
+        last_two = self.map_points[-2:]
+        return best[0] < last_two[0][0] and all(v < MAP_COLLAPSE * best[1] for _, v in last_two)
+
+    @property
+    def improving(self) -> bool:
+        """The judged loss falls beyond its noise over the trailing window."""
+        return self.loss_improving(self.window + 1)
+
+    def pace_matters(self, n: int | None = None) -> bool:
+        """The loss falls at a pace that matters over its last ``n`` points (default: the trailing window):
+        significantly, and kept for another half of the run (at least 10 epochs) it gains more than the noise
+        margin and 5% of the loss."""
+        n = n or self.window + 1
+        pts = self.points if self.trend_from in (None, self.metric) else self.train_points
+        slope = significant_slope(pts[-n:], self.noise, log=True)
+        horizon = max(10, self.n_epochs / 2)
+        return slope < 0 and -slope * horizon > max(MEANINGFUL_GAIN, self.margin)
+
+    @property
+    def dropped(self) -> float:
+        """How far the loss is below the start, as a fraction of it (0: not at all)."""
+        if not self.reference or self.current is None:
+            return 0.0
+        return 1 - self.current / self.reference
+
+    @property
+    def enough_evidence(self) -> bool:
+        """Enough judged epochs, for this curve's noise, to tell a stall from a slow fall."""
+        return len(self.points) >= self.evidence_points
+
+
+def significant_slope(points, noise: float, log: bool = True, min_change: float = 0.0) -> float:
+    """The Theil-Sen slope of ``points`` per epoch (of log values when ``log``) when it is beyond 2 standard
+    errors of a least-squares slope for this noise (``noise * sqrt(12 / (n^3 - n))`` for n evenly spaced
+    points) and the change over the span exceeds ``min_change``; else 0.0 (no significant trend)."""
+    pts = list(points)
+    if len(pts) < 3:
+        return 0.0
+    if log:
+        slope = theil_sen(pts)[0]
+    else:
+        slope = theil_sen([(e, math.exp(v)) for e, v in pts])[0]  # theil_sen works on logs: exp makes it linear
+    span = pts[-1][0] - pts[0][0]
+    if not math.isfinite(slope) or span <= 0:
+        return 0.0
+    n = len(pts)
+    se = max(noise, 1e-4) * math.sqrt(12 / (n ** 3 - n)) * (n - 1) / span
+    if abs(slope) <= 2 * se or abs(slope) * span <= min_change:
+        return 0.0
+    return slope
+
+
+def evidence_points(noise: float) -> int:
+    """Judged epochs needed before a stop: the trend of n evenly spaced points with noise sd ``noise`` has a
+    standard error of ``noise * sqrt(12 / (n^3 - n))``; n is the smallest count that brings it under 1% per
+    epoch (never under 5: a noise estimate needs 5 points)."""
+    n = 5
+    while n < 200 and noise * math.sqrt(12 / (n ** 3 - n)) > SLOPE_RESOLUTION:
+        n += 1
+    return n
 
 
 def _plateau_length(points: list[tuple[int, float]], margin: float) -> int:
@@ -198,7 +319,7 @@ def _plateau_length(points: list[tuple[int, float]], margin: float) -> int:
     if not points:
         return 0
     running, last_improved = points[0][1], points[0][0]
-    need = -math.log(1 - margin) + 1e-9  # in log space, clear of rounding: the same at every scale
+    need = -math.log(1 - min(margin, MAX_MARGIN)) + 1e-9  # in log space, clear of rounding: the same at every scale
     for e, v in points[1:]:
         if _log(running) - _log(v) > need:
             running, last_improved = v, e
@@ -212,15 +333,27 @@ def window_size(n_points: int) -> int:
     return max(4, min(8, math.ceil(n_points / 4)))
 
 
+def epoch_number(rec: dict, index: int) -> int:
+    """The epoch number as written (a record without a usable one: its position, 1-based)."""
+    e = to_float(rec.get("epoch"))
+    return int(e) if is_finite(e) and abs(e) < 1e9 else index + 1
+
+
+def by_epoch(epochs: list[dict]) -> list[dict]:
+    """The records ordered by epoch number, a repeated number keeping its latest record (a resumed loop that
+    appended an epoch twice)."""
+    latest = {}
+    for i, rec in enumerate(epochs):
+        latest[epoch_number(rec, i)] = rec
+    return [dict(latest[e], epoch=e) for e in sorted(latest)]
+
+
 def _series(epochs: list[dict], key: str) -> list[tuple[int, float | None, bool]]:
     """``(epoch, value, present)`` per record; ``present`` False when the key is absent or None."""
     out = []
     for i, rec in enumerate(epochs):
-        e = to_float(rec.get("epoch"))
-        epoch = int(e) if is_finite(e) else i + 1
-        raw = rec.get(key)
-        v = to_float(raw)
-        out.append((epoch, v, v is not None))
+        v = to_float(rec.get(key))
+        out.append((epoch_number(rec, i), v, v is not None))
     return out
 
 
@@ -271,12 +404,13 @@ def lr_facts(lrs: list[float | None], epochs: list[int], plateau_driven: bool = 
             cuts.append(LRCut(eb, a, b))
         elif cuts and b > a * 1.5 and eb > cuts[-1].epoch:
             raised_after = eb
-    return LRFacts(True, peak, peak_epoch, pts[-1][1], warmup_end, tuple(cuts), raised_after, plateau_driven)
+    return LRFacts(True, peak, peak_epoch, pts[-1][1], warmup_end, tuple(cuts), raised_after, plateau_driven,
+                   tuple(pts))
 
 
-def _map_points(epochs: list[dict]) -> list[tuple[int, float]]:
+def _map_points(epochs: list[dict]) -> tuple[list[tuple[int, float]], str]:
     key = "map50" if any(is_finite(to_float(r.get("map50"))) for r in epochs) else "map"
-    return [(e, v) for e, v, p in _series(epochs, key) if p and math.isfinite(v)]
+    return [(e, v) for e, v, p in _series(epochs, key) if p and math.isfinite(v)], key
 
 
 def curve_facts(history_epochs: list[dict], total_epochs: int | None = None,
@@ -286,9 +420,9 @@ def curve_facts(history_epochs: list[dict], total_epochs: int | None = None,
 
     ``lr_plateau_driven``: the LR is cut by a ReduceLROnPlateau-like scheduler (its cuts follow a stall).
     """
-    epochs = [e for e in (history_epochs or []) if isinstance(e, dict)]
-    n = len(epochs)
-    total = int(total_epochs) if total_epochs else n
+    epochs = by_epoch([e for e in (history_epochs or []) if isinstance(e, dict)])
+    n = epochs[-1]["epoch"] if epochs else 0
+    total = int(total_epochs) if total_epochs and total_epochs > 0 else n
     train = _series(epochs, "train_loss")
     if not any(p for _, _, p in train):
         train = _series(epochs, "loss")
@@ -309,11 +443,13 @@ def curve_facts(history_epochs: list[dict], total_epochs: int | None = None,
 
     measured = noise_of(points)
     noise = measured if measured is not None else DEFAULT_NOISE
-    margin = max(MIN_DELTA, NOISE_MARGIN * noise)
+    margin = min(MAX_MARGIN, max(MIN_DELTA, NOISE_MARGIN * noise))
     w = window_size(len(points))
-    rec_epochs = [e for e, _, _ in train] if train else [i + 1 for i in range(n)]
-    lrs = list(lr_per_epoch)[:n] if lr_per_epoch is not None else [to_float(r.get("lr")) for r in epochs]
-    lr = lr_facts([to_float(x) for x in lrs], rec_epochs[:len(lrs)], lr_plateau_driven)
+    rec_epochs = [rec["epoch"] for rec in epochs]
+    given = list(lr_per_epoch) if lr_per_epoch is not None else []
+    lrs = [to_float(given[e - 1]) if 0 < e <= len(given) else to_float(rec.get("lr"))
+           for e, rec in zip(rec_epochs, epochs)]
+    lr = lr_facts(lrs, rec_epochs, lr_plateau_driven)
 
     tail = points[-(w + 1):]
     if lr.last_cut is not None:  # a new regime since the last LR cut: the trend is measured inside it
@@ -358,12 +494,16 @@ def curve_facts(history_epochs: list[dict], total_epochs: int | None = None,
 
     t_noise = noise_of(train_points)
 
-    maps = _map_points(epochs)
+    maps, map_key = _map_points(epochs)
     m_tail = maps[-(window_size(len(maps)) + 1):]
     map_trend = math.nan
     if len(m_tail) >= 3:
         slopes = [(b - a) / (eb - ea) for (ea, a), (eb, b) in zip(m_tail, m_tail[1:]) if eb > ea]
         map_trend = _median(slopes) if slopes else math.nan
+    map_noise = 0.0
+    if len(maps) >= 5:
+        d2 = [maps[i + 1][1] - 2 * maps[i][1] + maps[i - 1][1] for i in range(1, len(maps) - 1)]
+        map_noise = 1.4826 * _median([abs(d) for d in d2]) / math.sqrt(6)
 
     return CurveFacts(
         metric=metric, n_epochs=n, total_epochs=max(total, n), points=tuple(points),
@@ -372,4 +512,5 @@ def curve_facts(history_epochs: list[dict], total_epochs: int | None = None,
         best_epoch=best_epoch,
         last=points[-1][1] if points else None, last_epoch=last_epoch, plateau_epochs=plateau,
         train_noise=t_noise if t_noise is not None else DEFAULT_NOISE, lr=lr,
-        map_points=tuple(maps), map_trend=map_trend)
+        map_points=tuple(maps), map_trend=map_trend, map_key=map_key, map_noise=map_noise,
+        evidence_points=evidence_points(noise))

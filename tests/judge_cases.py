@@ -2,8 +2,14 @@
 
 Each case is a run as a student's notebook would log it: per-epoch train and validation loss, LR and
 sometimes mAP, on an arbitrary loss scale (0.3 to 2000 x torchvision's), with multiplicative noise and
-validation gaps. ``truth`` is ``"healthy"`` (no verdict may ever say stop: switch/diagnose/fail) or
-``"broken"`` (from ``evidence_epoch`` on, no verdict may say continue/success).
+validation gaps. ``truth`` comes from how the case was generated, never from a rule's threshold:
+
+- ``"healthy"``: no verdict may ever say stop (switch/diagnose/fail);
+- ``"broken"``: the cause begins at a known epoch (an LR cut, a blow-up, a NaN, the guide's own decision epoch
+  for its recipes); from ``evidence_epoch`` (the cause plus the validated epochs its noise needs to be told
+  apart, :func:`needed`) every verdict must say stop, not merely warn;
+- ``"suspect"``: a run of unknown convention that stopped improving or overfits: no goal says it failed, but
+  from ``evidence_epoch`` on no verdict may call it fine (continue/success).
 """
 from __future__ import annotations
 
@@ -23,6 +29,15 @@ class Case:
     evidence_epoch: int | None = None  # broken: the first epoch at which the evidence exists
     expect_rule: tuple[str, ...] = ()  # rule ids acceptable as the main finding once evident
     expect_code: tuple[str, ...] = ()  # diagnose codes acceptable as the curve finding once evident
+
+
+def needed(noise: float) -> int:
+    """Validated epochs a trend needs, at this relative noise, before a stop can rest on it: the least n whose
+    least-squares slope has a standard error under 1%/epoch (statistics of the generator's noise)."""
+    n = 5
+    while noise * math.sqrt(12 / (n ** 3 - n)) > 0.01:
+        n += 1
+    return n
 
 
 def cosine(total, peak=5e-4, floor=1e-6, warmup=0):
@@ -128,9 +143,14 @@ def _seed_cut(rng, total, scale, noise, gaps):
             val.append(level + (1 - level) * math.exp(-8 * e / cut))
         else:
             val.append(val[cut - 1] * (1 - 0.001 * (e - cut)))
-    return Case("", "seed_cut", "broken", rng.choice(["seed_multistep", "custom"]), total,
+    recipe = rng.choice(["seed_multistep", "custom"])
+    # the guide's seed: cut while far above the guide's goal. A loop of unknown convention: flat since long before
+    # the cut (no goal says 40-70% of the start is too high), so a plateau to flag, not a proven failure
+    guide = recipe == "seed_multistep"
+    evidence = max(cut + 4, needed(noise)) if guide else cut + max(10, total // 4) + needed(noise)
+    return Case("", "seed_cut", "broken" if guide else "suspect", recipe, total,
                 _records(val, steps(total, (cut, round(total * 0.75))), rng, scale=scale, noise=noise, gaps=0),
-                evidence_epoch=cut + 4, expect_rule=("lr_too_low", "plateau", "final_seed"),
+                evidence_epoch=evidence, expect_rule=("lr_too_low", "plateau", "final_seed", "final_own_evidence"),
                 expect_code=("lr_decay_before_convergence", "lr_too_low", "loss_plateau"))
 
 
@@ -158,9 +178,14 @@ def _plateau(rng, total, scale, noise, gaps):
     k = 10 / total
     val = [level + (1 - level) * math.exp(-k * e) for e in range(1, total + 1)]
     flat_from = next(e for e, v in enumerate(val, 1) if v < level * 1.01)
-    return Case("", "plateau", "broken", rng.choice(["alternative_1", "custom"]), total,
+    recipe = rng.choice(["alternative_1", "custom"])
+    # the guide's recipe: its decision (epoch 20 of 50) is where the cause is judged; own evidence: a quarter of
+    # the run flat after the plateau began
+    guide = recipe == "alternative_1"
+    decision = round(20 * total / 50) if guide else flat_from + max(10, total // 4) * (gaps or 1)
+    return Case("", "plateau", "broken" if guide else "suspect", recipe, total,
                 _records(val, [3e-4] * total, rng, scale=scale, noise=noise, gaps=gaps),
-                evidence_epoch=max(flat_from + 10, round(0.45 * total)),
+                evidence_epoch=max(decision, flat_from + 10, round(0.45 * total)) + (gaps or 1) * needed(noise) // 2,
                 expect_rule=("plateau", "alt1_epoch20", "early_epoch15"),
                 expect_code=("loss_plateau", "below_expected_curve"))
 
@@ -168,9 +193,13 @@ def _plateau(rng, total, scale, noise, gaps):
 def _not_learning(rng, total, scale, noise, gaps):
     """Bad data: the loss barely moves."""
     val = [1 - 0.002 * e for e in range(1, total + 1)]
-    return Case("", "not_learning", "broken", rng.choice(["alternative_1", "alternative_2", "custom"]), total,
+    recipe = rng.choice(["alternative_1", "alternative_2", "custom"])
+    guide = recipe != "custom"
+    decision = round(20 * total / (50 if recipe == "alternative_1" else 40)) if guide else 6
+    return Case("", "not_learning", "broken" if guide else "suspect", recipe, total,
                 _records(val, cosine(total), rng, scale=scale, noise=noise, gaps=gaps),
-                evidence_epoch=max(8, round(0.3 * total) + 1), expect_rule=("early_epoch15", "alt1_epoch20",
+                evidence_epoch=max(decision, 6 + (gaps or 1) * needed(noise)),
+                expect_rule=("early_epoch15", "alt1_epoch20", "not_learning",
                                                                             "alt2_epoch20", "plateau"),
                 expect_code=("loss_plateau", "below_expected_curve"))
 
@@ -213,7 +242,7 @@ def _overfitting(rng, total, scale, noise, gaps):
     best = min(val)
     evident = next((e for e, v in enumerate(val, 1) if e > turn and v > 1.1 * best), total)
     evident = min(total, max(evident, turn) + 4)
-    return Case("", "overfitting", "broken", "alternative_1", total,
+    return Case("", "overfitting", "suspect", "alternative_1", total,
                 _records(val, cosine(total), rng, scale=scale, noise=min(noise, 0.02), train=train, gaps=0),
                 evidence_epoch=evident, expect_rule=("overfitting", "divergence"), expect_code=("overfitting",))
 
@@ -222,9 +251,14 @@ def _slow_crawl(rng, total, scale, noise, gaps):
     """Learning at ~1%/epoch from the start: far from any goal."""
     total = max(total, 30)
     val = [0.99 ** e for e in range(1, total + 1)]
-    return Case("", "slow_crawl", "broken", rng.choice(["alternative_1", "custom"]), total,
+    recipe = rng.choice(["alternative_1", "custom"])
+    # the guide's recipe misses its own line (stop at its decision epoch); a loop of unknown convention that
+    # keeps falling 1%/epoch is learning: no goal says otherwise, so it is never stopped
+    guide = recipe == "alternative_1"
+    return Case("", "slow_crawl", "broken" if guide else "healthy", recipe, total,
                 _records(val, cosine(total), rng, scale=scale, noise=min(noise, 0.01), gaps=gaps),
-                evidence_epoch=round(0.3 * total) + 2, expect_rule=("early_epoch15", "alt1_epoch20", "plateau"),
+                evidence_epoch=max(round(0.4 * total), (gaps or 1) * needed(min(noise, 0.01))) + (gaps or 1),
+                expect_rule=("early_epoch15", "alt1_epoch20", "plateau"),
                 expect_code=("loss_plateau", "below_expected_curve"))
 
 
@@ -235,7 +269,9 @@ def violations(case: Case, decide) -> list[str]:
         v = decide(case.epochs[:k], case.recipe, case.total)
         if case.truth == "healthy" and v.status in ("switch", "diagnose", "fail"):
             bad.append(f"epoch {k}: {v.status} ({v.rule_id}) {v.headline}")
-        if case.truth == "broken" and k >= (case.evidence_epoch or 1) and v.status in ("continue", "success",
-                                                                                       "pending"):
+        evident = k >= (case.evidence_epoch or 1)
+        if case.truth == "broken" and evident and v.status not in ("switch", "diagnose", "fail"):
+            bad.append(f"epoch {k}: {v.status} ({v.rule_id}) {v.headline} (past the evidence: must stop)")
+        if case.truth == "suspect" and evident and v.status in ("continue", "success", "pending"):
             bad.append(f"epoch {k}: {v.status} ({v.rule_id}) {v.headline}")
     return bad

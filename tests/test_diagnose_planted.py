@@ -210,8 +210,8 @@ PLANTED = [  # (state, root cause code, next action)
     (s_multistep_early, "lr_decay_before_convergence", "alternative_1"),
     (s_plateau_scheduler_stuck, "lr_too_low", "alternative_3"),
     (s_onecycle_diverges, "lr_too_high", "lower_lr"),
-    (s_lambda_not_learning, "loss_plateau", "diagnose"),
-    (s_jsonl_nan, "lr_too_high", "diagnose"),
+    (s_lambda_not_learning, "loss_plateau", "fix_data"),  # inside diagnose(): check the data, never "diagnose"
+    (s_jsonl_nan, "lr_too_high", "fix_data"),
     (s_ultralytics_overfitting, "overfitting", "use_best"),
     (s_crawl_after_cut, "lr_decay_before_convergence", "alternative_1"),
 ]

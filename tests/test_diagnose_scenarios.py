@@ -112,7 +112,8 @@ def test_multistep_lr_dropping_before_convergence():
     assert_root(report, "lr_decay_before_convergence", "alternative_1")
     # the same judgement, words and numbers as the live verdict: the cut, its epoch and the goal it missed
     assert "LR too low before convergence" in report.root_cause.title
-    assert "(10x) at epoch 31" in report.root_cause.evidence and "goal" in report.root_cause.evidence
+    # your own loop has no guide line: the evidence is the fall before the cut and the stall after it
+    assert "(10x) at epoch 31" in report.root_cause.evidence and "validated epochs before it" in report.root_cause.evidence
     assert report.lr_timeline.per_epoch[29] == pytest.approx(2e-4)
     assert report.lr_timeline.per_epoch[30] == pytest.approx(2e-5)
     assert report.lr_timeline.per_epoch[45] == pytest.approx(2e-6)

@@ -193,7 +193,7 @@ def test_report_html_and_text():
 
 def test_diagnose_with_nothing_says_what_it_skipped():
     r = diagnose()
-    assert r.root_cause is None and r.next_action == "diagnose" and not r.checked  # never "continue"
+    assert r.root_cause is None and r.next_action == "fix_input" and not r.checked  # never "continue"
     assert "Nothing to check" in r.to_text() and "Nothing to check" in r._repr_html_()
     assert len(r.skipped) >= 3 and "no model" in " ".join(r.skipped)
 

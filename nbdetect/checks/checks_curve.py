@@ -10,39 +10,32 @@ from __future__ import annotations
 import math
 
 from .. import actions, recipes
-from ..curve_facts import curve_facts
-from ..verdict import STOP_STATUSES, verdict_from
+from ..verdict import STOP_STATUSES, judge_history
 from . import curve
 from .report import Finding
 
 CHECK = "curve"
 
 
-def epoch_records(history, lrs=None) -> list[dict]:
-    """The history as ``History.epochs``-style records (missing values as None)."""
-    n = history.n_epochs
-    lrs = list(lrs or [])
-
-    def at(values, i):
-        v = values[i] if i < len(values) else None
-        return v if isinstance(v, (int, float)) else None
-
-    out = []
-    for i in range(n):
-        lr = lrs[i] if i < len(lrs) and isinstance(lrs[i], (int, float)) and math.isfinite(lrs[i]) else None
-        if lr is None and i < len(history.lr) and math.isfinite(history.lr[i]):
-            lr = history.lr[i]
-        rec = {"epoch": i + 1, "train_loss": at(history.train, i), "lr": lr}
-        if history.val:
-            rec["val_loss"] = at(history.val, i)
-        out.append(rec)
-    return out
+def curve_verdict(history, ctx_recipe, total, timeline=None):
+    """The verdict on ``history``: :func:`nbdetect.verdict.judge_history`, the live verdict's own function, on
+    the same History. The LR rebuilt from the user's optimizer and scheduler fills epochs whose LR the history
+    did not log; a recipe named to diagnose() vouches for the guide's convention."""
+    lrs = None
+    if timeline is not None and timeline.per_epoch and not history.has_lr():
+        lrs = list(timeline.per_epoch)
+    plateau_driven = timeline is not None and timeline.scheduler == "ReduceLROnPlateau"
+    return judge_history(history, recipe=ctx_recipe, total_epochs=total, lr_per_epoch=lrs,
+                         lr_plateau_driven=plateau_driven)
 
 
 def _resolve(next_action: str | None, code: str, checked_inputs: bool) -> str | None:
-    """'diagnose' means 'check the data and the model': inside diagnose(), once they were checked, act."""
-    if next_action != "diagnose" or not checked_inputs:
+    """'diagnose' means 'check the data and the model': inside diagnose() it is never the next step. Once the
+    data and model were checked (and found fine), act on the curve; before, check the data."""
+    if next_action != "diagnose":
         return next_action
+    if not checked_inputs:
+        return "fix_data"
     return "lower_lr" if code == "lr_too_high" else recipes.FIRST.name
 
 
@@ -57,12 +50,7 @@ def check_curve(ctx) -> list[Finding]:
     history = ctx.history
     if history is None or history.n_epochs == 0:
         return []
-    lrs = ctx.timeline.per_epoch if ctx.timeline is not None else None
-    records = epoch_records(history, lrs)
-    total = max(ctx.total_epochs or 0, history.n_epochs)
-    plateau_driven = ctx.timeline is not None and ctx.timeline.scheduler == "ReduceLROnPlateau"
-    facts = curve_facts(records, total, lr_plateau_driven=plateau_driven)
-    verdict = verdict_from(facts, ctx.recipe or "custom")
+    verdict = curve_verdict(history, ctx.recipe, ctx.total_epochs, ctx.timeline)
     checked = ctx.model is not None and ctx.data is not None
     out: list[Finding] = []
     if verdict is not None and verdict.is_problem:
@@ -84,6 +72,6 @@ def check_curve(ctx) -> list[Finding]:
                                f"the loss is above the expected curve at {len(above)} checkpoints", shown,
                                actions.instruction(recipes.ALTERNATIVE_2.name)))
     if not out:
-        say = verdict.rule_text if verdict is not None else f"{facts.metric}: {len(facts.points)} finite epochs"
+        say = verdict.rule_text
         out.append(Finding(CHECK, "curve_ok", "pass", "the loss curve is falling or converged", say))
     return out

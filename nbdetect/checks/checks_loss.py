@@ -20,12 +20,11 @@ def _last_finite(values):
 
 def _diverges(history) -> bool:
     """The one judge says the history is non-finite or diverging (then its scale says nothing)."""
-    from ..curve_facts import curve_facts
-    from ..verdict import judge
-    from .checks_curve import epoch_records
+    from .checks_curve import curve_verdict
 
-    found = judge(curve_facts(epoch_records(history), history.n_epochs + 1))
-    return any(v.rule_id in ("nonfinite", "divergence") for v in found)
+    v = curve_verdict(history, None, None)
+    found = [v, *v.findings] if v is not None else []
+    return any(f.rule_id in ("nonfinite", "divergence") for f in found)
 
 
 def check_loss_scale(history, measured: float | None, n_batches: int | None, family: str | None,

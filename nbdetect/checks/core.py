@@ -82,16 +82,19 @@ def diagnose(model=None, optimizer=None, scheduler=None, data=None, history=None
         wait_for_active("diagnosing the model it trains")  # probing weights that change meanwhile checks nothing
     t0 = time.perf_counter()
     skipped: list[str] = []
+    failed = NotChecked()
     samples: list[SampleView] = []
-    info = _guard(skipped, "model probe", probe, model)
+    info = _guard(failed, "the model (probe failed)", probe, model) if model is not None else None
     try:
         hist = load_history(history)
-    except Exception as exc:  # a missing or unreadable file is a finding about the input, not a crash
+    except Exception as exc:  # an unreadable history is an inconclusive curve check, never a verdict
         hist = None
-        skipped.append(f"history could not be read ({type(exc).__name__}: {exc}); pass a list of per-epoch "
-                       "losses, a history.jsonl / results.csv path that exists, or a run folder")
-    if hist is not None and history_kind == "val" and not hist.val and hist.train:
-        hist.val, hist.train = hist.train, []  # the list you gave is your validation loss: named as such
+        what = exc.what if hasattr(exc, "what") else f"{type(exc).__name__}: {exc}"
+        failed.add("the loss curve (the history could not be read)",
+                   f"{what}. Pass a list of per-epoch losses, {{'train': [...], 'val': [...]}}, or a history file "
+                   "(history.jsonl, results.csv, results.txt, metrics.json, *.log.json, metrics.csv) or run folder")
+    if hist is not None and history_kind == "val" and not hist.val and any(math.isfinite(v) for v in hist.train):
+        hist = hist.as_validation()  # the list you gave is your validation loss: named as such
     if hist is not None and hist.n_epochs == 0:
         skipped.append("history is empty: no epoch to judge")
         hist = None
@@ -106,7 +109,7 @@ def diagnose(model=None, optimizer=None, scheduler=None, data=None, history=None
 
     sc = None
     if data is not None:
-        sc = _guard(skipped, "data scan", scan, data, num_classes=k, label_base=label_base, max_samples=max_samples,
+        sc = _guard(failed, "the data (scan failed)", scan, data, num_classes=k, label_base=label_base, max_samples=max_samples,
                     max_image_stats=max_image_stats, time_budget_s=data_seconds)
         if sc is not None:
             skipped.extend(sc.notes)
@@ -125,7 +128,7 @@ def diagnose(model=None, optimizer=None, scheduler=None, data=None, history=None
             batches = [(ims, [shift_labels(t, 0) for t in tgs]) for ims, tgs in batches]
         measured, components, err = _measure(model, batches, device)
         if err:
-            skipped.append(f"loss measurement failed: {err}")
+            failed.add("the loss scale (measuring the model's loss failed)", err)
 
     timeline = None
     if optimizer is not None:
@@ -135,8 +138,8 @@ def diagnose(model=None, optimizer=None, scheduler=None, data=None, history=None
             timeline = reconstruct(optimizer, scheduler, epochs=epochs, epochs_done=n_done,
                                    steps_per_epoch=spe, interval=scheduler_interval)
         except Exception as exc:
-            skipped.append(f"LR timeline could not be rebuilt: {type(exc).__name__}: {exc}")
-    total = planned_epochs(epochs, timeline, hist)
+            failed.add("the LR schedule (the timeline could not be rebuilt from the optimizer and scheduler)", exc)
+    total = planned_epochs(epochs, timeline, hist, recipe)
 
     ctx = Context(model=model if info is not None else None, info=info, optimizer=optimizer, scheduler=scheduler,
                   data=data if sc is not None else None, scan=sc, history=hist, timeline=timeline,
@@ -157,7 +160,8 @@ def diagnose(model=None, optimizer=None, scheduler=None, data=None, history=None
         try:
             ctx.findings += check.run(ctx)
         except Exception as exc:  # a check that breaks on odd input says so and the others go on
-            skipped.append(f"{check.name} check could not run: {type(exc).__name__}: {exc}")
+            failed.add(f"{check.name} (the check could not run)", exc)
+    ctx.findings += failed.findings()
     if optimizer is None:
         skipped.append("LR timeline: no optimizer given" + (" (the history's logged LR is used)"
                                                             if hist is not None and hist.has_lr() else ""))
@@ -174,26 +178,46 @@ def diagnose(model=None, optimizer=None, scheduler=None, data=None, history=None
         if sc is not None:
             samples = _sample_views(data, ctx.findings)
 
-    return Report(ctx.findings, _unique(skipped), plot_png=plot, samples=samples, lr_timeline=timeline,
+    return Report(ctx.findings, _unique(skipped + [f"{what}: {why}" for what, why in failed]), plot_png=plot, samples=samples, lr_timeline=timeline,
                   history=hist, elapsed_s=time.perf_counter() - t0,
-                  checked=any(ctx.has(n) for n in ("model", "data", "history", "optimizer")))
+                  checked=bool(failed) or any(ctx.has(n) for n in ("model", "data", "history", "optimizer")))
 
 
-GUIDE_EPOCHS = 50  # the guide's run length (Alternative 1), assumed when the plan is unknown
-
-
-def planned_epochs(epochs, timeline, hist) -> int | None:
-    """The run's planned length: given, read from the scheduler (milestones, T_max...), or the guide's 50.
+def planned_epochs(epochs, timeline, hist, recipe=None) -> int | None:
+    """The run's planned length: given, read from the scheduler (milestones, T_max...), written in the history
+    (a run folder, an Ultralytics args.yaml), the named recipe's, or unknown.
 
     A history that reached its planned length is graded as finished; one whose plan is unknown is never
-    graded as finished (it may still be running).
+    graded as finished (it may still be running): None.
     """
     if epochs:
         return int(epochs)
     done = hist.n_epochs if hist is not None else 0
     if timeline is not None and len(timeline.per_epoch) > done:
         return len(timeline.per_epoch)
-    return max(done + 1, GUIDE_EPOCHS)
+    written = (hist.meta.get("total_epochs") if hist is not None else None)
+    if written:
+        return max(int(written), done)
+    from ..recipes import find
+
+    known = find(recipe) if recipe else None
+    if known is not None:
+        return max(known.epochs, done + 1)
+    return None
+
+
+class NotChecked(list):
+    """What could not be read or could not run: ``(what, why)``; each becomes a ``not_checked`` finding, so a
+    report with a gap never reads "No problem found"."""
+
+    def add(self, what: str, why) -> None:
+        why = f"{type(why).__name__}: {why}" if isinstance(why, BaseException) else str(why)
+        self.append((what, why))
+
+    def findings(self) -> list[Finding]:
+        return [Finding("inputs", "not_checked", "warn", f"Not checked: {what}", why,
+                        "pass this input in a form nbdetect reads (the line above says what failed)")
+                for what, why in self]
 
 
 def _guard(skipped, what, fn, *args, **kwargs):
@@ -201,6 +225,8 @@ def _guard(skipped, what, fn, *args, **kwargs):
         return fn(*args, **kwargs)
     except Exception as exc:
         skipped.append(f"{what} failed: {type(exc).__name__}: {exc}")
+        if isinstance(skipped, NotChecked):
+            skipped.add(what, exc)
         return None
 
 

@@ -26,7 +26,9 @@ class Code:
 #: Lower priority = more fundamental = reported first among findings of the same status.
 CODES: dict[str, Code] = {
     # the run itself stopped with an error (the live verdict of a crashed run)
-    "run_failed": Code(4, "diagnose"),
+    "run_failed": Code(4, FIX_DATA),
+    # a check that could not run, or an input that could not be read: inconclusive, never "no problem"
+    "not_checked": Code(140, "fix_input", observation=True),
     # what goes into the model
     "data_unreadable": Code(5, FIX_DATA),
     "image_shape": Code(10, FIX_DATA),
@@ -53,11 +55,12 @@ CODES: dict[str, Code] = {
     "loss_scale_unexpected": Code(55, "fix_loss_reporting"),
     # can the pipeline learn at all
     "overfit_failed": Code(60, FIX_DATA),
-    "overfit_slow": Code(61, "diagnose"),
+    "overfit_slow": Code(61, "lower_lr"),
     # the schedule and the curve (judged by nbdetect.verdict over nbdetect.curve_facts)
     "lr_too_high": Code(70, "lower_lr"),
     "lr_decay_before_convergence": Code(80, FIRST.name),
     "overfitting": Code(82, "use_best"),
+    "map_collapse": Code(83, "use_best"),
     "lr_too_low": Code(85, ALTERNATIVE_3.name),
     "loss_plateau": Code(90, FIRST.name),
     "below_expected_curve": Code(92, ALTERNATIVE_2.name),

@@ -82,11 +82,23 @@ class Report:
         return next((f for f in self.findings if _rank.can_be_root(f)), None)
 
     @property
+    def not_checked(self) -> list[Finding]:
+        """Checks that could not run and inputs that could not be read: the report is inconclusive there."""
+        return [f for f in self.findings if f.code == "not_checked"]
+
+    @property
+    def conclusive(self) -> bool:
+        return self.checked and not self.not_checked
+
+    @property
     def next_action(self) -> str:
         """A key of :data:`nbdetect.actions.ACTIONS` (``"fix_data"``, ``"alternative_1"``, ``"continue"``...)."""
         if not self.checked:
-            return "diagnose"
-        return _rank.next_action_for(self.root_cause)
+            return "fix_input"
+        root = self.root_cause
+        if root is None and self.not_checked:
+            return "fix_input"
+        return _rank.next_action_for(root)
 
     @property
     def next_action_text(self) -> str:
@@ -116,13 +128,24 @@ class Report:
             "skipped": list(self.skipped),
         }
 
+    def _headline(self) -> str:
+        """What a report without a root cause says: never "No problem found" when something was not checked."""
+        if not self.checked:
+            return "Nothing to check: no model, data, optimizer or history was given."
+        missing = self.not_checked
+        if missing:
+            what = "; ".join(f.title.removeprefix("Not checked: ") for f in missing)
+            done = sorted({f.check for f in self.findings if f.code != "not_checked" and f.status != "skip"})
+            return (f"Inconclusive: no problem in what was checked ({', '.join(done) or 'nothing'}), but NOT "
+                    f"checked: {what}.")
+        return "No problem found: nothing here explains a run that does not learn."
+
     # -- text ----------------------------------------------------------------
     def to_text(self) -> str:
         lines = ["nbdetect diagnose report", "=" * 24]
         root = self.root_cause
         if root is None:
-            lines.append("No problem found: nothing here explains a run that does not learn." if self.checked
-                         else "Nothing to check: no model, data, optimizer or history was given.")
+            lines.append(self._headline())
         else:
             lines.append(f"Most likely root cause: {root.title}")
             if root.fix:
@@ -166,9 +189,7 @@ class Report:
         parts = ['<div class="nbdetect-diagnose" style="font-family:sans-serif;max-width:1100px">',
                  "<h3 style='margin:4px 0'>nbdetect diagnose</h3>"]
         if root is None:
-            parts.append("<p><b>No problem found</b>: nothing here explains a run that does not learn.</p>"
-                         if self.checked else "<p><b>Nothing to check</b>: no model, data, optimizer or history "
-                                              "was given.</p>")
+            parts.append(f"<p><b>{esc(self._headline())}</b></p>")
         else:
             parts.append(f"<p style='background:{_COLOURS[root.status]};padding:6px'>"
                          f"<b>Most likely root cause:</b> {esc(root.title)}<br>"
