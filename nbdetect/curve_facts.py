@@ -76,8 +76,9 @@ def _log(v: float) -> float:
     return math.log(max(v, 1e-30))
 
 
-def theil_sen(points: list[tuple[int, float]]) -> tuple[float, float, float]:
-    """Median, optimistic (25th percentile) and pessimistic (75th) slope of ``log(value)`` per epoch.
+def theil_sen(points: list[tuple[int, float]], log: bool = True) -> tuple[float, float, float]:
+    """Median, optimistic (25th percentile) and pessimistic (75th) slope per epoch of ``log(value)`` (of the
+    value itself when ``log`` is False).
 
     The Theil-Sen estimator: the median of the slopes of all pairs, robust to a few noisy epochs. Long
     series are thinned evenly to ``MAX_PAIRS_POINTS`` points first, so the cost stays bounded.
@@ -85,12 +86,15 @@ def theil_sen(points: list[tuple[int, float]]) -> tuple[float, float, float]:
     if len(points) > MAX_PAIRS_POINTS:
         step = (len(points) - 1) / (MAX_PAIRS_POINTS - 1)
         points = [points[round(i * step)] for i in range(MAX_PAIRS_POINTS)]
+    ys = [_log(y) if log else y for _, y in points]
     slopes = []
     for i in range(len(points)):
         for j in range(i + 1, len(points)):
-            (xa, ya), (xb, yb) = points[i], points[j]
+            xa, xb = points[i][0], points[j][0]
             if xb != xa:
-                slopes.append((_log(yb) - _log(ya)) / (xb - xa))
+                d = (ys[j] - ys[i]) / (xb - xa)
+                if math.isfinite(d):
+                    slopes.append(d)
     if not slopes:
         return math.nan, math.nan, math.nan
     return _median(slopes), _quantile(slopes, 0.25), _quantile(slopes, 0.75)
@@ -290,10 +294,7 @@ def significant_slope(points, noise: float, log: bool = True, min_change: float 
     pts = list(points)
     if len(pts) < 3:
         return 0.0
-    if log:
-        slope = theil_sen(pts)[0]
-    else:
-        slope = theil_sen([(e, math.exp(v)) for e, v in pts])[0]  # theil_sen works on logs: exp makes it linear
+    slope = theil_sen(pts, log=log)[0]
     span = pts[-1][0] - pts[0][0]
     if not math.isfinite(slope) or span <= 0:
         return 0.0
