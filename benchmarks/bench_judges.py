@@ -8,6 +8,12 @@ gets a root cause among the expected codes; plus the planted-bug notebook states
 tests/test_diagnose_planted.py (root cause and next action). Agreement: the share of (history, epoch) points
 where diagnose()'s curve finding has the verdict's code and stop/go.
 
+Per source: generated (above), planted (diagnose on planted-bug states), real logs (the public training logs
+in ../shared/data/real_histories, judged at every epoch: a run that learned must never be stopped nor sent to
+a recipe). Epochs saved: on the broken generated runs, how many epochs before the guide's own decision point
+(epoch 20 of 50 for its recipes, scaled to the run; epoch 41 of 60 for the seed, scaled) the live verdict first
+says stop; beside it, the stops on healthy runs (the target is none).
+
 Usage: python benchmarks/bench_judges.py [--cases 600]
 """
 from __future__ import annotations
@@ -84,7 +90,59 @@ def main() -> int:
             r = diagnose(**{**planted.QUICK, **state(Path(tmp))})
             h_right += r.root_cause is None and r.next_action == "continue"
 
+    # -- epochs saved on the broken runs, false stops on the healthy ones --------------------------------------
+    saved, late, false_stops, healthy_n = [], 0, 0, 0
+    for c in cases:
+        first_stop = next((k for k in range(1, len(c.epochs) + 1)
+                           if decide(c.epochs[:k], c.recipe, c.total).is_stop), None)
+        if c.truth == "healthy":
+            healthy_n += 1
+            false_stops += first_stop is not None
+        elif c.truth == "broken":
+            guide_at = round(41 * c.total / 60) if c.family == "seed_cut" else round(20 * c.total / 50)
+            if first_stop is None:
+                late += 1
+            else:
+                saved.append(guide_at - first_stop)
+
+    # -- real public logs -------------------------------------------------------------------------------------
+    import json
+
+    from nbdetect import recipes as _recipes
+    from nbdetect.history_readers import read_history
+    from nbdetect.verdict import judge_history
+
+    real_root = REPO.parent / "shared" / "data" / "real_histories"
+    real_ok, real_n, real_epochs = 0, 0, 0
+    if (real_root / "real_histories.json").exists():
+        for log in json.loads((real_root / "real_histories.json").read_text()):
+            h = read_history(real_root / "raw" / log["source"]["repo"].replace("/", "+") / log["source"]["path"])
+            part, ok = type(h)(meta=dict(h.meta)), True
+            for k in range(1, len(h.epochs) + 1):
+                part.epochs = h.epochs[:k]
+                v = judge_history(part, total_epochs=log["planned_epochs"])
+                real_epochs += 1
+                ok &= not v.is_stop and v.next_action not in _recipes.RECIPES and v.status != "partial"
+            real_ok += ok
+            real_n += 1
+
+    long = [{"epoch": e, "train_loss": 2.0 * e ** -0.3, "val_loss": 2.1 * e ** -0.3, "map50": 0.5}
+            for e in range(1, 10_001)]
+    t1 = time.perf_counter()
+    decide(long, "custom", 10_000)
+    long_s = time.perf_counter() - t1
+
+    saved.sort()
     figures = {
+        "generated_live_verdict_right_at_every_epoch": right / total,
+        "planted_diagnose_right": f"{p_right}/{len(planted.PLANTED)}",
+        "real_logs_never_stopped_nor_sent_to_a_recipe": f"{real_ok}/{real_n} ({real_epochs} epochs judged)",
+        "broken_runs_stopped": f"{len(saved)}/{len(saved) + late}",
+        "epochs_saved_before_the_guides_decision_median": saved[len(saved) // 2] if saved else float("nan"),
+        "epochs_saved_before_the_guides_decision_mean": sum(saved) / len(saved) if saved else float("nan"),
+        "broken_runs_stopped_before_the_guides_decision": f"{sum(x > 0 for x in saved)}/{len(saved) + late}",
+        "false_stops_on_healthy_runs": f"{false_stops}/{healthy_n}",
+        "judge_10000_epochs_s": long_s,
         "live_verdict_histories": total,
         "live_verdict_epochs_judged": points,
         "live_verdict_right_at_every_epoch": right / total,

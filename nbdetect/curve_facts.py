@@ -265,11 +265,12 @@ class CurveFacts:
         return self.loss_improving(self.window + 1)
 
     def pace_matters(self, n: int | None = None) -> bool:
-        """The loss falls at a pace that matters over its last ``n`` points (default: the trailing window):
+        """The loss falls at a pace that matters over its last ``n`` points (default: the trailing window, or the
+        last quarter of the run when longer):
         significantly, and kept for another half of the run (at least 10 epochs) it gains more than the noise
         margin and 5% of the loss."""
-        n = n or self.window + 1
         pts = self.points if self.trend_from in (None, self.metric) else self.train_points
+        n = n or max(self.window + 1, len(pts) // 4)
         slope = significant_slope(pts[-n:], self.noise, log=True)
         horizon = max(10, self.n_epochs / 2)
         return slope < 0 and -slope * horizon > max(MEANINGFUL_GAIN, self.margin)

@@ -75,6 +75,10 @@ class History:
         """Add an epoch record; one with the number of an earlier record replaces it (records stay ordered)."""
         e = rec.get("epoch")
         if isinstance(e, (int, float)) and not isinstance(e, bool) and self.epochs:
+            last = self.epochs[-1].get("epoch")
+            if isinstance(last, (int, float)) and e > last:  # the usual case: the next epoch
+                self.epochs.append(rec)
+                return rec
             for i, old in enumerate(self.epochs):
                 if old.get("epoch") == e:
                     self.epochs[i] = rec

@@ -696,8 +696,10 @@ def rule_not_learning(ctx: Context) -> Verdict | None:
     past_warmup = f.points[-1][0] > f.lr.warmup_end + NOT_LEARNING_EPOCHS
     not_dropped = f.best >= f.reference * (1 - f.margin)
     flat_from_start = len(f.points) > NOT_LEARNING_EPOCHS and not_dropped and past_warmup and f.enough_evidence
-    if rule is None:  # own evidence only
-        if not flat_from_start:
+    if rule is None:  # own evidence only: lost less than 20% and not falling at a pace that matters
+        learned = f.dropped >= 1 - LEARNED_RATIO or f.pace_matters()
+        if not (flat_from_start or (len(f.points) > NOT_LEARNING_EPOCHS and past_warmup and f.enough_evidence
+                                    and not learned)):
             return None
         when, ratio_note = f"flat since the start for {f.points[-1][0] - 1} epochs", ""
     else:
@@ -813,7 +815,7 @@ def _still_improving(f: CurveFacts) -> str:
     if f.map_rising and is_finite(f.map_trend) and f.map_trend * horizon > max(MEANINGFUL_MAP_GAIN, f.map_margin):
         return f"{_map_name(f)} still rising, {f.map_points[-1][1]:.3f} at the end"
     if f.pace_matters():
-        return f"the {_metric_name(f.metric)} still falling {100 * (1 - math.exp(f.trend)):.1f}%/epoch"
+        return f"the {_metric_name(f.metric)} still falling {100 * (1 - math.exp(f.trend)):.2g}%/epoch"
     return ""
 
 
@@ -1041,13 +1043,5 @@ def decide(history_epochs, recipe_name: str, total_epochs: int | None, lr_per_ep
     from .history import History
     from .history_readers import read_history
 
-    if isinstance(history_epochs, list) and all(isinstance(e, dict) for e in history_epochs):
-        history = History()
-        history.epochs = list(history_epochs)  # kept as given: the facts order them by epoch number
-    else:
-        history = read_history(history_epochs) if history_epochs is not None else History()
-    if history_epochs and isinstance(history_epochs, list) and all(isinstance(e, dict) for e in history_epochs):
-        from .history_readers import _validated
-
-        _validated(read_history(history_epochs), "history")
+    history = read_history(history_epochs) if history_epochs else History()
     return judge_history(history, recipe_name or "", thresholds, total_epochs, reference_loss, lr_per_epoch, error)

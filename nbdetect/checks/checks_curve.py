@@ -39,9 +39,11 @@ def _resolve(next_action: str | None, code: str, checked_inputs: bool) -> str | 
     return "lower_lr" if code == "lr_too_high" else recipes.FIRST.name
 
 
-def _finding(v, checked: bool) -> Finding:
+def _finding(v, checked: bool, recipe: str | None = None) -> Finding:
     status = "fail" if v.status in STOP_STATUSES else "warn"
     nxt = _resolve(v.next_action, v.code, checked)
+    if recipe and nxt == recipe:  # never send a recipe's own run back to that recipe: what comes after it
+        nxt = recipes.next_on_failure(recipe)
     return Finding("lr" if v.code.startswith("lr_") else CHECK, v.code, status, v.headline, v.rule_text,
                    actions.instruction(nxt), next_action=nxt)
 
@@ -51,15 +53,16 @@ def check_curve(ctx) -> list[Finding]:
     if history is None or history.n_epochs == 0:
         return []
     verdict = curve_verdict(history, ctx.recipe, ctx.total_epochs, ctx.timeline)
+    run_recipe = ctx.recipe or history.meta.get("recipe")
     checked = ctx.model is not None and ctx.data is not None
     out: list[Finding] = []
     if verdict is not None and verdict.is_problem:
         # the verdict itself is the curve's finding; the other applicable rules follow it, never above it
-        primary = _finding(verdict, checked)
+        primary = _finding(verdict, checked, run_recipe)
         out.append(primary)
         for other in verdict.findings[1:]:
             if other.is_problem and other.code != verdict.code:
-                f = _finding(other, checked)
+                f = _finding(other, checked, run_recipe)
                 f.status = "warn"
                 f.priority = max(f.priority, primary.priority + 1)
                 out.append(f)
