@@ -39,7 +39,7 @@ def _checkout_copy(dest: Path) -> Path:
 def _lend_torch(site: Path, lent: Path) -> list[str]:
     """Symlink torch, torchvision and the distributions they require (installed here) into ``lent``,
     added to the venv's sys.path by a .pth file. Returns the distributions lent."""
-    from packaging.requirements import Requirement  # pip's own dependency; pytest's too
+    from packaging.requirements import Requirement
 
     lent.mkdir()
     todo, seen = ["torch", "torchvision"], set()
