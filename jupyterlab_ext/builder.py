@@ -7,6 +7,7 @@ but the npm packages.
 """
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -20,6 +21,21 @@ OUT = HERE.parent / "nbdetect" / "labextension"
 def _run(cmd, **kw):
     print("jupyterlab_ext/builder.py:", " ".join(map(str, cmd)), flush=True)
     subprocess.run([str(c) for c in cmd], cwd=HERE, check=True, **kw)
+
+
+def labextension_build_command(staging: Path) -> list[str]:
+    """The command that builds the prebuilt extension against the JupyterLab core in ``staging`` (its
+    package.json), run by this interpreter: never a program looked up on PATH.
+
+    JupyterLab 4.6 deprecated `jupyter labextension build` for `jupyter-builder build` (the jupyter-builder
+    package, a JupyterLab dependency since 4.6), and that alias runs `jupyter-builder` from PATH: in a
+    virtualenv that is not activated, another Python's or none. So jupyter-builder's module is run with
+    sys.executable. JupyterLab 4.1 to 4.5 have no jupyter-builder; their own module builds (`--core-path`).
+    """
+    if importlib.util.find_spec("jupyter_builder") is not None:
+        return [sys.executable, "-m", "jupyter_builder.main", "build", ".",
+                "--core-package-file", staging / "package.json"]
+    return [sys.executable, "-m", "jupyterlab.labextensions", "build", ".", "--core-path", staging]
 
 
 def stale() -> bool:
@@ -42,11 +58,10 @@ def build(target_name: str = "wheel", version: str = "standard", force: bool = F
                            "(a wheel of nbdetect ships it prebuilt)")
     import jupyterlab
 
-    core = Path(jupyterlab.__file__).parent / "staging" / "package.json"
+    staging = Path(jupyterlab.__file__).parent / "staging"
     _run([npm, "ci", "--no-audit", "--no-fund"] if (HERE / "package-lock.json").exists() else [npm, "install"])
     _run([npm, "exec", "--", "tsc", "--project", "tsconfig.json"])
-    _run([sys.executable, "-m", "jupyter", "labextension", "build", ".", "--development", "false",
-          "--core-package-file", core])
+    _run(labextension_build_command(staging))
     shutil.copyfile(HERE / "install.json", OUT / "install.json")  # tells `jupyter labextension list` the package
 
 

@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
 # Everything the test suite needs on a fresh machine, then the suite itself.
 # Usage: bash scripts/test.sh [pytest args]
+#   PYTHON=/path/to/venv/bin/python bash scripts/test.sh   runs everything with that interpreter; the venv
+#   need not be activated: every step and every test runs it (or sys.executable), never a Python program
+#   found on PATH (tests/test_fresh_venv.py checks this)
+#   NBDETECT_NO_CHROMIUM=1   does not install Debian's chromium (the browser tests are then skipped)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
@@ -20,7 +24,8 @@ fi
 "$PY" -m pip install -q --disable-pip-version-check -e ".[test]"
 
 # Chromium for the browser tests (Debian package; Playwright drives /usr/bin/chromium, no browser download).
-if [ ! -x /usr/bin/chromium ] && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+if [ -z "${NBDETECT_NO_CHROMIUM:-}" ] && [ ! -x /usr/bin/chromium ] && command -v apt-get >/dev/null 2>&1 \
+   && [ "$(id -u)" = 0 ]; then
   (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null \
     || echo "scripts/test.sh: could not install chromium; browser tests will be skipped"
 fi

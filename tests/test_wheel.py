@@ -38,14 +38,16 @@ def test_wheel_installs_the_prebuilt_extension_without_node(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
     env["PATH"] = str(env_dir / "bin")
     assert shutil.which("node", path=env["PATH"]) is None and shutil.which("npm", path=env["PATH"]) is None
+    # the venv's own modules, run by its interpreter: `python -m jupyter <sub>` would look the
+    # `jupyter-<sub>` script up on PATH
     pip = [str(py), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
     subprocess.run(pip + ["jupyterlab>=4.1,<5"], check=True, env=env, timeout=900)
     subprocess.run(pip + ["--no-deps", str(wheel)], check=True, env=env, timeout=300)
-    out = subprocess.run([str(py), "-m", "jupyter", "labextension", "list"], capture_output=True, text=True,
+    out = subprocess.run([str(py), "-m", "jupyterlab.labextensions", "list"], capture_output=True, text=True,
                          env=env, timeout=120)
     listing = out.stdout + out.stderr
     assert "nbdetect-jupyterlab v0.1.0" in listing and "enabled" in listing and "OK" in listing, listing
     assert "(python, nbdetect)" in listing, listing
-    out = subprocess.run([str(py), "-m", "jupyter", "server", "extension", "list"], capture_output=True, text=True,
-                         env=env, timeout=120)
+    out = subprocess.run([str(py), "-m", "jupyter_server.extension.serverextension", "list"], capture_output=True,
+                         text=True, env=env, timeout=120)
     assert "nbdetect" in out.stdout + out.stderr and "enabled" in out.stdout + out.stderr
