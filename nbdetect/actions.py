@@ -48,6 +48,10 @@ ACTIONS: dict[str, Action] = {a.name: a for a in (
            "Part of what you passed could not be read or checked (named above, with why): pass it in a form nbdetect "
            "reads, e.g. a list of per-epoch losses or the training log file, so the check can run.",
            "nbdetect.diagnose(model, optimizer, scheduler, data=train_dataset, history=val_losses)"),
+    Action("fix_optimizer", "an optimizer over the final model",
+           "Build the optimizer after the model is final (head replaced, nothing frozen by mistake), over its "
+           "trainable parameters, then train again: the parameters it does not hold never change.",
+           "nbdetect.alternative_3(optimizer, model, train, val, lr=1e-4)"),
     Action("lower_lr", "a lower learning rate",
            "Lower the learning rate 3-10x and keep warmup and gradient clipping on.",
            "nbdetect.alternative_1(train, val, num_classes=K, lr=1e-4)"),

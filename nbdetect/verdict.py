@@ -369,6 +369,14 @@ class Context:
             return final.ratio * self.ref, f"{_pct(final.ratio)} of the loss before the boost"
         return CONVERGED_RATIO * self.ref, "the guide's 500/1750"
 
+    def level(self) -> str:
+        """The name of the number ``facts.current`` is: the last value itself, or a trend-smoothed level (then
+        the last epoch's value is said beside it, so no estimate reads as the epoch's value)."""
+        f = self.facts
+        if f.current is None or f.last is None or math.isclose(f.current, f.last, rel_tol=1e-9):
+            return self.metric
+        return f"smoothed {self.metric} (trend level; epoch {f.last_epoch} itself: {_fmt(f.last)})"
+
     def trend_text(self) -> str:
         f = self.facts
         if f.trend_from is None:
@@ -557,7 +565,7 @@ def rule_decision(ctx: Context) -> Verdict | None:
     title = _recipe_title(ctx.recipe)
     when = "at" if f.n_epochs == at else f"since (now epoch {f.n_epochs})"
     text = (f"Rule (guide, {title} {when} {_scaled_note(rule, f.total_epochs)}: {rule.guide_text}): "
-            f"{ctx.metric} {lines.describe(value)}")
+            f"{ctx.level()} {lines.describe(value)}")
     details = {"decision_epoch": at, "value": value, "reference": f.reference, "line": lines.line}
     if value <= lines.line:
         return ctx.verdict("continue", f"On track: continue to epoch {f.total_epochs}.",
@@ -625,7 +633,7 @@ def rule_stalled(ctx: Context) -> Verdict | None:
         if f.current > LEARNED_RATIO * f.reference and not f.has_map:
             return ctx.verdict("warn", f"Not learning: the {ctx.metric} fell only {_pct(f.dropped)} in {f.n_epochs} "
                                        "epochs and has stalled.",
-                               f"Rule (stalled without learning, own evidence): {ctx.metric} {_fmt(f.current)} is "
+                               f"Rule (stalled without learning, own evidence): {ctx.level()} {_fmt(f.current)} is "
                                f"{_pct(f.current / f.reference)} of the starting loss {_fmt(f.reference)}, no "
                                f"improvement beyond {_pct(f.margin)} since epoch {since}; {ctx.trend_text()}"
                                f"{lr_note}. A detector that learns loses far more than 20% of its starting loss: "
@@ -723,7 +731,7 @@ def rule_not_learning(ctx: Context) -> Verdict | None:
     too_low = _lr_too_low(f) if f.lr.current is not None and f.lr.current < DETECTOR_LR_FLOOR else ""
     if too_low:  # a flat curve at an LR no detector learns with: the LR is the cause, whatever the schedule
         return ctx.verdict("warn", f"Not learning: {too_low}.",
-                           f"Rule (not learning, LR range): the {ctx.metric} {_fmt(f.current)} is "
+                           f"Rule (not learning, LR range): the {ctx.level()} {_fmt(f.current)} is "
                            f"{_pct(f.current / f.reference)} of the starting loss {_fmt(f.reference)} after "
                            f"{f.n_epochs} epochs ({ctx.trend_text()}); {too_low}: raise it.",
                            _recipes.ALTERNATIVE_3.name, rule.id if rule is not None else "not_learning",
@@ -822,7 +830,9 @@ def _still_improving(f: CurveFacts) -> str:
 def rule_final_own_evidence(ctx: Context, rule: Rule) -> Verdict:
     """The grading of a run of unknown convention: what its own curves show, no guide line."""
     f = ctx.facts
-    learned = f.dropped > f.margin or (f.has_map and f.map_best[1] > f.map_points[0][1] + f.map_margin)
+    map_gain = f.has_map and f.map_best[1] > f.map_points[0][1] + f.map_margin
+    learned = f.dropped > f.margin or map_gain
+    little = not map_gain and f.dropped < 1 - LEARNED_RATIO  # lost less than 20% of the start
     rising = _still_improving(f)
     maps = ""
     if f.has_map:
@@ -844,6 +854,11 @@ def rule_final_own_evidence(ctx: Context, rule: Rule) -> Verdict:
                            text + f" -> no improvement beyond the noise for {f.plateau_epochs} epochs, the plateau "
                            f"began at full LR ({_fmt(f.lr.peak * at_start)}), so it is not the schedule's end: lower "
                            "the LR (or decay it) and train again from the best checkpoint.", "lower_lr", rule.id,
+                           "loss_plateau", **details)
+    if little:
+        return ctx.verdict("warn", f"Finished having lost only {_pct(f.dropped)} of its starting loss: it barely "
+                                   "learned.", text + " -> a detector that learns loses far more than 20% of its "
+                           "starting loss; check the data (boxes, labels, images) and the LR.", "diagnose", rule.id,
                            "loss_plateau", **details)
     if rising:
         return ctx.verdict("success", f"Finished and still improving ({rising}): use the best checkpoint; more "
@@ -1018,7 +1033,7 @@ def judge_history(history, recipe: str | None = None, thresholds: UserThresholds
     evidence = ("" if facts.enough_evidence else
                 f"; {len(facts.points)} of the {facts.evidence_points} judged epochs a stop would need at this noise")
     return Verdict("continue", f"Training; {nxt}.",
-                   f"No rule fires: {ctx.metric} {_fmt(value)} is {_pct(value / facts.reference)} of the starting "
+                   f"No rule fires: {ctx.level()} {_fmt(value)} is {_pct(value / facts.reference)} of the starting "
                    f"loss {_fmt(facts.reference)} ({ctx.trend_text()}{evidence}); {nxt}. {series_read(facts)}",
                    None, None, facts.n_epochs, {"value": value, "reference": facts.reference}, "curve_ok", [], facts)
 

@@ -240,3 +240,35 @@ def test_overfit_judgement():
     assert judge_overfit({**base, "losses": [2.0, 1.9]}).status == "skip"  # time budget: inconclusive
     crash = judge_overfit({**base, "losses": [], "error": "IndexError: index 5 is out of bounds"}, [0, 1])
     assert crash.code == "overfit_failed" and crash.indices == [0, 1]
+
+
+def test_an_optimizer_that_misses_the_replaced_head_or_a_frozen_head_is_named():
+    import torch
+
+    from nbdetect.models import build_model
+
+    model = build_model("retinanet_tiny", 3, weights=None)
+    opt = torch.optim.AdamW(model.parameters(), lr=5e-4)
+    fine = diagnose(model=model, optimizer=opt, overfit=False, plots=False)
+    assert fine.get("optimizer_ok").status == "pass"
+    from torchvision.models.detection.retinanet import RetinaNetClassificationHead
+
+    old = model.head.classification_head
+    model.head.classification_head = RetinaNetClassificationHead(old.conv[0][0].in_channels, old.num_anchors, 5)
+    report = diagnose(model=model, optimizer=opt, overfit=False, plots=False)  # the optimizer predates the head
+    f = report.get("optimizer_misses_params")
+    assert f is not None and f.status == "fail" and "head" in f.title and "classification_head" in f.evidence
+    assert report.next_action == "fix_optimizer"
+    for p in model.head.parameters():
+        p.requires_grad = False
+    frozen = diagnose(model=model, optimizer=torch.optim.AdamW([p for p in model.parameters() if p.requires_grad]),
+                      overfit=False, plots=False)
+    assert "frozen" in frozen.get("optimizer_misses_params").title
+
+
+def test_an_lr_below_any_detectors_range_is_named_without_a_history():
+    import torch
+
+    opt = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=1e-7)
+    report = diagnose(optimizer=opt, plots=False)
+    assert report.get("lr_too_low") is not None and "below the range" in report.get("lr_too_low").title

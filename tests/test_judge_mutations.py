@@ -55,10 +55,52 @@ def _guide_scenarios() -> list[str]:
     return bad
 
 
+def _boundaries() -> list[str]:
+    """Cases made on either side of a threshold, their truth from how they were made."""
+    bad = []
+    h = healthy(epochs=30)
+    # a warm-up spike of 2x the start for two epochs is no blow-up; 4x for two epochs with training 4x is one
+    spike = [dict(r) for r in h]
+    for r in spike[1:3]:
+        r["val_loss"] = r["val_loss"] * 0 + 2.0 * h[0]["val_loss"]
+    if any(vd.decide(spike[:k], "custom", 30).is_stop for k in range(2, 12)):
+        bad.append("a 2x warm-up spike was stopped")
+    blown = h[:4] + [dict(h[4], val_loss=4.2 * h[0]["val_loss"], train_loss=4.2 * h[0]["train_loss"]),
+                     dict(h[5], val_loss=4.5 * h[0]["val_loss"], train_loss=4.5 * h[0]["train_loss"])]
+    if vd.decide(blown, "custom", 30).rule_id != "divergence":
+        bad.append("4x the start for 2 epochs is not divergence")
+    # mAP: a collapse to 30% of its best is named; dips to 80% of it are noise
+    maps = [min(0.6, 0.1 * e) for e in range(1, 31)]
+    collapsed = [dict(r, map50=m) for r, m in zip(h, maps[:27] + [0.18, 0.17, 0.18])]
+    v = vd.decide(collapsed, "custom", 40)
+    if "map_collapse" not in {v.rule_id, *(f.rule_id for f in v.findings)}:
+        bad.append("an mAP collapse to 30% of its best was not named")
+    dipping = [dict(r, map50=m * (0.8 if e % 4 == 0 else 1.0)) for e, (r, m) in enumerate(zip(h, maps), 1)]
+    if any(vd.decide(dipping[:k], "custom", 40).rule_id == "map_collapse" for k in range(5, 30)):
+        bad.append("mAP dips to 80% of the best were called a collapse")
+    # an LR below any detector's range: 7e-7 flat is too low; a converged run ending at 1.5e-6 is not
+    flat = [{"epoch": e, "train_loss": 1.0 * (1 + 0.002 * (e % 3)), "val_loss": 1.0, "lr": 7e-7} for e in range(1, 16)]
+    if vd.decide(flat, "custom", 30).code != "lr_too_low":
+        bad.append("flat at lr 7e-7 is not lr_too_low")
+    ends_low = [dict(r, lr=max(1.5e-6, r["lr"])) for r in healthy(epochs=60, rate=0.3)]
+    if any(vd.decide(ends_low[:k], "custom", 60).code == "lr_too_low" for k in range(30, 61, 5)):
+        bad.append("a converged run at the end of its schedule was called lr_too_low")
+    return bad
+
+
+def _named(case) -> list[str]:
+    """Past the evidence, a broken or suspect run is named for what broke (one of the rules it was made for)."""
+    if case.truth == "healthy" or not case.expect_code:
+        return []
+    v = vd.decide(case.epochs, case.recipe, case.total)
+    named = {v.code, *(f.code for f in v.findings)}
+    return [] if named & set(case.expect_code) else [f"{case.name}: named {sorted(n for n in named if n)}"]
+
+
 def battery() -> list[str]:
-    bad = _guide_scenarios()
+    bad = _guide_scenarios() + _boundaries()
     for case in CASES:
-        bad += [f"{case.name}: {x}" for x in violations(case, vd.decide)[:1]]
+        bad += [f"{case.name}: {x}" for x in violations(case, vd.decide)[:1]] + _named(case)
     for history, total, name in REAL_LOGS:
         part = type(history)(meta=dict(history.meta))
         for k in range(1, len(history.epochs) + 1):

@@ -10,6 +10,16 @@ from .report import Finding
 CHECK = "labels"
 
 
+def _declared_classes(scan) -> int | None:
+    """The number of classes the dataset declares (``classes`` / ``class_names``), when it does."""
+    ds = getattr(scan, "dataset", None)
+    for name in ("class_names", "classes"):
+        value = getattr(ds, name, None)
+        if isinstance(value, (list, tuple)) and value:
+            return len(value)
+    return None
+
+
 def check_labels(scan, model_info=None, num_classes: int | None = None, label_base: int = 1) -> list[Finding]:
     samples = scan.samples
     labels = np.concatenate([s.labels for s in samples]) if samples else np.zeros(0, dtype=np.int64)
@@ -27,9 +37,11 @@ def check_labels(scan, model_info=None, num_classes: int | None = None, label_ba
     if k is not None:
         summary += f"; the model has {k + 1} outputs -> valid labels 1..{k}"
     if num_classes is not None and k_model is not None and num_classes != k_model:
-        out.append(Finding(CHECK, "num_classes_mismatch", "fail",
+        wider = k_model > num_classes and hi <= k_model  # spare outputs: wasteful, harmless
+        out.append(Finding(CHECK, "num_classes_mismatch", "warn" if wider else "fail",
                            f"num_classes={num_classes} but the model was built for {k_model} classes "
-                           f"({k_model + 1} outputs)", summary,
+                           f"({k_model + 1} outputs)" + ("; the extra outputs are never trained (harmless, a little "
+                                                         "wasteful)" if wider else ""), summary,
                            f"Build the model with num_classes={num_classes} (+1 output for background).", []))
 
     def where(pred) -> list[int]:
@@ -59,7 +71,9 @@ def check_labels(scan, model_info=None, num_classes: int | None = None, label_ba
                                summary, "Use labels 1..K (pass label_base=0 if your data is 0-based).", zero_idx))
     if hi > k:
         high_idx = where(lambda x: x > k)
-        if counts.get(1, 0) == 0 and hi == k + 1:
+        complete = getattr(scan, "n_total", 0) and len(samples) >= scan.n_total
+        declared = _declared_classes(scan)
+        if counts.get(1, 0) == 0 and hi == k + 1 and complete and declared in (None, k):
             out.append(Finding(CHECK, "labels_shifted", "fail",
                                f"labels run 2..{k + 1}: shifted up by one (label {k + 1} is out of range, "
                                "label 1 is never used)", summary,

@@ -43,6 +43,7 @@ class Scan:
     errors: list[tuple[int, str]] = field(default_factory=list)
     validated: bool = False
     notes: list[str] = field(default_factory=list)
+    dataset: object = field(default=None, repr=False)  # what was scanned (its declared classes, if any)
 
     @property
     def n_scanned(self) -> int:
@@ -118,6 +119,7 @@ def scan(data, *, num_classes: int | None, label_base: int = 1, max_samples: int
         out.notes.append("the dataset has no length: only the first batches were used")
         return out
     out.n_total = n
+    out.dataset = ds
     limit = n if max_samples is None else min(n, int(max_samples))
     stats_at = _stats_indices(limit, max_image_stats)
     check_sample = _validator() if num_classes else None

@@ -57,6 +57,7 @@ CODES: dict[str, Code] = {
     "overfit_failed": Code(60, FIX_DATA),
     "overfit_slow": Code(61, "lower_lr"),
     # the schedule and the curve (judged by nbdetect.verdict over nbdetect.curve_facts)
+    "optimizer_misses_params": Code(45, "fix_optimizer"),
     "lr_too_high": Code(70, "lower_lr"),
     "lr_decay_before_convergence": Code(80, FIRST.name),
     "overfitting": Code(82, "use_best"),
@@ -73,7 +74,7 @@ CODES: dict[str, Code] = {
     "images_ok": Code(200, "continue"), "boxes_ok": Code(200, "continue"), "anchors_ok": Code(200, "continue"),
     "labels_ok": Code(200, "continue"), "labels_unchecked": Code(200, "continue"),
     "prior_bias_ok": Code(200, "continue"), "prior_bias_na": Code(200, "continue"),
-    "loss_scale_ok": Code(200, "continue"), "loss_scale_unchecked": Code(200, "continue"),
+    "loss_scale_ok": Code(200, "continue"), "optimizer_ok": Code(200, "continue"), "loss_scale_unchecked": Code(200, "continue"),
     "overfit_ok": Code(200, "continue"), "overfit_inconclusive": Code(200, "continue"),
     "overfit_skipped": Code(200, "continue"), "lr_timeline": Code(200, "continue"), "curve_ok": Code(200, "continue"),
 }
@@ -134,6 +135,11 @@ def _lr_config(ctx):
     return check_lr_config(ctx.timeline, ctx.optimizer, ctx.history)
 
 
+def _optimizer_coverage(ctx):
+    from .checks_lr import check_optimizer_covers_model
+    return check_optimizer_covers_model(ctx.model, ctx.optimizer)
+
+
 def _curve(ctx):
     from .checks_curve import check_curve
     return check_curve(ctx)
@@ -158,7 +164,8 @@ CHECKS: tuple[Check, ...] = (
                                         "loss_scale_unexpected", "loss_scale_ok"), _loss_scale),
     Check("overfit", ("model", "data"), ("overfit_failed", "overfit_skipped", "overfit_inconclusive", "overfit_ok",
                                          "overfit_slow"), _overfit),
-    Check("lr", ("optimizer",), ("lr_timeline", "lr_too_high"), _lr_config),
+    Check("lr", ("optimizer",), ("lr_timeline", "lr_too_high", "lr_too_low"), _lr_config),
+    Check("optimizer", ("model", "optimizer"), ("optimizer_misses_params", "optimizer_ok"), _optimizer_coverage),
     Check("curve", ("history",), ("lr_too_high", "lr_decay_before_convergence", "overfitting", "lr_too_low",
                                   "loss_plateau", "below_expected_curve", "curve_ok"), _curve,
           "curve checks (plateau, divergence, LR decay vs convergence, loss scale): no history given"),
