@@ -4,7 +4,9 @@ Built from plain widgets, so it can be created and inspected without a kernel.
 From the training thread only widget values are set; button clicks run in the
 kernel's main thread.
 
-Its widgets' messages are routed to the kernel's main shell (:mod:`.comm_routing`).
+Its widgets' messages are routed to the kernel's main shell (:mod:`.comm_routing`), except the Stop button's
+clicks: they are handled in nbdetect's own kernel subshell, so Stop works while a cell is busy (a cell waiting
+for the run under Run All, a long ``diagnose()``, your own loop).
 """
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ import ipywidgets as widgets
 
 from .. import actions
 from ..recipes import short_title
-from .comm_routing import as_main_shell, route_to_main_shell
+from .comm_routing import as_main_shell, route_to_main_shell, route_to_subshell
 from .core import Monitor, progress_line, status_line
 
 VERDICT_COLOURS = {"pending": "#666", "continue": "#1b7f3b", "success": "#1b7f3b", "partial": "#a86b00",
@@ -34,6 +36,7 @@ class PanelMonitor(Monitor):
             self._build()
         for w in self._all_widgets():
             route_to_main_shell(w)
+        self.stop_in_subshell = route_to_subshell(self.stop_button)  # clicks handled while a cell is busy
 
     def _all_widgets(self) -> list:
         out = []
@@ -116,6 +119,11 @@ class PanelMonitor(Monitor):
             self.stop_button.disabled = True
         if done:
             self.bar.bar_style = {"finished": "success", "failed": "danger"}.get(kind, "warning")
+        if kind == "stopped" and self.run is not None:  # on the button too: where, and that it is saved
+            where = self.run.where() if hasattr(self.run, "where") else ""
+            saved = getattr(self.run, "last_checkpoint", None) is not None
+            self.stop_button.description = f"stopped {where}".strip() + (", checkpoint saved" if saved else "")
+            self.stop_button.layout.width = "auto"
 
     def on_run_start(self, run) -> None:
         if self.run is not run:
@@ -133,6 +141,8 @@ class PanelMonitor(Monitor):
             return
         self.run.stop()
         self.stop_button.disabled = True
+        self.stop_button.description = "stopping..."  # at once: the run stops at its next iteration
+        self.stop_button.icon = "hourglass-half"
         if getattr(self.run, "status", "") in ("running", "stopping", "pending"):
             self.show_status(status_line(self.run) if self.run.status == "stopping" else "stopping...", "stopping")
 
