@@ -77,7 +77,7 @@ def test_stop_clicked_while_a_later_cell_waits_for_the_run_stops_it_within_secon
     hook, ended = _run(nb, tmp_path, {1: (0, "nbdetect: waiting for alternative_1")})
     assert "True" in _text(nb.cells[0]).split("STOP_COMM")[1].split("\n")[0]  # routed to the subshell
     said = _text(nb.cells[1])
-    assert "Stop is on its panel" in said
+    assert "Stop is on its panel and works while this cell waits" in said
     after = said.split("AFTER ")[1]
     status, step, total = after.split(" | ")[0].split()
     assert status == "stopped" and 0 < int(step) < int(total), after
