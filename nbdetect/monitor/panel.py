@@ -2,7 +2,7 @@
 
 Built from plain widgets, so it can be created and inspected without a kernel.
 From the training thread only widget values are set; button clicks run in the
-kernel's main thread.
+kernel's main thread, except Stop's (see below), which only sets the run's stop flag and widget values.
 
 Its widgets' messages are routed to the kernel's main shell (:mod:`.comm_routing`), except the Stop button's
 clicks: they are handled in nbdetect's own kernel subshell, so Stop works while a cell is busy (a cell waiting
@@ -123,7 +123,10 @@ class PanelMonitor(Monitor):
             where = self.run.where() if hasattr(self.run, "where") else ""
             saved = getattr(self.run, "last_checkpoint", None) is not None
             self.stop_button.description = f"stopped {where}".strip() + (", checkpoint saved" if saved else "")
+            self.stop_button.icon = "check"
             self.stop_button.layout.width = "auto"
+        elif done and self.stop_button.description == "stopping...":  # it ended otherwise meanwhile
+            self.stop_button.description, self.stop_button.icon = kind, ""
 
     def on_run_start(self, run) -> None:
         if self.run is not run:
@@ -141,10 +144,12 @@ class PanelMonitor(Monitor):
             return
         self.run.stop()
         self.stop_button.disabled = True
-        self.stop_button.description = "stopping..."  # at once: the run stops at its next iteration
-        self.stop_button.icon = "hourglass-half"
         if getattr(self.run, "status", "") in ("running", "stopping", "pending"):
+            self.stop_button.description = "stopping..."  # at once: the run stops at its next iteration
+            self.stop_button.icon = "hourglass-half"
             self.show_status(status_line(self.run) if self.run.status == "stopping" else "stopping...", "stopping")
+        if getattr(self.run, "status", "") in ("stopped", "finished", "failed"):  # it ended meanwhile: say how
+            self.show_status(status_line(self.run), self.run.status)
 
     def _on_log_lr(self, change) -> None:
         self.log_lr = bool(change["new"])
