@@ -7,7 +7,18 @@ import time
 
 import pytest
 
-pytestmark = pytest.mark.slow
+
+def _kernel_routes_comms_to_subshells() -> bool:
+    try:
+        from ipykernel.comm.comm import BaseComm
+    except ImportError:
+        return False
+    return hasattr(BaseComm, "_reply_subshell_for")
+
+
+# the mechanism needs ipykernel >= 7.4 in the kernel (a comm chooses the subshell of its incoming messages)
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(not _kernel_routes_comms_to_subshells(),
+                                                   reason="the kernel's ipykernel cannot route comms (< 7.4)")]
 
 SETUP = ("import time, nbdetect\n"
          "from nbdetect import run_guard\n"

@@ -15,7 +15,11 @@ import pytest
 from test_bad_day_browser import (CELL, FRONTENDS, NOTEBOOK, SETUP, SHOWN, TINY, _SERVERS_USED, _epoch, _open,  # noqa: F401
                                   _panels, _prompt, _server, _shut_down_kernels, _wait_panel)
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow]
+from test_stop_while_busy import _kernel_routes_comms_to_subshells  # noqa: E402
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow,
+              pytest.mark.skipif(not _kernel_routes_comms_to_subshells(),
+                                 reason="the kernel's ipykernel cannot route comms (< 7.4)")]
 
 TRAIN_CELL = SETUP + f"run = nbdetect.alternative_1(epochs=1000, {TINY})\n"
 WAIT_CELL = ("from nbdetect import run_guard\n"
