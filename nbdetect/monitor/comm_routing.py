@@ -153,3 +153,27 @@ def route_to_subshell(widget) -> bool:
     reply_subshell_for._nbdetect_subshell = True
     comm._reply_subshell_for = reply_subshell_for
     return True
+
+
+def keep_busy_shown() -> None:
+    """Call from a click handler. In nbdetect's subshell, the kernel reports that request busy, then idle; a front-end
+    shows the kernel's last reported state, so while the main shell still runs a cell it would read "Idle". Once the
+    subshell has said idle (a callback on its own loop runs after the request is done), say busy again, with no
+    parent request, if the main shell is still running one; the main shell's own "idle" ends it as usual."""
+    kernel = _kernel()
+    sid = next(iter(_SUBSHELL.values()), None)
+    if kernel is None or sid is None or threading.current_thread().name != f"subshell-{sid}":
+        return
+    try:
+        from tornado.ioloop import IOLoop
+        loop = IOLoop.current()
+    except Exception:
+        return
+
+    def busy_again():
+        lock = getattr(kernel, "_main_asyncio_lock", None)
+        if lock is not None and lock.locked() and kernel.session is not None:
+            kernel.session.send(kernel.iopub_socket, "status", {"execution_state": "busy"}, parent={},
+                                ident=kernel._topic("status"))
+
+    loop.add_callback(busy_again)

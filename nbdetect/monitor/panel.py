@@ -16,7 +16,7 @@ import ipywidgets as widgets
 
 from .. import actions
 from ..recipes import short_title
-from .comm_routing import as_main_shell, route_to_main_shell, route_to_subshell
+from .comm_routing import as_main_shell, keep_busy_shown, route_to_main_shell, route_to_subshell
 from .core import Monitor, progress_line, status_line
 
 VERDICT_COLOURS = {"pending": "#666", "continue": "#1b7f3b", "success": "#1b7f3b", "partial": "#a86b00",
@@ -143,6 +143,7 @@ class PanelMonitor(Monitor):
         if self.run is None:
             return
         self.run.stop()
+        keep_busy_shown()  # handled in nbdetect's subshell while a cell runs: the kernel still reads busy after
         self.stop_button.disabled = True
         if getattr(self.run, "status", "") in ("running", "stopping", "pending"):
             self.stop_button.description = "stopping..."  # at once: the run stops at its next iteration

@@ -91,3 +91,24 @@ def test_stop_during_run_all_while_a_later_cell_waits(frontend, request, page):
     page.wait_for_function("([cells]) => !document.querySelectorAll(cells)[1].querySelector('.jp-OutputArea')"
                            ".innerText.includes('after the wait')", arg=[CELL], timeout=60_000)  # outputs cleared
     _stop_while_the_next_cell_waits(page, 1)
+
+
+# what shows the kernel busy (the idle ones are in FRONTENDS)
+BUSY = {"jupyterlab4": "text=/ipykernel\\) \\| Busy/",
+        "notebook7": "link[rel*='icon'][href*='favicon-busy']"}  # Notebook 7 shows busy in the tab's icon
+BUSY_CELL = "import time\nfor _ in range(900):  # a cell still running after Stop (your own work, diagnose())\n    time.sleep(0.1)\n"
+
+
+@pytest.mark.parametrize("frontend", sorted(FRONTENDS))
+def test_the_kernel_still_shows_busy_after_a_stop_click_while_a_cell_runs(frontend, request, page):
+    """Stop's click is handled in nbdetect's kernel subshell, which reports that request busy then idle; the kernel
+    indicator must not read "Idle" while the cell after the training cell still runs."""
+    server = _server(request, frontend)
+    server.write_notebook("busy_after_stop.ipynb", [TRAIN_CELL, BUSY_CELL])
+    _open(page, server, frontend, "busy_after_stop.ipynb")
+    _menu(page, "Run", "Run All Cells")
+    _wait_panel(page, "Alternative 1", lambda p: p["status"] == "running" and _epoch(p) >= 2, "past epoch 2")
+    page.locator(f"{NOTEBOOK} .nbdetect-monitor button", has_text="Stop").click()
+    page.wait_for_selector(f"{NOTEBOOK} .nbdetect-status[data-status='stopped']", timeout=30_000)
+    page.wait_for_selector(BUSY[frontend], state="attached", timeout=10_000)
+    assert re.search(r"\[\*\]", _prompt(page, 1)), _prompt(page, 1)  # and the cell is indeed still running
