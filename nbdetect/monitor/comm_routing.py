@@ -170,10 +170,22 @@ def keep_busy_shown() -> None:
     except Exception:
         return
 
-    def busy_again():
-        lock = getattr(kernel, "_main_asyncio_lock", None)
-        if lock is not None and lock.locked() and kernel.session is not None:
-            kernel.session.send(kernel.iopub_socket, "status", {"execution_state": "busy"}, parent={},
+    lock = getattr(kernel, "_main_asyncio_lock", None)
+
+    def say(state):
+        if kernel.session is not None:
+            kernel.session.send(kernel.iopub_socket, "status", {"execution_state": state}, parent={},
                                 ident=kernel._topic("status"))
+
+    def busy_again():
+        if lock is not None and lock.locked():
+            say("busy")
+            loop.call_later(1.0, idle_when_done)
+
+    def idle_when_done():  # the main shell may have said idle just before our busy: say idle once it is done
+        if lock.locked():
+            loop.call_later(1.0, idle_when_done)
+        else:
+            say("idle")
 
     loop.add_callback(busy_again)

@@ -26,6 +26,10 @@ WAIT_CELL = ("from nbdetect import run_guard\n"
              "run_guard.wait_for_active('making the submission')  # what the submission cell does first\n"
              "print('after the wait:', run.status)\n")
 
+# what shows the kernel idle, and busy (Notebook 7 shows it in the tab's icon)
+IDLE = {"jupyterlab4": "text=/ipykernel\\) \\| Idle/", "notebook7": "link[rel*='icon'][href*='favicon-notebook']"}
+BUSY = {"jupyterlab4": "text=/ipykernel\\) \\| Busy/", "notebook7": "link[rel*='icon'][href*='favicon-busy']"}
+
 # every text the Stop button of the notebook's panel shows from now on (a click's answer can be short-lived)
 WATCH_STOP_JS = """(root) => {
   const button = [...document.querySelectorAll(root + ' .nbdetect-monitor > .widget-hbox > button')][0];
@@ -50,7 +54,7 @@ def _cell_output(page, index: int) -> str:
     return page.locator(CELL).nth(index).locator(".jp-OutputArea").first.inner_text()
 
 
-def _stop_while_the_next_cell_waits(page, run_number: int) -> None:
+def _stop_while_the_next_cell_waits(page, frontend: str, run_number: int) -> None:
     """The training cell has run (execution count `run_number`) and the waiting cell is waiting: click Stop."""
     _wait_prompt(page, 0, rf"\[{run_number}\]")
     page.wait_for_function("([cells]) => document.querySelectorAll(cells)[1].querySelector('.jp-OutputArea')"
@@ -74,6 +78,7 @@ def _stop_while_the_next_cell_waits(page, run_number: int) -> None:
     _wait_prompt(page, 1, rf"\[{run_number + 1}\]", timeout_ms=30_000)
     said = _cell_output(page, 1)
     assert "alternative_1 stopped; making the submission now" in said and "after the wait: stopped" in said, said
+    page.wait_for_selector(IDLE[frontend], state="attached", timeout=30_000)  # and the kernel reads idle again
 
 
 @pytest.mark.parametrize("frontend", sorted(FRONTENDS))
@@ -82,7 +87,7 @@ def test_stop_during_run_all_while_a_later_cell_waits(frontend, request, page):
     server.write_notebook("run_all_stop.ipynb", [TRAIN_CELL, WAIT_CELL])
     _open(page, server, frontend, "run_all_stop.ipynb")
     _menu(page, "Run", "Run All Cells")
-    _stop_while_the_next_cell_waits(page, 1)
+    _stop_while_the_next_cell_waits(page, frontend, 1)
 
     # Restart & Run All: a new kernel, a new panel, Stop works the same
     page.click(f"{SHOWN} jp-button[data-command='notebook:restart-run-all']")
@@ -90,12 +95,9 @@ def test_stop_during_run_all_while_a_later_cell_waits(frontend, request, page):
     page.wait_for_selector(".jp-Dialog", state="detached", timeout=30_000)
     page.wait_for_function("([cells]) => !document.querySelectorAll(cells)[1].querySelector('.jp-OutputArea')"
                            ".innerText.includes('after the wait')", arg=[CELL], timeout=60_000)  # outputs cleared
-    _stop_while_the_next_cell_waits(page, 1)
+    _stop_while_the_next_cell_waits(page, frontend, 1)
 
 
-# what shows the kernel busy (the idle ones are in FRONTENDS)
-BUSY = {"jupyterlab4": "text=/ipykernel\\) \\| Busy/",
-        "notebook7": "link[rel*='icon'][href*='favicon-busy']"}  # Notebook 7 shows busy in the tab's icon
 BUSY_CELL = "import time\nfor _ in range(900):  # a cell still running after Stop (your own work, diagnose())\n    time.sleep(0.1)\n"
 
 
