@@ -67,6 +67,19 @@ def last_run():
         return _LAST[-1] if _LAST else None
 
 
+def _stop_note(runs) -> str:
+    """Where Stop is while a cell waits. A panel's Stop click is handled in nbdetect's own kernel subshell while
+    this cell holds the main shell (monitor/comm_routing.py); a kernel without comm routing to subshells
+    (ipykernel < 7.4) handles it only once this cell ends, so the note says to interrupt the wait first."""
+    routed = [getattr(getattr(r, "monitor", None), "stop_in_subshell", None) for r in runs]
+    if any(flag is False for flag in routed):
+        return ("Stop is on its panel, but this kernel handles the click only once this cell ends: interrupt "
+                "the kernel first, or use nbdetect.stop_all()")
+    if any(flag for flag in routed):
+        return "Stop is on its panel and works while this cell waits"
+    return "Stop is on its panel"
+
+
 def wait_for_active(before: str, *, exclude=None, poll_s: float = 1.0, out=print) -> list:
     """Wait until no run (other than ``exclude``) is active, saying so first; returns the runs waited for.
 
@@ -77,7 +90,7 @@ def wait_for_active(before: str, *, exclude=None, poll_s: float = 1.0, out=print
         return []
     names = "; ".join(describe(r) for r in runs)
     out(f"nbdetect: waiting for {names} to finish before {before}. Interrupt the kernel to stop waiting "
-        "(the run keeps training; Stop is on its panel).", flush=True)
+        f"(the run keeps training; {_stop_note(runs)}).", flush=True)
     try:
         for r in runs:
             while is_active(r):

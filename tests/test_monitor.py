@@ -171,11 +171,22 @@ def test_stop_button_sets_the_event_and_panel_says_stopped():
     run.status = "running"
     mon.stop_button.click()
     assert run.stop_event.is_set() and mon.stop_button.disabled and "stopping" in mon.status.value
+    assert mon.stop_button.description == "stopping..."  # the click is answered at once, on the button
     run2 = FakeRun(epochs=10)
+    run2.where = lambda: f"at epoch {run2.epoch + 1}, iteration {run2.iteration}"
     mon2 = PanelMonitor().bind(run2)
     run2.play(mon2, healthy(epochs=10), stop_at_step=25)
     assert run2.step == 25 and "stopped; checkpoint: /tmp/nbdetect-fake/last.pt" in mon2.status.value
     assert "data-status='stopped'" in mon2.status.value
+    assert mon2.stop_button.description == "stopped at epoch 2, iteration 5, checkpoint saved"
+
+
+def test_a_stop_click_as_the_run_finishes_leaves_the_finished_state_shown():
+    run = FakeRun(epochs=1, steps_per_epoch=2)
+    mon = PanelMonitor().bind(run)
+    run.play(mon, healthy(epochs=1))
+    mon._on_stop()  # the click arrived just after the run ended (it is handled in another thread)
+    assert "data-status='finished'" in mon.status.value and mon.stop_button.description != "stopping..."
 
 
 def test_log_lr_toggle_redraws():

@@ -140,3 +140,27 @@ def test_cpu_defaults_are_the_cpu_sized_model_said_in_one_line(recipe, capsys):
     assert _pick_preset(recipe, recipe.preset, False, cpu) == (recipe.preset, None)  # asked for: no override
     out = capsys.readouterr().out
     assert out.count("no GPU") == 3 and "at 256x256 px" in out
+
+
+@pytest.mark.parametrize("routed, said", [(True, "Stop is on its panel and works while this cell waits"),
+                                          (False, "handles the click only once this cell ends: interrupt the kernel"),
+                                          (None, "Stop is on its panel)")])
+def test_the_note_says_whether_stop_works_while_the_cell_waits(routed, said):
+    """Stop's click is handled in nbdetect's kernel subshell while a cell waits (monitor/comm_routing.py); a kernel
+    that cannot route it there (ipykernel < 7.4) is named as such, with what to do instead."""
+    first = Run("alternative_3", seconds=0.2)
+    if routed is not None:
+        first.monitor = SimpleNamespace(stop_in_subshell=routed)
+    run_guard.claim(first)
+    first.start()
+    lines = []
+    run_guard.wait_for_active("making the submission", out=lambda text, **_: lines.append(text))
+    assert said in lines[0], lines[0]
+
+
+def test_without_a_kernel_the_stop_button_stays_on_the_main_shell():
+    from nbdetect.monitor.comm_routing import control_subshell, route_to_subshell
+    from nbdetect.monitor.panel import PanelMonitor
+
+    assert control_subshell() is None
+    assert PanelMonitor().stop_in_subshell is False and route_to_subshell(object()) is False

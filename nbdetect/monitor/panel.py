@@ -2,9 +2,11 @@
 
 Built from plain widgets, so it can be created and inspected without a kernel.
 From the training thread only widget values are set; button clicks run in the
-kernel's main thread.
+kernel's main thread, except Stop's (see below), which only sets the run's stop flag and widget values.
 
-Its widgets' messages are routed to the kernel's main shell (:mod:`.comm_routing`).
+Its widgets' messages are routed to the kernel's main shell (:mod:`.comm_routing`), except the Stop button's
+clicks: they are handled in nbdetect's own kernel subshell, so Stop works while a cell is busy (a cell waiting
+for the run under Run All, a long ``diagnose()``, your own loop).
 """
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ import ipywidgets as widgets
 
 from .. import actions
 from ..recipes import short_title
-from .comm_routing import as_main_shell, route_to_main_shell
+from .comm_routing import as_main_shell, keep_busy_shown, route_to_main_shell, route_to_subshell
 from .core import Monitor, progress_line, status_line
 
 VERDICT_COLOURS = {"pending": "#666", "continue": "#1b7f3b", "success": "#1b7f3b", "partial": "#a86b00",
@@ -34,6 +36,7 @@ class PanelMonitor(Monitor):
             self._build()
         for w in self._all_widgets():
             route_to_main_shell(w)
+        self.stop_in_subshell = route_to_subshell(self.stop_button)  # clicks handled while a cell is busy
 
     def _all_widgets(self) -> list:
         out = []
@@ -116,6 +119,14 @@ class PanelMonitor(Monitor):
             self.stop_button.disabled = True
         if done:
             self.bar.bar_style = {"finished": "success", "failed": "danger"}.get(kind, "warning")
+        if kind == "stopped" and self.run is not None:  # on the button too: where, and that it is saved
+            where = self.run.where() if hasattr(self.run, "where") else ""
+            saved = getattr(self.run, "last_checkpoint", None) is not None
+            self.stop_button.description = f"stopped {where}".strip() + (", checkpoint saved" if saved else "")
+            self.stop_button.icon = "check"
+            self.stop_button.layout.width = "auto"
+        elif done and self.stop_button.description == "stopping...":  # it ended otherwise meanwhile
+            self.stop_button.description, self.stop_button.icon = kind, ""
 
     def on_run_start(self, run) -> None:
         if self.run is not run:
@@ -132,9 +143,14 @@ class PanelMonitor(Monitor):
         if self.run is None:
             return
         self.run.stop()
+        keep_busy_shown()  # handled in nbdetect's subshell while a cell runs: the kernel still reads busy after
         self.stop_button.disabled = True
         if getattr(self.run, "status", "") in ("running", "stopping", "pending"):
+            self.stop_button.description = "stopping..."  # at once: the run stops at its next iteration
+            self.stop_button.icon = "hourglass-half"
             self.show_status(status_line(self.run) if self.run.status == "stopping" else "stopping...", "stopping")
+        if getattr(self.run, "status", "") in ("stopped", "finished", "failed"):  # it ended meanwhile: say how
+            self.show_status(status_line(self.run), self.run.status)
 
     def _on_log_lr(self, change) -> None:
         self.log_lr = bool(change["new"])
