@@ -60,7 +60,8 @@ from dataclasses import dataclass, field
 
 from . import actions as _actions
 from . import recipes as _recipes
-from .curve_facts import MEANINGFUL_MAP_GAIN, CurveFacts, curve_facts, is_finite, theil_sen, to_float
+from .curve_facts import (MEANINGFUL_MAP_GAIN, CurveFacts, curve_facts, is_finite, significant_slope, theil_sen,
+                          to_float)
 
 OUTCOMES = ("pending", "continue", "switch", "diagnose", "warn", "success", "partial", "fail")
 
@@ -426,8 +427,8 @@ def rule_divergence(ctx: Context) -> Verdict | None:
                            f"{_fmt(f.reference)} means training is blowing up; lower the LR and keep gradient "
                            "clipping and warmup on.", "lower_lr", "divergence", "lr_too_high",
                            value=last, reference=f.reference)
-    if f.best_epoch is None or f.best_epoch >= last_e or last_e <= f.lr.warmup_end + 1:
-        return None
+    if f.best_epoch is None or f.best_epoch >= last_e or last_e <= f.lr.warmup_end + 1 or f.map_rising:
+        return None  # (rising mAP: the model gets better at the task, whatever a noisy loss does)
     rise = max(DIVERGENCE_RISE, 4 * f.noise)
     sustained = [v for e, v in f.points if e > f.best_epoch][-2:]
     if len(sustained) < 2 or last < f.best * (1 + rise) or min(sustained) < f.best * (1 + rise / 2):
@@ -503,7 +504,8 @@ def _cut_before_convergence(f: CurveFacts, cut, goal: float | None = None):
     pre = before[-(f.window + 1):]
     pre_trend = theil_sen(pre)[0]
     pre_span = pre[-1][0] - pre[0][0]
-    falling = math.isfinite(pre_trend) and -pre_trend * pre_span > f.margin
+    falling = (math.isfinite(pre_trend) and -pre_trend * pre_span > f.margin
+               and significant_slope(pre, f.noise) < 0)  # beyond the noise, not a noisy fit's tilt
     if not falling and (goal is None or at_cut <= goal):
         return None  # flat before the cut and no goal missed: converged, the planned end of a step schedule
     helped = 1 - min(v for _, v in since[:2]) / at_cut
@@ -523,6 +525,8 @@ def rule_lr_cut_too_early(ctx: Context) -> Verdict | None:
         return None
     if f.lr.plateau_driven:
         return None  # the cuts answered a stall (ReduceLROnPlateau): the stalled rule reports it
+    if f.lr.current is not None and f.lr.current < DETECTOR_LR_FLOOR:
+        return None  # the LR is now below any detector's range: the LR-range finding names it
     goal = ctx.goal()[0] if ctx.guide else None
     found = next((c for c in (_cut_before_convergence(f, cut, goal) for cut in f.lr.cuts) if c is not None), None)
     if found is None:

@@ -75,7 +75,7 @@ def _boundaries() -> list[str]:
     v = vd.decide(collapsed, "custom", 40)
     if "map_collapse" not in {v.rule_id, *(f.rule_id for f in v.findings)}:
         bad.append("an mAP collapse to 30% of its best was not named")
-    dipping = [dict(r, map50=m * (0.8 if e % 4 == 0 else 1.0)) for e, (r, m) in enumerate(zip(h, maps), 1)]
+    dipping = [dict(r, map50=m * (0.8 if e % 5 in (0, 1) else 1.0)) for e, (r, m) in enumerate(zip(h, maps), 1)]
     if any(vd.decide(dipping[:k], "custom", 40).rule_id == "map_collapse" for k in range(5, 30)):
         bad.append("mAP dips to 80% of the best were called a collapse")
     # an LR below any detector's range: 7e-7 flat is too low; a converged run ending at 1.5e-6 is not
@@ -85,6 +85,19 @@ def _boundaries() -> list[str]:
     ends_low = [dict(r, lr=max(1.5e-6, r["lr"])) for r in healthy(epochs=60, rate=0.3)]
     if any(vd.decide(ends_low[:k], "custom", 60).code == "lr_too_low" for k in range(30, 61, 5)):
         bad.append("a converged run at the end of its schedule was called lr_too_low")
+    # overfitting: the validation loss 25% above its best for 3 epochs while training falls is named; one
+    # epoch 25% above it, or 3 epochs 5% above it, is not
+    base = healthy(epochs=30, rate=0.3)
+    best = min(r["val_loss"] for r in base[:15])
+    rising = [dict(r, val_loss=best * (1.25 if e > 15 else 1.0) if e > 12 else r["val_loss"],
+                   train_loss=r["train_loss"] * 0.97 ** max(0, e - 12)) for e, r in enumerate(base, 1)]
+    if vd.decide(rising[:18], "custom", 30).rule_id != "overfitting":
+        bad.append("3 validated epochs 25% above the best while training falls is not overfitting")
+    if vd.decide(rising[:16], "custom", 30).rule_id == "overfitting":
+        bad.append("one epoch above the best was called overfitting")
+    mild = [dict(r, val_loss=best * 1.05) if e > 15 else r for e, r in enumerate(rising, 1)]
+    if vd.decide(mild[:18], "custom", 30).rule_id == "overfitting":
+        bad.append("5% above the best was called overfitting")
     return bad
 
 
