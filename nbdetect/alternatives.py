@@ -445,7 +445,7 @@ def alternative_3(optimizer, model, train, val=None, *, scheduler=None, lr=1e-4,
                                             "re-run the cells that create them")
     arguments.check_keywords(ALTERNATIVE_3.name, overrides, known_options(("scheduler", "start_epoch", "previous_loss")))
     v = arguments.check({"optimizer": optimizer, "model": model, "lr": lr, "epochs": epochs, "start_epoch": start_epoch,
-                         "previous_loss": previous_loss}, say=False)
+                         "previous_loss": previous_loss})
     lr, epochs = v["lr"], v["epochs"]
     if lr is None or isinstance(lr, str):
         raise InputError(f"lr={lr!r} is not a positive number", where="lr",

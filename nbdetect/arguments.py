@@ -296,7 +296,7 @@ def _optimizer(value, notes, name):
 
 
 def _eval_map_every(value, notes, name):
-    value = _whole(0)(value, notes, name)
+    value = _whole(0, none=False)(value, notes, name)
     if value == 0:
         notes.append("eval_map_every=0: mAP is never computed (not even after the last epoch); the verdict and "
                      "best.pt use the validation loss")
@@ -355,11 +355,11 @@ ARGS: dict[str, Arg] = {a.name: a for a in [
     Arg("out_dir", "None (nbdetect_runs/<recipe>) or a folder path (not an existing file)", _path(), "out_dir='runs/mine'"),
     Arg("resume", "False, True (the latest run of this recipe) or the path of a last.pt that exists", _resume,
         "resume=True"),
-    Arg("seed", "a whole number >= 0", _whole(0, 2 ** 63 - 1), "seed=0"),
-    Arg("num_workers", "a whole number >= 0 (DataLoader worker processes)", _whole(0, 256), "num_workers=0"),
+    Arg("seed", "a whole number >= 0", _whole(0, 2 ** 63 - 1, none=False), "seed=0"),
+    Arg("num_workers", "a whole number >= 0 (DataLoader worker processes)", _whole(0, 256, none=False), "num_workers=0"),
     Arg("eval_map_every", "a whole number >= 0 (epochs between mAP evaluations; 0: never)", _eval_map_every,
         "eval_map_every=1"),
-    Arg("devices", "a whole number >= 1 (training processes)", _whole(1, 1024), "devices=1"),
+    Arg("devices", "a whole number >= 1 (training processes)", _whole(1, 1024, none=False), "devices=1"),
     Arg("threads", "None or a whole number >= 1 (torch CPU threads)", _whole(1, 1024), "threads=2"),
     Arg("thresholds", "None or nbdetect.verdict.UserThresholds", _thresholds, "thresholds=None"),
     Arg("class_names", "None or a list of class names", _class_names, "class_names=['stop', 'yield']"),

@@ -89,7 +89,9 @@ class reading:
             return False
         where = f"{self.path}" + (f", line {self.line}" if self.line is not None else "")
         what = self.what or "this file could not be read"
-        raise DataError(f"{what}: {type(exc).__name__}: {exc}", where=where,
+        reason = " ".join(str(exc).split())  # a parser's message spans lines: one line, shortened
+        reason = reason if len(reason) <= 200 else reason[:197] + "..."
+        raise DataError(f"{what}: {type(exc).__name__}: {reason}", where=where,
                         fix=self.fix or "fix or remove this file (a truncated image: re-copy it; an annotation: "
                                          "check its format)") from exc
 

@@ -34,7 +34,8 @@ def read_checkpoint(path, device="cpu") -> dict:
     try:
         state = load_checkpoint(path, map_location=device)
     except Exception as exc:
-        raise CheckpointError(f"{path} cannot be read as a checkpoint ({type(exc).__name__}: {exc})",
+        reason = (str(exc).strip().splitlines() or [""])[0][:160]
+        raise CheckpointError(f"{path} cannot be read as a checkpoint ({type(exc).__name__}: {reason})",
                               where=str(path), fix="use last.pt or best.pt written by nbdetect; a file cut short "
                                                    "by a crash is never left behind by nbdetect's atomic saves") from exc
     if not isinstance(state, dict):
