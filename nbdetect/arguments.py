@@ -277,10 +277,25 @@ def detector_family(model) -> str | None:
     return "detector" if hasattr(model, "transform") else None
 
 
+def takes_targets(model) -> bool:
+    """A module whose forward takes (images, targets), as a detector in training does (nn.Linear takes one)."""
+    import inspect
+
+    try:
+        params = inspect.signature(model.forward).parameters.values()
+    except (TypeError, ValueError):
+        return True
+    if any(p.kind is p.VAR_POSITIONAL for p in params):
+        return True
+    return sum(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) for p in params) >= 2
+
+
 def _model(value, notes, name):
     if value is None:
         return None
-    if detector_family(value) is None:
+    import torch
+
+    if not isinstance(value, torch.nn.Module) or (detector_family(value) is None and not takes_targets(value)):
         raise _Refuse(f"is a {type(value).__name__}, not a torchvision detector (RetinaNet / Faster R-CNN)")
     return value
 

@@ -144,9 +144,28 @@ def _check_model_argument(model) -> None:
             raise MissingError(f"{path} is a folder without best.pt", where="model",
                                fix="pass a run folder that finished an epoch with validation, or a checkpoint path")
         return
-    if detector_family(model) is None:
+    import torch
+
+    if not isinstance(model, torch.nn.Module):
         raise InputError(f"model is a {type(model).__name__}, not a torchvision detector, a run or a checkpoint path",
                          where="model", fix="pass the trained detector, the TrainingRun, or the path of its best.pt")
+    if detector_family(model) is None:  # a detector of your own: it must answer a list of images with boxes
+        was = model.training
+        try:
+            model.eval()
+            with torch.no_grad():
+                device = next(iter(model.parameters()), torch.zeros(())).device
+                out = model([torch.zeros(3, 32, 32, device=device)])
+            ok = isinstance(out, (list, tuple)) and len(out) == 1 and isinstance(out[0], dict) and "boxes" in out[0]
+            reason = f"it returned a {type(out).__name__}" if not ok else ""
+        except Exception as exc:  # noqa: BLE001  (any failure means it is not a detector)
+            ok, reason = False, f"given a list of images it raised {type(exc).__name__}"
+        finally:
+            model.train(was)
+        if not ok:
+            raise InputError(f"model is a {type(model).__name__}, not a detector ({reason}; a detector returns one "
+                             "dict of boxes, scores and labels per image)", where="model",
+                             fix="pass the trained detector, the TrainingRun, or the path of its best.pt")
 
 
 def _median(values) -> float:
