@@ -19,7 +19,7 @@ from .models import build_model, default_device, family_of, num_classes_of, set_
 from .recipes import ALTERNATIVE_1, ALTERNATIVE_2, ALTERNATIVE_3, RECIPES, SEED_MULTISTEP, Recipe, get_recipe
 from .trainer import TrainingRun
 from .arguments import public
-from .errors import InputError, RunError, positive_int
+from .errors import InputError, RunError
 
 
 #: The image size (short side, long side) of the CPU-sized model on a student's own data: small signs stay a

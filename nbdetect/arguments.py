@@ -350,8 +350,6 @@ def _images(value, notes, name):
     raise _Refuse(f"is a {type(value).__name__}: pass a folder, a list of image paths or a Dataset")
 
 
-_ANY = lambda value, notes, name: value  # noqa: E731  (checked where it is used)
-
 ARGS: dict[str, Arg] = {a.name: a for a in [
     Arg("epochs", "a whole number >= 1", _whole(1), "epochs=50"),
     Arg("batch_size", "a whole number >= 1", _whole(1), "batch_size=4"),
@@ -433,7 +431,7 @@ def check_keywords(function: str, given, known) -> None:
             continue
         near = suggest(word, known)
         raise InputError(f"{function}() has no argument {word!r}" + (f"; did you mean `{near}`?" if near else ""),
-                         where=word, fix=f"write {near}=..." if near else
+                         where=word, fix=f"write {near}= instead of {word}=" if near else
                          f"see help(nbdetect.{function}) for its arguments")
 
 

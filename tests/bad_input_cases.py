@@ -16,7 +16,7 @@ import contextlib
 import io
 import math
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 import nbdetect
-from toy_data import collate, toy_samples
+from toy_data import toy_samples
 
 FAST = dict(epochs=1, preset="retinanet_tiny", weights=None, monitor=False, device="cpu")
 GPU = torch.cuda.is_available()
@@ -370,8 +370,8 @@ for value in (0, None, "x"):
 case("make_submission(label_base=2)", "label_base", lambda tmp: submit(tmp, label_base=2), ["label_base"])
 case("make_submission(out_dir=a file)", "out_dir",
      lambda tmp: (tmp / "f.csv").write_text("x") and submit(tmp, out_dir=tmp / "f.csv"), ["out_dir"])
-case("make_submission(device='gpu')", "device", lambda tmp: submit(tmp, device_="x") if False else
-     nbdetect.make_submission(tiny(), images_folder(tmp), tmp / "s", device="gpu"), ["device"])
+case("make_submission(device='gpu')", "device",
+     lambda tmp: nbdetect.make_submission(tiny(), images_folder(tmp), tmp / "s", device="gpu"), ["device"])
 case("make_submission(class_names='abc')", "class_names", lambda tmp: submit(tmp, class_names="abc"), ["class_names"])
 case("load_model(5)", "load_model_not_a_path", lambda tmp: nbdetect.load_model(5), ["checkpoint"])
 case("load_model(missing)", "load_model_not_a_path", lambda tmp: nbdetect.load_model(tmp / "best.pt"), ["best.pt"])
