@@ -216,7 +216,7 @@ def _check_data_argument(value, name: str):
                              "path, or None for the synthetic demo data")
 
 
-def check_run_arguments(recipe: Recipe, values: dict, overrides: dict) -> dict:
+def check_run_arguments(recipe: Recipe, values: dict, overrides: dict, say: bool = True) -> dict:
     """Every argument of a training call checked (and coerced) before anything is loaded, built or created."""
     from . import arguments
 
@@ -224,7 +224,7 @@ def check_run_arguments(recipe: Recipe, values: dict, overrides: dict) -> dict:
     for name in ("train", "val"):
         if name in values:
             _check_data_argument(values[name], name)
-    values = arguments.check({**values, **overrides})
+    values = arguments.check({**values, **overrides}, say=say)
     lr = values.get("lr")
     if isinstance(lr, str) and (recipe.optimizer == "keep" or values.get("optimizer") is not None):
         raise InputError(f"lr={lr!r}: 'auto' is only for a recipe that builds its own optimizer", where="lr",
@@ -465,7 +465,7 @@ def alternative_3(optimizer, model, train, val=None, *, scheduler=None, lr=1e-4,
     check_run_arguments(ALTERNATIVE_3, {"train": train, "val": val, "num_classes": num_classes,
                                         "class_names": class_names, "label_base": label_base, "device": device,
                                         "out_dir": out_dir, "monitor": monitor, "background": background},
-                        {k: x for k, x in overrides.items() if k != "callbacks"})
+                        {k: x for k, x in overrides.items() if k != "callbacks"}, say=False)  # (run_recipe says)
     refuse_rerun(ALTERNATIVE_3.name, bool(overrides.get("replace")), monitor)
     saved = [{k: g[k] for k in ("lr", "initial_lr") if k in g} for g in optimizer.param_groups]
     saved_base = list(getattr(scheduler, "base_lrs", []) or [])
