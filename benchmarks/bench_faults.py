@@ -5,8 +5,12 @@
 * stops clean: a run is stopped at a random iteration; clean when it ends "stopped" with a checkpoint at that
   exact step, the guard released, and the resumed run finishes with the losses of an uninterrupted one.
 * inputs clear: every documented bad input (docs/ERRORS.md) gets an NbdetectError naming what and the fix.
+* bad inputs by class: every case of tests/bad_input_cases.py (the table tests/test_bad_inputs.py checks) judged
+  clear / cryptic (another exception, or a message not naming the argument or too long) / silently wrong
+  (nothing refused, or an acceptance that does not say what it read) / late (refused after a folder was created
+  or announced). ``--code /path/to/checkout`` judges another checkout's nbdetect with the same table (before/after).
 
-Usage: python benchmarks/bench_faults.py [--kills 20] [--stops 12]
+Usage: python benchmarks/bench_faults.py [--kills 20] [--stops 12] [--inputs-only] [--code PATH]
 """
 from __future__ import annotations
 
@@ -29,7 +33,16 @@ def main() -> int:
     ap.add_argument("--kills", type=int, default=20)
     ap.add_argument("--stops", type=int, default=12)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--inputs-only", action="store_true", help="only the bad-input table (seconds, not minutes)")
+    ap.add_argument("--code", help="judge the nbdetect of this checkout instead (e.g. /work/main: the 'before')")
+    ap.add_argument("--show", action="store_true", help="print every case that is not clear")
     args = ap.parse_args()
+    if args.code:
+        sys.path.insert(0, str(Path(args.code).resolve()))
+    if args.inputs_only:
+        counts = bad_input_counts(args.show)
+        report("bench_faults_inputs" + ("_other" if args.code else ""), counts)
+        return 0
     rng = random.Random(args.seed)
 
     import pytest  # noqa: F401  (the test modules import it)
@@ -108,8 +121,33 @@ def main() -> int:
         "kills": args.kills, "kills_survived": survived, "kills_with_a_checkpoint_written": with_ckpt,
         "stops": args.stops, "stops_clean_and_resumed_exactly": clean,
         "bad_inputs": len(paths) + len(files), "bad_inputs_with_a_clear_message": clear,
+        **bad_input_counts(args.show),
     })
     return 0
+
+
+def bad_input_counts(show: bool = False) -> dict:
+    """Every case of the bad-input table, run in its own temporary folder: counts per outcome."""
+    import contextlib
+    import io
+
+    import bad_input_cases
+
+    counts = {"clear": 0, "cryptic": 0, "silently wrong": 0, "late": 0}
+    t0 = time.perf_counter()
+    for c in bad_input_cases.CASES:
+        with tempfile.TemporaryDirectory() as tmp:
+            try:
+                with contextlib.redirect_stderr(io.StringIO()):
+                    outcome, detail = bad_input_cases.run_case(c, Path(tmp))
+            except BaseException as exc:  # a case that breaks the harness itself counts as cryptic
+                outcome, detail = "cryptic", f"harness: {type(exc).__name__}: {exc}"
+        counts[outcome] += 1
+        if show and outcome != "clear":
+            print(f"{outcome:14s} {c.id}: {detail[:160]}")
+    return {"bad_input_cases": len(bad_input_cases.CASES),
+            **{f"bad_inputs_{k.replace(' ', '_')}": v for k, v in counts.items()},
+            "bad_input_table_seconds": round(time.perf_counter() - t0, 1)}
 
 
 if __name__ == "__main__":

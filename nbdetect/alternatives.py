@@ -18,7 +18,8 @@ from .inputs import prepare_data
 from .models import build_model, default_device, family_of, num_classes_of, set_anchor_matching
 from .recipes import ALTERNATIVE_1, ALTERNATIVE_2, ALTERNATIVE_3, RECIPES, SEED_MULTISTEP, Recipe, get_recipe
 from .trainer import TrainingRun
-from .errors import InputError, RunError, positive_int
+from .arguments import public
+from .errors import InputError, RunError
 
 
 #: The image size (short side, long side) of the CPU-sized model on a student's own data: small signs stay a
@@ -113,7 +114,9 @@ def start_next(run, action: str):
                       out_dir=out_dir, monitor="panel", **kwargs)
 
 
-def _launch(run: TrainingRun, monitor, background, replace=False, thresholds=None):
+def _launch(run: TrainingRun, monitor, background, replace=False, thresholds=None, reserve=None, announce=()):
+    """Claim the kernel's run slot, then (only then) reserve the run folder and say what happens; attach the
+    monitor and train."""
     from .monitor import attach
 
     run.judge.thresholds = thresholds  # the verdict is computed by the run itself, with or without a display
@@ -121,12 +124,16 @@ def _launch(run: TrainingRun, monitor, background, replace=False, thresholds=Non
         # a run of another recipe waits for the active one (Run All); a re-run cell of the active one is refused
         run_guard.claim(run, replace=replace, wait=True)
     except RunError:
-        active = run_guard.active_run()  # the re-run cell's output lost that run's panel: show it here again
-        if active is not None and getattr(active.monitor, "widget", None) is not None and monitor:
-            from IPython.display import display
-
-            display(active.monitor.widget)
+        _show_active(monitor)
         raise
+    try:
+        if reserve is not None:
+            run.out_dir = Path(reserve())
+    except BaseException:
+        run_guard.release(run)
+        raise
+    for line in announce:
+        print(line)
     display_mode = attach(run, mode=monitor if monitor else "none", thresholds=thresholds, start_next=start_next)
     if background is None:
         background = display_mode == "panel"
@@ -177,24 +184,116 @@ def _match_anchors(recipe: Recipe, model, meta: dict, yours: bool = False) -> No
               f"Pass match_iou=False to keep yours.")
 
 
+_RUN_OPTIONS = ("train", "val", "num_classes", "class_names", "model", "preset", "weights", "epochs", "batch_size",
+                "lr", "label_base", "device", "out_dir", "resume", "monitor", "background", "image_size",
+                "num_workers", "eval_map_every", "seed", "amp", "synthetic", "optimizer", "meta", "callbacks",
+                "replace", "thresholds", "exist_ok", "verify_data", "threads", "devices", "sync_bn")
+#: Recipe fields a call may override (``warmup_epochs=2``); the rest describe the recipe itself.
+_RECIPE_OPTIONS = ("warmup_epochs", "min_lr", "weight_decay", "momentum", "grad_clip", "milestones", "gamma",
+                   "decision_epoch", "augment", "ema", "data_anchors", "match_iou", "schedule")
+
+
+def known_options(extra=()) -> tuple:
+    return (*_RUN_OPTIONS, *_RECIPE_OPTIONS, *extra)
+
+
+def _check_data_argument(value, name: str):
+    """``train`` / ``val``: None, a path, a Dataset, a DataLoader, or a sequence of samples."""
+    import os
+
+    from torch.utils.data import DataLoader
+
+    if value is None or isinstance(value, (str, os.PathLike)) or isinstance(value, DataLoader):
+        if isinstance(value, DataLoader) and value.batch_size is None and value.batch_sampler is None:
+            raise InputError(f"{name} is a DataLoader with batch_size=None: it yields single samples, not batches",
+                             where=name, fix="pass the Dataset itself (nbdetect builds the loader), or "
+                                             "DataLoader(dataset, batch_size=4, collate_fn=lambda b: tuple(zip(*b)))")
+        return
+    if isinstance(value, (dict, bytes, int, float, bool)) or not (hasattr(value, "__getitem__")
+                                                                   and hasattr(value, "__len__")):
+        raise InputError(f"{name} is a {type(value).__name__}: not a dataset", where=name,
+                         fix="pass a Dataset yielding (image, target), a DataLoader, a list of samples, a dataset "
+                             "path, or None for the synthetic demo data")
+
+
+def check_run_arguments(recipe: Recipe, values: dict, overrides: dict, say: bool = True) -> dict:
+    """Every argument of a training call checked (and coerced) before anything is loaded, built or created."""
+    from . import arguments
+
+    arguments.check_keywords(recipe.name, overrides, known_options())
+    for name in ("train", "val"):
+        if name in values:
+            _check_data_argument(values[name], name)
+    values = arguments.check({**values, **overrides}, say=say)
+    lr = values.get("lr")
+    if isinstance(lr, str) and (recipe.optimizer == "keep" or values.get("optimizer") is not None):
+        raise InputError(f"lr={lr!r}: 'auto' is only for a recipe that builds its own optimizer", where="lr",
+                         fix="pass lr='auto' to alternative_1/2 (it runs nbdetect.find_lr first), or a number such "
+                             "as lr=1e-4")
+    names, k = values.get("class_names"), values.get("num_classes")
+    if names is not None and k is not None and len(names) != k:
+        raise InputError(f"class_names has {len(names)} names but num_classes={k}", where="class_names",
+                         fix=f"give one name per class ({k}), or leave class_names out")
+    if values.get("resume") and values.get("exist_ok"):
+        raise InputError("resume and exist_ok=True together: resume continues a run, exist_ok starts a new one "
+                         "over an old folder", where="resume, exist_ok", fix="pass one of them")
+    return values
+
+
+def refuse_rerun(name: str, replace: bool, monitor=True) -> None:
+    """A re-run cell of the recipe still training is refused before anything is loaded or a folder chosen."""
+    if replace or not any(run_guard.name_of(r) == name for r in run_guard.active_runs()):
+        return
+    from types import SimpleNamespace
+
+    probe = SimpleNamespace(recipe=SimpleNamespace(name=name), status="pending", is_active=False)
+    try:
+        run_guard.claim(probe, replace=False, wait=False)  # raises the RunError naming the active run
+    except RunError:
+        _show_active(monitor)
+        raise
+    run_guard.release(probe)  # (it stopped meanwhile)
+
+
+def _show_active(monitor) -> None:
+    active = run_guard.active_run()  # the re-run cell's output lost that run's panel: show it here again
+    if active is not None and getattr(getattr(active, "monitor", None), "widget", None) is not None and monitor:
+        from IPython.display import display
+
+        display(active.monitor.widget)
+
+
+@public
 def run_recipe(recipe: Recipe | str, train=None, val=None, *, num_classes=None, class_names=None, model=None,
                preset=None, weights="DEFAULT", epochs=None, batch_size=None, lr=None, label_base=1, device=None,
                out_dir=None, resume=False, monitor="auto", background=None, image_size=None, num_workers=0,
                eval_map_every=1, seed=0, amp=True, synthetic=None, optimizer=None, meta=None, callbacks=(),
                replace=False, thresholds=None, exist_ok=False, verify_data=True, threads=None, devices=1,
-               sync_bn=False, **overrides) -> TrainingRun:
-    """Train ``recipe`` on the given data; see :func:`alternative_1` for the arguments."""
+               sync_bn=False, announce=(), **overrides) -> TrainingRun:
+    """Train ``recipe`` on the given data; see :func:`alternative_1` for the arguments.
+
+    Every argument is checked first (nbdetect.arguments): a refusal comes before any data is loaded, any line
+    announced or any run folder chosen; the folder is reserved only once the run may start."""
     from . import distributed
 
     recipe = get_recipe(recipe) if isinstance(recipe, str) else recipe
+    v = check_run_arguments(recipe, dict(
+        train=train, val=val, num_classes=num_classes, class_names=class_names, model=model, preset=preset,
+        weights=weights, epochs=epochs, batch_size=batch_size, lr=lr, label_base=label_base, device=device,
+        out_dir=out_dir, resume=resume, monitor=monitor, background=background, image_size=image_size,
+        num_workers=num_workers, eval_map_every=eval_map_every, seed=seed, amp=amp, optimizer=optimizer,
+        replace=replace, thresholds=thresholds, exist_ok=exist_ok, verify_data=verify_data, threads=threads,
+        devices=devices, sync_bn=sync_bn), overrides)
+    (num_classes, class_names, model, preset, weights, epochs, batch_size, lr, label_base, device, out_dir, resume,
+     monitor, image_size, num_workers, eval_map_every, seed, devices, threads) = (
+        v[k] for k in ("num_classes", "class_names", "model", "preset", "weights", "epochs", "batch_size", "lr",
+                       "label_base", "device", "out_dir", "resume", "monitor", "image_size", "num_workers",
+                       "eval_map_every", "seed", "devices", "threads"))
+    overrides = {k: v[k] for k in overrides}
+    refuse_rerun(recipe.name, replace, monitor)
     auto_lr = isinstance(lr, str)
-    if auto_lr and (lr != "auto" or recipe.optimizer == "keep" or optimizer is not None):
-        raise InputError(f"lr={lr!r}: only 'auto' or a number, and 'auto' only for a recipe that builds its own "
-                         "optimizer", where="lr", fix="pass lr='auto' to alternative_1/2 (it runs nbdetect.find_lr "
-                                                      "first), or a number such as lr=1e-4")
     lr = None if auto_lr else lr
     if epochs is not None:
-        epochs = positive_int(epochs, "epochs", f"pass the number of epochs to train, e.g. epochs={recipe.epochs}")
         recipe = recipe.scaled(epochs)
     changes = {k: v for k, v in {"lr": lr, "batch_size": batch_size, **overrides}.items() if v is not None}
     recipe = recipe.replace(**changes) if changes else recipe
@@ -219,18 +318,23 @@ def run_recipe(recipe: Recipe | str, train=None, val=None, *, num_classes=None, 
     meta.update(num_classes=data.num_classes, class_names=data.class_names, synthetic=data.synthetic)
     if auto_lr:
         recipe = _auto_lr(recipe, model, data.train_loader, device, meta)
-    ckpt = None
+    ckpt, later = None, list(announce)
     if resume:
-        folder = run_dirs.choose(out_dir, recipe.name, resume=resume)
+        folder = run_dirs.choose(out_dir, recipe.name, resume=resume)  # (resuming never creates a folder)
         ckpt = Path(resume) if isinstance(resume, (str, Path)) else folder / "last.pt"
         if ckpt.exists():
             out_dir = folder
-        else:
-            print(f"nbdetect: resume: no last.pt to continue from ({run_dirs.describe_resume_miss(ckpt.parent)}); "
-                  "starting from scratch")
+        else:  # only resume=True reaches here: an explicit path that does not exist was refused above
+            later.append(f"nbdetect: resume=True: no last.pt to continue from "
+                         f"({run_dirs.describe_resume_miss(ckpt.parent)}); starting from scratch, as a new run")
             ckpt = None
+    reserve = None
     if ckpt is None:
-        out_dir = run_dirs.choose(out_dir, recipe.name, exist_ok=exist_ok)
+        planned, exist = out_dir, exist_ok
+        out_dir = run_dirs.choose(planned, recipe.name, exist_ok=exist, dry=True)
+
+        def reserve():
+            return run_dirs.choose(planned, recipe.name, exist_ok=exist)
     if devices > 1:
         meta["devices"] = devices
     run = TrainingRun(model, data.train_loader, data.val_loader, recipe=recipe, optimizer=optimizer, device=device,
@@ -238,10 +342,12 @@ def run_recipe(recipe: Recipe | str, train=None, val=None, *, num_classes=None, 
                       callbacks=callbacks, threads=threads, devices=devices, group=group, sync_bn=sync_bn)
     if ckpt is not None:
         run.resume_from(ckpt)
-        print(f"nbdetect: resuming from {ckpt} at epoch {run.epoch + 1}, iteration {run.iteration}")
-    return _launch(run, monitor, background, replace=replace, thresholds=thresholds)
+        later.append(f"nbdetect: resuming from {ckpt} at epoch {run.epoch + 1}, iteration {run.iteration}")
+    return _launch(run, monitor, background, replace=replace, thresholds=thresholds, reserve=reserve,
+                   announce=later)
 
 
+@public
 def alternative_1(train=None, val=None, *, num_classes=None, class_names=None, model=None, preset=None,
                   weights="DEFAULT", epochs=50, batch_size=4, lr=5e-4, label_base=1, device=None,
                   out_dir=None, resume=False, monitor="auto", background=None,
@@ -282,6 +388,7 @@ def alternative_1(train=None, val=None, *, num_classes=None, class_names=None, m
                       background=background, **overrides)
 
 
+@public
 def alternative_2(train=None, val=None, *, num_classes=None, class_names=None, model=None, preset=None,
                   weights="DEFAULT", epochs=40, batch_size=4, lr=None, label_base=1, device=None,
                   out_dir=None, resume=False, monitor="auto", background=None,
@@ -294,6 +401,7 @@ def alternative_2(train=None, val=None, *, num_classes=None, class_names=None, m
                       background=background, **overrides)
 
 
+@public
 def seed_multistep(train=None, val=None, *, epochs=60, out_dir=None, **kwargs):
     """The student's failing configuration (RetinaNet, AdamW 2e-4, MultiStepLR [30, 45] x0.1), for comparison."""
     return run_recipe(SEED_MULTISTEP, train, val, epochs=epochs, out_dir=out_dir, **kwargs)
@@ -313,6 +421,7 @@ def raise_lr(optimizer: torch.optim.Optimizer, lr: float, scheduler=None) -> lis
     return old
 
 
+@public
 def alternative_3(optimizer, model, train, val=None, *, scheduler=None, lr=1e-4, epochs=10, start_epoch=None,
                   previous_loss=None,
                   num_classes=None, class_names=None, label_base=1, device=None,
@@ -325,28 +434,60 @@ def alternative_3(optimizer, model, train, val=None, *, scheduler=None, lr=1e-4,
     The run is judged against the loss before the change: ``previous_loss`` (your last validation loss, on
     nbdetect's per-batch scale) or, when not given, the validation loss measured before the first step.
     """
+    from . import arguments
+    from .errors import NbdetectError
+
     if optimizer is None or model is None:
         missing = "optimizer" if optimizer is None else "model"
         raise InputError(f"{ALTERNATIVE_3.name} continues an existing training, but {missing} is None",
                          where=missing, fix="pass the optimizer and the model you have been training "
                                             "(in an AS4 notebook: optimizer_v2 and model_v2); after a kernel restart "
                                             "re-run the cells that create them")
+    arguments.check_keywords(ALTERNATIVE_3.name, overrides, known_options(("scheduler", "start_epoch", "previous_loss")))
+    v = arguments.check({"optimizer": optimizer, "model": model, "lr": lr, "epochs": epochs, "start_epoch": start_epoch,
+                         "previous_loss": previous_loss})
+    lr, epochs = v["lr"], v["epochs"]
+    if lr is None or isinstance(lr, str):
+        raise InputError(f"lr={lr!r} is not a positive number", where="lr",
+                         fix="pass the new learning rate as a number, e.g. lr=1e-4")
+    if epochs is None:
+        raise InputError("epochs=None: Alternative 3 trains a given number of epochs", where="epochs",
+                         fix="e.g. epochs=10")
     owned = {id(p) for p in model.parameters()}
     if not any(id(p) in owned for g in optimizer.param_groups for p in g["params"]):
         raise InputError("this optimizer does not hold any parameter of this model", where="optimizer, model",
                          fix="pass the optimizer that was created from this model's parameters (the pair you "
                              "trained with)")
+    if scheduler is not None and getattr(scheduler, "optimizer", optimizer) is not optimizer:
+        raise InputError("this scheduler belongs to another optimizer", where="scheduler",
+                         fix="pass the scheduler created from this optimizer, or leave scheduler out")
+    # the whole call is checked before the optimizer is touched; a refusal later on (the data) puts it back
+    check_run_arguments(ALTERNATIVE_3, {"train": train, "val": val, "num_classes": num_classes,
+                                        "class_names": class_names, "label_base": label_base, "device": device,
+                                        "out_dir": out_dir, "monitor": monitor, "background": background},
+                        {k: x for k, x in overrides.items() if k != "callbacks"}, say=False)  # (run_recipe says)
+    refuse_rerun(ALTERNATIVE_3.name, bool(overrides.get("replace")), monitor)
+    saved = [{k: g[k] for k in ("lr", "initial_lr") if k in g} for g in optimizer.param_groups]
+    saved_base = list(getattr(scheduler, "base_lrs", []) or [])
     old = raise_lr(optimizer, lr, scheduler)
-    print(f"nbdetect: LR {lr_change(old[0], lr)} on {len(old)} param group(s); continuing for {epochs} epochs")
     if device is None:
         device = next(model.parameters()).device
     recipe = ALTERNATIVE_3.replace(epochs=int(epochs), lr=float(lr))
     callbacks = [LossBefore(), *overrides.pop("callbacks", ())]
-    return run_recipe(recipe, train, val, num_classes=num_classes, class_names=class_names, model=model,
-                      label_base=label_base, device=device, out_dir=out_dir, monitor=monitor,
-                      background=background, optimizer=optimizer, callbacks=callbacks,
-                      meta={"start_epoch": start_epoch, "previous_lr": old[0], "reference_loss": previous_loss},
-                      **overrides)
+    try:
+        return run_recipe(recipe, train, val, num_classes=num_classes, class_names=class_names, model=model,
+                          label_base=label_base, device=device, out_dir=out_dir, monitor=monitor,
+                          background=background, optimizer=optimizer, callbacks=callbacks,
+                          meta={"start_epoch": start_epoch, "previous_lr": old[0], "reference_loss": previous_loss},
+                          announce=[f"nbdetect: LR {lr_change(old[0], lr)} on {len(old)} param group(s); continuing "
+                                    f"for {epochs} epochs"], **overrides)
+    except NbdetectError:
+        for group, before in zip(optimizer.param_groups, saved):
+            group.pop("initial_lr", None)
+            group.update(before)
+        if scheduler is not None and saved_base:
+            scheduler.base_lrs = saved_base
+        raise
 
 
 def lr_change(old: float, new: float) -> str:

@@ -145,6 +145,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    """Run a command. A refusal (NbdetectError) prints one line and exits 2; any other error (a run that failed
+    while training, a bug) prints one line and exits 1. ``--debug`` (anywhere on the line) shows the traceback."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    argv = [a for a in argv if a != "--debug"]
     parser = build_parser()
     parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     args = parser.parse_args(argv)
@@ -155,10 +160,24 @@ def main(argv=None) -> int:
     try:
         return int(args.func(args) or 0)
     except NbdetectError as exc:  # a refusal: one line saying what and how to fix it
-        if args.debug:
+        if debug:
             raise
-        print(f"nbdetect: error: {exc.message} (--debug for the traceback)", file=sys.stderr)
+        print(f"nbdetect: error: {_one_line(exc.message)} (--debug for the traceback)", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("nbdetect: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # not a refusal: still one line, the trace on request
+        if debug:
+            raise
+        print(f"nbdetect: error: {type(exc).__name__}: {_one_line(str(exc))} (--debug for the traceback)",
+              file=sys.stderr)
+        return 1
+
+
+def _one_line(text: str, limit: int = 600) -> str:
+    text = " ".join(part.strip() for part in str(text).splitlines() if part.strip())
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 if __name__ == "__main__":

@@ -19,19 +19,19 @@ class NbdetectError(Exception):
 
     @property
     def message(self) -> str:
-        parts = [self.what.rstrip(".") + "."]
+        parts = [_sentence(self.what)]
         if self.where:
             parts.append(f"Where: {self.where}.")
         if self.fix:
-            parts.append(f"Fix: {self.fix.rstrip('.')}.")
+            parts.append(f"Fix: {_sentence(self.fix)}")
         return " ".join(parts)
 
     def lines(self) -> list[str]:
-        out = [f"{type(self).__name__}: {self.what.rstrip('.')}."]
+        out = [f"{type(self).__name__}: {_sentence(self.what)}"]
         if self.where:
             out.append(f"  where: {self.where}")
         if self.fix:
-            out.append(f"  fix:   {self.fix.rstrip('.')}.")
+            out.append(f"  fix:   {_sentence(self.fix)}")
         return out
 
     def _render_traceback_(self) -> list[str]:
@@ -39,6 +39,12 @@ class NbdetectError(Exception):
         red, bold, reset = "\x1b[31m", "\x1b[1m", "\x1b[0m"
         head, *rest = self.lines()
         return [f"{red}{bold}{head}{reset}", *rest, "  (the full traceback: run %tb in the next cell)"]
+
+
+def _sentence(text: str) -> str:
+    """``text`` ending with one full stop (not after a question mark)."""
+    text = text.rstrip(".")
+    return text if text.endswith(("?", "!")) else text + "."
 
 
 class InputError(NbdetectError, ValueError):
@@ -89,7 +95,9 @@ class reading:
             return False
         where = f"{self.path}" + (f", line {self.line}" if self.line is not None else "")
         what = self.what or "this file could not be read"
-        raise DataError(f"{what}: {type(exc).__name__}: {exc}", where=where,
+        reason = " ".join(str(exc).split())  # a parser's message spans lines: one line, shortened
+        reason = reason if len(reason) <= 200 else reason[:197] + "..."
+        raise DataError(f"{what}: {type(exc).__name__}: {reason}", where=where,
                         fix=self.fix or "fix or remove this file (a truncated image: re-copy it; an annotation: "
                                          "check its format)") from exc
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from .arguments import public
 from .lr_range import LRSuggestion, blown_up, suggest
 
 
@@ -125,6 +126,7 @@ def sweep(model, optimizer, loader, device, *, start_lr=1e-6, end_lr=0.1, num_it
     return lrs, losses
 
 
+@public
 def find_lr(model=None, train=None, *, optimizer=None, recipe="alternative_1", num_classes=None, preset=None,
             weights="DEFAULT", image_size=None, batch_size=None, start_lr=1e-6, end_lr=0.1, num_iter=200,
             device=None, label_base=1, verify_data=False, show=True) -> LRFinderResult:
@@ -137,14 +139,22 @@ def find_lr(model=None, train=None, *, optimizer=None, recipe="alternative_1", n
     suggestion (None with a reason when the curve is too short or too noisy), shown as a plot in a notebook.
     Use it as ``nbdetect.alternative_1(..., lr=result.lr)``, or pass ``lr="auto"`` to let the recipe run it.
     """
-    from .alternatives import _build
+    from . import arguments
+    from .alternatives import _build, _check_data_argument
     from .errors import InputError
     from .inputs import prepare_data
     from .models import default_device, num_classes_of
     from .recipes import get_recipe
 
     recipe = get_recipe(recipe) if isinstance(recipe, str) else recipe
-    if not (0 < start_lr < end_lr):
+    _check_data_argument(train, "train")
+    v = arguments.check(dict(model=model, optimizer=optimizer, num_classes=num_classes, preset=preset, weights=weights,
+                             image_size=image_size, batch_size=batch_size, start_lr=start_lr, end_lr=end_lr,
+                             num_iter=num_iter, device=device, label_base=label_base, verify_data=verify_data))
+    (model, num_classes, preset, weights, image_size, batch_size, start_lr, end_lr, num_iter, device, label_base) = (
+        v[k] for k in ("model", "num_classes", "preset", "weights", "image_size", "batch_size", "start_lr", "end_lr",
+                       "num_iter", "device", "label_base"))
+    if start_lr is None or end_lr is None or not (0 < start_lr < end_lr):
         raise InputError(f"start_lr={start_lr!r} must be positive and below end_lr={end_lr!r}",
                          where="start_lr, end_lr", fix="e.g. start_lr=1e-6, end_lr=0.1")
     from torch.utils.data import DataLoader

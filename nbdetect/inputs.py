@@ -44,9 +44,17 @@ def check_num_classes(value, argument: str = "num_classes") -> int | None:
 
 def _labels_max(dataset, limit: int = 2000) -> int | None:
     """The largest label in the first ``limit`` samples (targets only where the dataset allows)."""
+    from .data.validate import target_format_problem
+    from .errors import DataError
+
     top = None
     for i in range(min(len(dataset), limit)):
         target = dataset[i][1]
+        wrong = target_format_problem(i, target)
+        if wrong:  # not "pass num_classes": the target itself is wrong
+            raise DataError(wrong.message, where=f"sample {i}",
+                            fix="return targets as dicts: {'boxes': FloatTensor[N, 4] (x1, y1, x2, y2 pixels), "
+                                "'labels': Int64Tensor[N] (1..K)}")
         labels = target.get("labels") if isinstance(target, dict) else None
         if labels is not None and len(labels):
             m = int(max(labels.tolist() if hasattr(labels, "tolist") else labels))
@@ -73,6 +81,22 @@ def _infer_num_classes(dataset, given):
     return top
 
 
+def _check_not_empty(dataset, name: str) -> None:
+    from .errors import DataError
+
+    if dataset is None:
+        return
+    try:
+        n = len(dataset)
+    except TypeError:
+        raise InputError(f"the {name} data has no length", where=name,
+                         fix="pass a Dataset, a DataLoader or a list of samples, not a generator") from None
+    if n == 0:
+        raise DataError(f"the {name} data is empty (0 samples)", where=name,
+                        fix="check that the dataset found its images and annotations (len(...) > 0)"
+                            + (", or pass val=None to train without validation" if name == "val" else ""))
+
+
 def prepare_data(train=None, val=None, *, num_classes=None, class_names=None, label_base=1, batch_size=4,
                  seed=0, num_workers=0, synthetic=None, validate=True, max_validate=None,
                  augment=False) -> PreparedData:
@@ -90,13 +114,17 @@ def prepare_data(train=None, val=None, *, num_classes=None, class_names=None, la
         if val is None and Path(train_path).suffix in (".yaml", ".yml"):
             try:
                 val = load_path(train_path, "val")
-            except (FileNotFoundError, ValueError, KeyError):
+            except FileNotFoundError as exc:
+                if not getattr(exc, "no_split", False):  # a val: entry pointing nowhere is named, not ignored
+                    raise
                 val = None
     if isinstance(val, (str, Path)):
         val = load_path(val, "val")
 
     train_ds = as_detection_dataset(_dataset_of(train), label_base=label_base)
     val_ds = as_detection_dataset(_dataset_of(val), label_base=label_base) if val is not None else None
+    _check_not_empty(train_ds, "train")
+    _check_not_empty(val_ds, "val")
     k = _infer_num_classes(train_ds, num_classes)
     names = list(class_names or getattr(train_ds, "class_names", None) or [])
     warnings = []

@@ -55,8 +55,9 @@ def latest(root: Path | str, name: str) -> Path | None:
     return found[-1][1] if found else None
 
 
-def next_free(root: Path | str, name: str) -> Path:
-    """A new folder for a run called ``name``: ``name`` if unused, else ``name-N`` with N never given before."""
+def next_free(root: Path | str, name: str, dry: bool = False) -> Path:
+    """A new folder for a run called ``name``: ``name`` if unused, else ``name-N`` with N never given before
+    (recorded in ``.run_numbers.json``; ``dry``: only say which, writing nothing)."""
     root = Path(root)
     found = _numbered(root, name)
     if not found and not _read_numbers(root).get(name):
@@ -64,14 +65,20 @@ def next_free(root: Path | str, name: str) -> Path:
     else:
         number = max([n for n, _ in found] + [int(_read_numbers(root).get(name, 0))]) + 1
     folder = root / (name if number == 1 else f"{name}-{number}")
+    if dry:
+        return folder
     root.mkdir(parents=True, exist_ok=True)
     numbers = {**_read_numbers(root), name: number}
     atomic_write(root / NUMBERS, lambda fh: fh.write(json.dumps(numbers, indent=1).encode()))
     return folder
 
 
-def choose(out_dir, name: str, *, resume=False, exist_ok: bool = False, root: str | Path = "nbdetect_runs") -> Path:
-    """The folder a run writes to; never one holding another run unless resuming it or ``exist_ok``."""
+def choose(out_dir, name: str, *, resume=False, exist_ok: bool = False, root: str | Path = "nbdetect_runs",
+           dry: bool = False) -> Path:
+    """The folder a run writes to; never one holding another run unless resuming it or ``exist_ok``.
+
+    ``dry``: the folder it would be, without reserving a number or saying anything (a call checks everything
+    before it announces or burns a folder number)."""
     if out_dir is None and isinstance(resume, (str, Path)):
         return Path(resume).parent  # resuming a checkpoint: its run goes on in its own folder
     if out_dir is None:
@@ -82,7 +89,9 @@ def choose(out_dir, name: str, *, resume=False, exist_ok: bool = False, root: st
         folder = Path(out_dir)
     if resume or exist_ok or not holds_a_run(folder) and not locked_by_other(folder):
         return folder
-    new = next_free(folder.parent, re.sub(r"-\d+$", "", folder.name) if out_dir is None else folder.name)
+    new = next_free(folder.parent, re.sub(r"-\d+$", "", folder.name) if out_dir is None else folder.name, dry=dry)
+    if dry:
+        return new
     print(f"nbdetect: {folder} holds an earlier run; this run writes to {new} (resume=True continues the "
           "latest run, exist_ok=True writes into the folder given)")
     return new

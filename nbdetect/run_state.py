@@ -34,13 +34,44 @@ def read_checkpoint(path, device="cpu") -> dict:
     try:
         state = load_checkpoint(path, map_location=device)
     except Exception as exc:
-        raise CheckpointError(f"{path} cannot be read as a checkpoint ({type(exc).__name__}: {exc})",
+        reason = (str(exc).strip().splitlines() or [""])[0][:160]
+        raise CheckpointError(f"{path} cannot be read as a checkpoint ({type(exc).__name__}: {reason})",
                               where=str(path), fix="use last.pt or best.pt written by nbdetect; a file cut short "
                                                    "by a crash is never left behind by nbdetect's atomic saves") from exc
     if not isinstance(state, dict):
         raise CheckpointError(f"{path} holds a {type(state).__name__}, not an nbdetect checkpoint", where=str(path),
                               fix="use last.pt (to resume) or best.pt (to predict) of an nbdetect run")
     return state
+
+
+def _described(state: dict) -> str:
+    meta = state.get("meta") or {}
+    preset = meta.get("preset") or (state.get("recipe") or {}).get("preset") or "an unknown model"
+    k = meta.get("num_classes")
+    return f"{preset}" + (f" with {k} classes" if k is not None else "")
+
+
+def check_model_state(model, state: dict, path) -> None:
+    """A CheckpointError saying what the checkpoint holds when its weights do not fit ``model`` (another model
+    family, preset or number of classes), instead of torch's list of missing and unexpected keys."""
+    saved = state.get("model")
+    if not isinstance(saved, dict):
+        raise CheckpointError(f"{path} holds no model weights", where=str(path),
+                              fix="use last.pt (to resume) or best.pt (to predict) of an nbdetect run")
+    own = model.state_dict()
+    missing = [k for k in own if k not in saved]
+    unexpected = [k for k in saved if k not in own]
+    shapes = [k for k in own if k in saved and tuple(own[k].shape) != tuple(saved[k].shape)]
+    if not (missing or unexpected or shapes):
+        return
+    from .models import family_of, num_classes_of
+
+    mine = f"a {family_of(model)}" + (f" with {num_classes_of(model)} classes" if num_classes_of(model) else "")
+    detail = (f"{len(missing)} weights missing, {len(unexpected)} unexpected, {len(shapes)} of another shape"
+              + (f" (e.g. {shapes[0]})" if shapes else ""))
+    raise CheckpointError(f"{path} holds {_described(state)}; this run builds {mine}: {detail}", where=str(path),
+                          fix="resume with the same recipe, preset and data (num_classes) as that run, or start a "
+                              "new run (resume=False)")
 
 
 class RunState:
@@ -104,6 +135,7 @@ class RunState:
             raise CheckpointError(f"{path} is {kind}; resuming needs the whole run state", where=str(path),
                                   fix=f"resume from last.pt in the same folder ({Path(path).parent / 'last.pt'}); "
                                       "use best.pt for predictions (nbdetect.make_submission)")
+        check_model_state(self.model, state, path)
         saved = state.get("recipe", {})
         if saved.get("epochs") not in (None, self.epochs):
             raise CheckpointError(f"{path} was made for a {saved.get('epochs')}-epoch run, this run has "

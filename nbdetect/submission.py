@@ -8,10 +8,11 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from .arguments import public
 from .conventions import class_name
 from .engine import predict
 from .models import build_model, default_device
-from .errors import CheckpointError, InputError, MissingError
+from .errors import CheckpointError, DataError, InputError, MissingError
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".tif", ".tiff", ".webp"}
 
@@ -25,11 +26,31 @@ class ImageFolder(Dataset):
             if not folder.is_dir():
                 raise MissingError(f"no image folder at {folder}", where="images",
                                    fix="pass the folder holding your test images (or a list of image paths)")
-            paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+            files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+            paths = [p for p in files if p.suffix.lower() in IMAGE_SUFFIXES]
+            skipped = [p.name for p in files if p.suffix.lower() not in IMAGE_SUFFIXES]
+            if skipped and paths:
+                more = f" and {len(skipped) - 3} more" if len(skipped) > 3 else ""
+                print(f"nbdetect: note: skipped {len(skipped)} file(s) in {folder} that are not images: "
+                      f"{', '.join(skipped[:3])}{more}")
         self.paths = [Path(p) for p in paths]
         if not self.paths:
             raise InputError("no test images found", where="images",
                              fix="put the images in the folder; nbdetect reads " + ", ".join(sorted(IMAGE_SUFFIXES)))
+        bad = []
+        from PIL import Image
+
+        for p in self.paths:  # a header check (no decoding): a broken file is named before any prediction
+            try:
+                with Image.open(p) as im:
+                    im.size
+            except Exception as exc:
+                bad.append((p, type(exc).__name__))
+        if bad:
+            more = f" and {len(bad) - 3} more" if len(bad) > 3 else ""
+            raise DataError(f"{len(bad)} file(s) among the test images cannot be opened as images: "
+                            f"{', '.join(f'{p.name} ({why})' for p, why in bad[:3])}{more}", where=str(bad[0][0]),
+                            fix="remove them from the test folder (or re-copy them if they are truncated)")
 
     def __len__(self):
         return len(self.paths)
@@ -43,10 +64,16 @@ class ImageFolder(Dataset):
         return image, {"image_id": i, "file_name": self.paths[i].name}
 
 
+@public
 def load_model(checkpoint: str | Path, device=None):
     """Rebuild the model an nbdetect run saved (``best.pt`` or ``last.pt``); returns (model, meta)."""
+    from . import arguments
     from .run_state import read_checkpoint
 
+    if isinstance(checkpoint, bytes) or not isinstance(checkpoint, (str, Path)):
+        raise InputError(f"checkpoint is a {type(checkpoint).__name__}, not a path", where="checkpoint",
+                         fix="pass the path of best.pt (or last.pt) of an nbdetect run")
+    device = arguments.check_one("device", device)
     state = read_checkpoint(checkpoint)
     if "model" not in state:
         raise CheckpointError(f"{checkpoint} holds no model weights", where=str(checkpoint),
@@ -101,6 +128,46 @@ class Submission(dict):
         return f"<table class='nbdetect-submission'><tr><th>nbdetect submission</th></tr>{rows}</table>"
 
 
+def _check_model_argument(model) -> None:
+    """make_submission's ``model``: a detector, a run, a checkpoint path or a run folder."""
+    from .arguments import detector_family
+
+    if hasattr(model, "out_dir") and hasattr(model, "history"):
+        return
+    if isinstance(model, (str, Path)):
+        path = Path(model)
+        if not path.exists():
+            raise MissingError(f"no checkpoint or run folder at {path}", where="model",
+                               fix="pass best.pt of a run (nbdetect.best_checkpoint() finds the latest), its run "
+                                   "folder, or the model object")
+        if path.is_dir() and not (path / "best.pt").is_file():
+            raise MissingError(f"{path} is a folder without best.pt", where="model",
+                               fix="pass a run folder that finished an epoch with validation, or a checkpoint path")
+        return
+    import torch
+
+    if not isinstance(model, torch.nn.Module):
+        raise InputError(f"model is a {type(model).__name__}, not a torchvision detector, a run or a checkpoint path",
+                         where="model", fix="pass the trained detector, the TrainingRun, or the path of its best.pt")
+    if detector_family(model) is None:  # a detector of your own: it must answer a list of images with boxes
+        was = model.training
+        try:
+            model.eval()
+            with torch.no_grad():
+                device = next(iter(model.parameters()), torch.zeros(())).device
+                out = model([torch.zeros(3, 32, 32, device=device)])
+            ok = isinstance(out, (list, tuple)) and len(out) == 1 and isinstance(out[0], dict) and "boxes" in out[0]
+            reason = f"it returned a {type(out).__name__}" if not ok else ""
+        except Exception as exc:  # noqa: BLE001  (any failure means it is not a detector)
+            ok, reason = False, f"given a list of images it raised {type(exc).__name__}"
+        finally:
+            model.train(was)
+        if not ok:
+            raise InputError(f"model is a {type(model).__name__}, not a detector ({reason}; a detector returns one "
+                             "dict of boxes, scores and labels per image)", where="model",
+                             fix="pass the trained detector, the TrainingRun, or the path of its best.pt")
+
+
 def _median(values) -> float:
     v = sorted(values)
     if not v:
@@ -108,6 +175,7 @@ def _median(values) -> float:
     return v[len(v) // 2] if len(v) % 2 else (v[len(v) // 2 - 1] + v[len(v) // 2]) / 2
 
 
+@public
 def make_submission(model, images, out_dir="submission", *, score_threshold=0.3, class_names=None, device=None,
                     batch_size=4, label_base: int = 1) -> Submission:
     """Predict on ``images`` (a folder, a list of paths or a Dataset) and write the files.
@@ -120,12 +188,22 @@ def make_submission(model, images, out_dir="submission", *, score_threshold=0.3,
     ``label_base``: 1 writes labels 1..K (nbdetect's), 0 writes 0..K-1 (YOLO-style). The background slot of
     the model's head is never written. Returns a :class:`Submission` (a dict with a summary).
     """
-    if label_base not in (0, 1):
-        raise InputError(f"label_base={label_base!r} must be 0 or 1", where="label_base",
-                         fix="1 writes labels 1..K, 0 writes 0..K-1")
+    from . import arguments
     from .run_guard import wait_for_active
 
+    v = arguments.check(dict(images=images, out_dir=out_dir, score_threshold=score_threshold, class_names=class_names,
+                             device=device, batch_size=batch_size, label_base=label_base))
+    score_threshold, class_names, device, batch_size, label_base = (
+        v[k] for k in ("score_threshold", "class_names", "device", "batch_size", "label_base"))
+    if batch_size is None:
+        raise InputError("batch_size=None", where="batch_size", fix="pass a whole number >= 1, e.g. batch_size=4")
+    if out_dir is None:
+        raise InputError("out_dir=None", where="out_dir", fix="pass the folder to write the files to, e.g. "
+                                                             "out_dir='submission'")
+    if not isinstance(model, (str, Path)):
+        _check_model_argument(model)
     wait_for_active("making the submission")  # Run All: the training cell above may still be running
+    _check_model_argument(model)  # (a checkpoint path is checked once the run that writes it has ended)
     num_classes = None
     if hasattr(model, "out_dir") and hasattr(model, "history"):  # a TrainingRun: its best weights
         model = Path(model.out_dir) / "best.pt"

@@ -27,6 +27,13 @@ def load_coco(annotation_json, images_dir=None, cache="auto") -> DetectionDatase
     per_image: dict[int, list] = {}
     dropped = 0
     sizes = {im["id"]: (im.get("height"), im.get("width")) for im in data["images"]}
+    orphans = [a for a in data.get("annotations", []) if a.get("image_id") not in sizes]
+    if orphans:
+        ids = ", ".join(f"annotation {a.get('id')} (image_id {a.get('image_id')})" for a in orphans[:3])
+        more = f" and {len(orphans) - 3} more" if len(orphans) > 3 else ""
+        raise DataError(f"{len(orphans)} annotation(s) refer to an image_id not in images: {ids}{more}",
+                        where=str(annotation_json), fix="add those images to images, or remove the annotations "
+                                                        "(nbdetect does not drop boxes silently)")
     for ann in data.get("annotations", []):
         if ann.get("iscrowd", 0):
             continue

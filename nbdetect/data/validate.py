@@ -63,10 +63,31 @@ def check_image(index: int, image) -> tuple[list[Problem], tuple[int, int] | Non
 
 def check_target(index: int, target, num_classes: int, hw: tuple[int, int] | None, label_base: int = 1) -> list[Problem]:
     where = f"sample {index}"
-    if not isinstance(target, dict) or "boxes" not in target or "labels" not in target:
-        return [Problem(index, "target_format", f"{where}: target must be a dict with 'boxes' and 'labels'")]
-    boxes = torch.as_tensor(target["boxes"], dtype=torch.float32)
-    labels = torch.as_tensor(target["labels"])
+    wrong = target_format_problem(index, target)
+    if wrong:
+        return [wrong]
+    try:
+        boxes = torch.as_tensor(target["boxes"], dtype=torch.float32)
+        labels = torch.as_tensor(target["labels"])
+    except (TypeError, ValueError, RuntimeError) as exc:
+        return [Problem(index, "target_format", f"{where}: boxes / labels cannot be read as tensors ({exc})")]
+    return _check_boxes(index, where, boxes, labels, num_classes, hw, label_base)
+
+
+def target_format_problem(index: int, target) -> Problem | None:
+    """A target that is not a dict with 'boxes' and 'labels' (a list, a tuple, a missing key); else None."""
+    where = f"sample {index}"
+    if not isinstance(target, dict):
+        return Problem(index, "target_format", f"{where}: target is a {type(target).__name__}; it must be a dict "
+                       "with 'boxes' and 'labels' (torchvision's detection format)")
+    if "boxes" not in target or "labels" not in target:
+        missing = " and ".join(repr(k) for k in ("boxes", "labels") if k not in target)
+        return Problem(index, "target_format", f"{where}: target has no {missing} (its keys: "
+                        f"{', '.join(map(repr, list(target)[:6]))}); it must be a dict with 'boxes' and 'labels'")
+    return None
+
+
+def _check_boxes(index, where, boxes, labels, num_classes, hw, label_base) -> list[Problem]:
     if boxes.numel() == 0:
         return [Problem(index, "no_boxes", f"{where}: no objects (a background image)", "warning")]
     if boxes.ndim != 2 or boxes.shape[1] != 4:
@@ -77,7 +98,7 @@ def check_target(index: int, target, num_classes: int, hw: tuple[int, int] | Non
     if not bool(torch.isfinite(boxes).all()):
         return out + [Problem(index, "box_not_finite", f"{where}: boxes contain NaN or Inf")]
     x1, y1, x2, y2 = boxes.unbind(1)
-    if hw is not None and min(hw) > 32 and float(boxes.max()) <= 1.5:
+    if hw is not None and min(hw) > 32 and float(boxes.max()) <= 1.5 and float(boxes.min()) >= 0:
         out.append(Problem(index, "box_normalized", f"{where}: boxes look normalised to 0-1 (e.g. {_fmt(boxes[0])} "
                            f"on a {hw[1]}x{hw[0]} image); nbdetect expects absolute pixels: multiply x by the "
                            "width and y by the height"))
@@ -160,14 +181,14 @@ def verify_images(dataset) -> list[Problem]:
     return out
 
 
-def raise_if_invalid(problems: list[Problem], limit: int = 10) -> None:
+def raise_if_invalid(problems: list[Problem], limit: int = 3) -> None:
     errors = [p for p in problems if p.severity == "error"]
     if not errors:
         return
     lines = [f"  - {p.message}" for p in errors[:limit]]
     more = f"\n  ... and {len(errors) - limit} more" if len(errors) > limit else ""
     samples = len({p.index for p in errors})
-    first = sorted({p.index for p in errors if p.index >= 0})[:10]
+    first = sorted({p.index for p in errors if p.index >= 0})[:limit]
     raise DataError(f"nbdetect found {len(errors)} problem(s) in {samples} sample(s) before training:\n"
                     + "\n".join(lines) + more,
                     fix="fix these samples in your Dataset (nbdetect.diagnose(data=...) draws them and names the "
@@ -190,11 +211,28 @@ class UserDataset(Dataset):
         return len(self.dataset)
 
     def __getitem__(self, index):
-        image, target = self.dataset[index]
+        from ..errors import NbdetectError
+
+        try:
+            sample = self.dataset[index]
+        except NbdetectError:
+            raise
+        except Exception as exc:  # the user's __getitem__ failed on this index: say which, keep the cause
+            raise DataError(f"your dataset raised {type(exc).__name__} on sample {index}: {exc}",
+                            where=f"sample {index}", fix="fix the dataset's __getitem__ for this index (the cause "
+                                                         "is chained: %tb shows where it failed)") from exc
+        if not isinstance(sample, (tuple, list)) or len(sample) != 2:
+            size = f" of {len(sample)} items" if isinstance(sample, (tuple, list)) else ""
+            raise DataError(f"sample {index} is a {type(sample).__name__}{size}, not (image, target)",
+                            where=f"sample {index}", fix="make __getitem__ return (image, target): a float tensor "
+                                                         "[3, H, W] in [0, 1] and a dict with 'boxes' and 'labels'")
+        image, target = sample
         if type(image).__module__.startswith("PIL"):
             from torchvision.transforms.functional import to_tensor
 
             image = to_tensor(image.convert("RGB"))
+        elif torch.is_tensor(image) and image.dtype == torch.float64:  # unambiguous: the same values, as float32
+            image = image.float()
         if isinstance(target, dict):
             target = dict(target)
             if "labels" in target:

@@ -41,6 +41,10 @@ def load_voc(root, images_dir=None, class_names=None, cache="auto") -> Detection
                              int(obj.findtext("difficult") or 0)))
         parsed.append((name, (h, w) if h and w else None, objs))
     names = list(class_names) if class_names else sorted({o[0] for _, _, objs in parsed for o in objs})
+    if not names:
+        raise DataError(f"none of the {len(files)} VOC annotation(s) in {ann_dir} has an <object>: no class to "
+                        "train", where=str(ann_dir), fix="point at the annotations that hold the boxes (each "
+                                                         "<object> with <name> and <bndbox>)")
     index = {n: i + 1 for i, n in enumerate(names)}
     records = []
     for i, (name, size, objs) in enumerate(parsed):

@@ -56,11 +56,18 @@ def load_yolo(path, split: str = "train", cache="auto") -> DetectionDataset:
         root = Path(cfg.get("path") or path.parent)
         if not root.is_absolute():
             root = (path.parent / root).resolve()
-        if split not in cfg:
-            raise MissingError(f"{path} has no '{split}' entry", where=str(path),
+        if split not in cfg or cfg[split] is None:
+            err = MissingError(f"{path} has no '{split}' entry", where=str(path),
                                fix=f"add {split}: images/{split} (the folder or list of {split} images)")
+            err.no_split = True
+            raise err
         specs = cfg[split] if isinstance(cfg[split], list) else [cfg[split]]
-        files = [f for s in specs for f in _image_files(root / s)]
+        for s in specs:
+            if not (root / str(s)).exists():
+                raise MissingError(f"{path}: {split}: {s} points to {root / str(s)}, which does not exist",
+                                   where=str(root / str(s)),
+                                   fix=f"fix the {split}: entry (relative to path: {root}), or move the images there")
+        files = [f for s in specs for f in _image_files(root / str(s))]
         names = _names(cfg.get("names"), int(cfg.get("nc", 0)))
     else:
         images = path / "images" / split if (path / "images" / split).is_dir() else path / "images"
@@ -86,6 +93,20 @@ def load_yolo(path, split: str = "train", cache="auto") -> DetectionDataset:
                     if len(vals) < 5 or float(vals[0]) != int(float(vals[0])):
                         raise ValueError("not 5 numbers with a whole class")
                     c, cx, cy, bw, bh = int(float(vals[0])), *map(float, vals[1:5])
+                if len(vals) != 5:
+                    raise DataError(f"{len(vals)} values where a YOLO box has 5 (class cx cy w h): {line.strip()!r}"
+                                    + (" (a 6th column is a confidence: is this a predictions file?)"
+                                       if len(vals) == 6 else " (a segmentation polygon?)"),
+                                    where=f"{lbl}, line {n}",
+                                    fix="write one box per line as class cx cy w h (convert polygons to their "
+                                        "bounding boxes; drop confidence columns)")
+                if c < 0 or min(cx, cy, bw, bh) < 0 or max(cx, cy, bw, bh) > 1.001:
+                    pixels = max(cx, cy, bw, bh) > 1.001
+                    raise DataError(f"{'values above 1' if pixels else 'a negative value'} in {line.strip()!r}"
+                                    + (": these look like pixels, YOLO labels are normalised 0-1" if pixels else ""),
+                                    where=f"{lbl}, line {n}",
+                                    fix="divide cx and w by the image width, cy and h by its height (all in 0..1); "
+                                        "class is 0..K-1")
                 boxes.append([(cx - bw / 2) * w, (cy - bh / 2) * h, (cx + bw / 2) * w, (cy + bh / 2) * h])
                 labels.append(c + 1)
                 max_class = max(max_class, c)

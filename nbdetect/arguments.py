@@ -1,0 +1,493 @@
+"""Every argument a student edits, checked in one place before anything is loaded, created or announced.
+
+One :class:`Arg` record per argument name: what it accepts, how a value is checked (and coerced, only where the
+intent is unambiguous: ``batch_size="2"`` is read as 2 with a note), and the fix a refusal names. The public cell
+functions (``alternative_1/2/3``, ``run_recipe``, ``find_lr``, ``make_submission``, ``load_model``) call
+:func:`check` at their top: a wrong value is an :class:`~nbdetect.errors.InputError` naming the argument, before a
+run folder is chosen or a line is printed. A misspelled keyword is answered with "did you mean ...?".
+
+This module imports neither torch nor the data code at import time (the records are plain data); a few checks
+import torch when they run. ``docs/ERRORS.md``'s argument table is :func:`docs_table`.
+"""
+from __future__ import annotations
+
+import difflib
+import math
+import numbers
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from .errors import InputError, MissingError
+
+#: Largest image side nbdetect resizes to (a 100000-px side would allocate tens of GB before the first step).
+MAX_IMAGE_SIDE = 4096
+MIN_IMAGE_SIDE = 32
+
+
+@dataclass(frozen=True)
+class Arg:
+    name: str
+    accepts: str  # what a valid value is, in words (the docs table, and every refusal's fix)
+    check: Callable  # check(value, notes) -> the value to use; raises InputError / MissingError
+    fix: str  # an example of a good value
+
+
+class _Refuse(Exception):
+    """Raised by a checker with the reason; turned into an InputError naming the argument."""
+
+
+def _is_int(value) -> bool:
+    return not isinstance(value, bool) and isinstance(value, numbers.Integral)
+
+
+def _whole(lo: int | None = None, hi: int | None = None, none: bool = True):
+    """An int in [lo, hi]; '2' or 2.0 is read as 2 (with a note); a bool, 1.7, 'two' or a list is refused."""
+
+    def check(value, notes, name):
+        if value is None:
+            if none:
+                return None
+            raise _Refuse("is required")
+        if isinstance(value, bool):
+            raise _Refuse(f"is a bool ({value}), not a whole number")
+        if isinstance(value, str) and value.strip().lstrip("+-").isdigit():
+            notes.append(f"{name}={value!r} read as {int(value)}")
+            value = int(value)
+        elif isinstance(value, numbers.Real) and not _is_int(value) and math.isfinite(value) \
+                and float(value) == int(value):
+            notes.append(f"{name}={value!r} read as {int(value)}")
+            value = int(value)
+        if not _is_int(value):
+            kind = f"a {type(value).__name__}" if not isinstance(value, numbers.Real) else "not a whole number"
+            raise _Refuse(f"is {kind}" + (" (it would be truncated silently)" if isinstance(value, float) else ""))
+        value = int(value)
+        if lo is not None and value < lo:
+            raise _Refuse(f"must be at least {lo}")
+        if hi is not None and value > hi:
+            raise _Refuse(f"must be at most {hi}")
+        return value
+
+    return check
+
+
+def _real(positive: bool = True, lo: float | None = None, hi: float | None = None, none: bool = True,
+          words: tuple = ()):
+    """A finite float (in [lo, hi]); '1e-4' is read as 1e-4 (with a note); NaN, inf, a bool or a list is refused."""
+
+    def check(value, notes, name):
+        if value is None:
+            if none:
+                return None
+            raise _Refuse("is required")
+        if isinstance(value, str) and value in words:
+            return value
+        if isinstance(value, bool):
+            raise _Refuse(f"is a bool ({value}), not a number")
+        if isinstance(value, str):
+            try:
+                number = float(value)
+            except ValueError:
+                raise _Refuse("is a str, not a number") from None
+            notes.append(f"{name}={value!r} read as {number:g}")
+            value = number
+        if hasattr(value, "item") and getattr(value, "ndim", 1) == 0:  # a 0-d tensor / numpy scalar
+            value = value.item()
+        if not isinstance(value, numbers.Real):
+            raise _Refuse(f"is a {type(value).__name__}, not a number")
+        value = float(value)
+        if not math.isfinite(value):
+            raise _Refuse("is not a finite number")
+        if positive and value <= 0:
+            raise _Refuse("must be a positive number")
+        if lo is not None and value < lo:
+            raise _Refuse(f"must be at least {lo:g}")
+        if hi is not None and value > hi:
+            raise _Refuse(f"must be at most {hi:g}")
+        return value
+
+    return check
+
+
+def _choice(*allowed):
+    def check(value, notes, name):
+        if isinstance(value, bool) and not any(isinstance(a, bool) for a in allowed):
+            raise _Refuse(f"is a bool ({value})")
+        if any(value is a or (type(value) is type(a) and value == a) for a in allowed):
+            return value
+        close = difflib.get_close_matches(str(value), [str(a) for a in allowed if isinstance(a, str)], n=1)
+        raise _Refuse("is not one of the choices" + (f" (did you mean {close[0]!r}?)" if close else ""))
+
+    return check
+
+
+def _flag(value, notes, name):
+    if isinstance(value, bool):
+        return value
+    if value is None:
+        return None
+    raise _Refuse(f"is a {type(value).__name__}, not True or False")
+
+
+def _label_base(value, notes, name):
+    if isinstance(value, str) and value.strip() in ("0", "1"):
+        notes.append(f"{name}={value!r} read as {int(value)}")
+        return int(value)
+    if _is_int(value) and int(value) in (0, 1):
+        return int(value)
+    raise _Refuse("must be 0 or 1")
+
+
+def _device(value, notes, name):
+    if value is None:
+        return None
+    import torch
+
+    if isinstance(value, torch.device):
+        text = str(value)
+    elif isinstance(value, str):
+        text = value.strip().lower()
+    else:
+        raise _Refuse(f"is a {type(value).__name__}" + (" (torch reads an int as a GPU number: write "
+                                                        f"device='cuda:{value}')" if _is_int(value) else ""))
+    kind = text.split(":")[0]
+    if kind in ("gpu", "nvidia"):
+        raise _Refuse("is not a torch device name (did you mean 'cuda'?)")
+    try:
+        device = torch.device(text)
+    except (RuntimeError, ValueError):
+        close = difflib.get_close_matches(kind, ["cpu", "cuda", "mps"], n=1)
+        raise _Refuse("is not a torch device name" + (f" (did you mean {close[0]!r}?)" if close else "")) from None
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise _Refuse("but no CUDA GPU is visible to torch here")
+        if device.index is not None and device.index >= count:
+            raise _Refuse(f"but only {count} GPU(s) are visible (cuda:0..cuda:{count - 1})")
+    if device.type == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
+        raise _Refuse("but MPS (Apple GPU) is not available here")
+    return device
+
+
+def _weights(value, notes, name):
+    if value is None or value == "DEFAULT":
+        return value
+    if isinstance(value, str) and value.strip().lower() == "default":
+        notes.append(f"{name}={value!r} read as 'DEFAULT'")
+        return "DEFAULT"
+    if isinstance(value, str) and value.strip().lower() == "none":
+        notes.append(f"{name}={value!r} read as None (no pretrained weights)")
+        return None
+    if isinstance(value, (str, os.PathLike)):
+        path = Path(value)
+        if not path.is_file():
+            raise MissingError(f"{name}={str(value)!r}: no such file" + (" (it is a folder)" if path.is_dir() else ""),
+                               where=name, fix="pass weights='DEFAULT' (pretrained), weights=None (from scratch), "
+                                               "or the path of a .pth file that exists")
+        return value
+    raise _Refuse(f"is a {type(value).__name__}")
+
+
+def _image_size(value, notes, name):
+    if value is None:
+        return None
+    side = _whole(MIN_IMAGE_SIDE, MAX_IMAGE_SIDE, none=False)
+    if isinstance(value, (tuple, list)):
+        if len(value) != 2:
+            raise _Refuse(f"has {len(value)} values; give (short side, long side) or one int")
+        sides = [side(v, notes, name) for v in value]
+        return tuple(sides) if isinstance(value, tuple) else sides
+    return side(value, notes, name)
+
+
+def _path(exists_ok_file: bool = False, none: bool = True):
+    def check(value, notes, name):
+        if value is None and none:
+            return None
+        if not isinstance(value, (str, os.PathLike)) or isinstance(value, bytes):
+            raise _Refuse(f"is a {type(value).__name__}, not a folder path")
+        if not str(value).strip():
+            raise _Refuse("is an empty path")
+        if not exists_ok_file and Path(value).is_file():
+            raise _Refuse("is an existing file, not a folder")
+        return value
+
+    return check
+
+
+def _resume(value, notes, name):
+    if isinstance(value, bool):
+        return value
+    if value is None:
+        notes.append(f"{name}=None read as False (a new run)")
+        return False
+    if not isinstance(value, (str, os.PathLike)) or isinstance(value, bytes):
+        raise _Refuse(f"is a {type(value).__name__}: pass True (continue the latest run) or a checkpoint path")
+    path = Path(value)
+    if path.is_dir():
+        if (path / "last.pt").is_file():
+            notes.append(f"{name}={str(value)!r} is a run folder: resuming from its last.pt")
+            return path / "last.pt"
+        raise MissingError(f"{name}={str(value)!r} is a folder without last.pt", where=name,
+                           fix="pass the last.pt of the run to continue, or resume=True for the latest run")
+    if not path.is_file():
+        near = sorted(str(p) for p in path.parent.glob("*.pt"))[:3] if path.parent.is_dir() else []
+        hint = f"; .pt files there: {', '.join(near)}" if near else ""
+        text = str(value)
+        bool_hint = " (to continue the latest run write resume=True, without quotes)" \
+            if text.strip().lower() in ("true", "yes", "1") else ""
+        raise MissingError(f"{name}={text!r}: no such checkpoint{bool_hint}{hint}", where=name,
+                           fix="check the path (a typo starts nothing: nbdetect never trains from scratch in its "
+                               "place), or pass resume=True to continue the latest run of this recipe")
+    return value
+
+
+def _thresholds(value, notes, name):
+    if value is None:
+        return None
+    from .verdict import UserThresholds
+
+    if isinstance(value, UserThresholds):
+        return value
+    raise _Refuse(f"is a {type(value).__name__}, not nbdetect.verdict.UserThresholds")
+
+
+def _class_names(value, notes, name):
+    if value is None:
+        return None
+    if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
+        raise _Refuse(f"is a {type(value).__name__}, not a list of names")
+    if not value:
+        raise _Refuse("is an empty list")
+    return list(value)
+
+
+def detector_family(model) -> str | None:
+    """'retinanet' / 'fasterrcnn' / 'detector' for a torchvision-style detector; None for anything else."""
+    import torch
+
+    if not isinstance(model, torch.nn.Module):
+        return None
+    from .models import family_of
+
+    family = family_of(model)
+    if family != "unknown":
+        return family
+    return "detector" if hasattr(model, "transform") else None
+
+
+def takes_targets(model) -> bool:
+    """A module whose forward takes (images, targets), as a detector in training does (nn.Linear takes one)."""
+    import inspect
+
+    try:
+        params = inspect.signature(model.forward).parameters.values()
+    except (TypeError, ValueError):
+        return True
+    if any(p.kind is p.VAR_POSITIONAL for p in params):
+        return True
+    return sum(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) for p in params) >= 2
+
+
+def _model(value, notes, name):
+    if value is None:
+        return None
+    import torch
+
+    if not isinstance(value, torch.nn.Module) or (detector_family(value) is None and not takes_targets(value)):
+        raise _Refuse(f"is a {type(value).__name__}, not a torchvision detector (RetinaNet / Faster R-CNN)")
+    return value
+
+
+def _optimizer(value, notes, name):
+    if value is None:
+        return None
+    import torch
+
+    if not isinstance(value, torch.optim.Optimizer):
+        raise _Refuse(f"is a {type(value).__name__}, not a torch.optim optimizer")
+    return value
+
+
+def _eval_map_every(value, notes, name):
+    value = _whole(0, none=False)(value, notes, name)
+    if value == 0:
+        notes.append("eval_map_every=0: mAP is never computed (not even after the last epoch); the verdict and "
+                     "best.pt use the validation loss")
+    return value
+
+
+def _preset(value, notes, name):
+    if value is None:
+        return None
+    from .models import PRESETS
+
+    if isinstance(value, str) and value in PRESETS:
+        return value
+    close = difflib.get_close_matches(str(value), list(PRESETS), n=1)
+    raise _Refuse("is not a model preset" + (f" (did you mean {close[0]!r}?)" if close else ""))
+
+
+def _images(value, notes, name):
+    if isinstance(value, (str, os.PathLike)) and not isinstance(value, bytes):
+        if not Path(value).is_dir():
+            what = "is a file, not a folder" if Path(value).is_file() else "is not a folder"
+            raise MissingError(f"no image folder at {value} ({name} {what})", where=name,
+                               fix="pass the folder holding your test images (or a list of image paths)")
+        return value
+    if isinstance(value, (list, tuple)):
+        missing = [str(p) for p in value if not Path(p).is_file()]
+        if missing:
+            more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
+            raise MissingError(f"{len(missing)} image path(s) do not exist: {', '.join(missing[:3])}{more}",
+                               where=name, fix="check the paths (relative paths start at the notebook's folder)")
+        return value
+    from torch.utils.data import Dataset
+
+    if isinstance(value, Dataset):
+        return value
+    raise _Refuse(f"is a {type(value).__name__}: pass a folder, a list of image paths or a Dataset")
+
+
+ARGS: dict[str, Arg] = {a.name: a for a in [
+    Arg("epochs", "a whole number >= 1", _whole(1), "epochs=50"),
+    Arg("batch_size", "a whole number >= 1", _whole(1), "batch_size=4"),
+    Arg("lr", "a positive finite number, or 'auto' (alternative_1/2)", _real(words=("auto",)), "lr=1e-4"),
+    Arg("num_classes", "a whole number >= 1 (real classes, background not counted), or None to read it from the data",
+        _whole(1), "num_classes=43"),
+    Arg("label_base", "0 (labels 0..K-1) or 1 (labels 1..K)", _label_base, "label_base=1"),
+    Arg("device", "None (a GPU when there is one), 'cpu', 'cuda', 'cuda:N' or a torch.device", _device,
+        "device='cpu' (or leave it out)"),
+    Arg("weights", "'DEFAULT' (pretrained), None (from scratch) or the path of a weights file", _weights,
+        "weights=None"),
+    Arg("image_size", f"one int or (short side, long side), each {MIN_IMAGE_SIDE}..{MAX_IMAGE_SIDE} px",
+        _image_size, "image_size=(480, 800)"),
+    Arg("monitor", "'auto', 'panel', 'text', 'none', True or False",
+        _choice("auto", "panel", "text", "none", True, False, None), "monitor='text'"),
+    Arg("out_dir", "None (nbdetect_runs/<recipe>) or a folder path (not an existing file)", _path(), "out_dir='runs/mine'"),
+    Arg("resume", "False, True (the latest run of this recipe) or the path of a last.pt that exists", _resume,
+        "resume=True"),
+    Arg("seed", "a whole number >= 0", _whole(0, 2 ** 63 - 1, none=False), "seed=0"),
+    Arg("num_workers", "a whole number >= 0 (DataLoader worker processes)", _whole(0, 256, none=False), "num_workers=0"),
+    Arg("eval_map_every", "a whole number >= 0 (epochs between mAP evaluations; 0: never)", _eval_map_every,
+        "eval_map_every=1"),
+    Arg("devices", "a whole number >= 1 (training processes)", _whole(1, 1024, none=False), "devices=1"),
+    Arg("threads", "None or a whole number >= 1 (torch CPU threads)", _whole(1, 1024), "threads=2"),
+    Arg("thresholds", "None or nbdetect.verdict.UserThresholds", _thresholds, "thresholds=None"),
+    Arg("class_names", "None or a list of class names", _class_names, "class_names=['stop', 'yield']"),
+    Arg("preset", "None or a model preset name (nbdetect.PRESETS)", _preset, "preset='retinanet_tiny'"),
+    Arg("model", "None or a torchvision detector (RetinaNet / Faster R-CNN)", _model,
+        "model=nbdetect.build_model('retinanet_tiny', K)"),
+    Arg("optimizer", "None or a torch.optim optimizer", _optimizer, "optimizer=torch.optim.SGD(model.parameters(), lr=0.01)"),
+    Arg("background", "None (automatic), True or False", _flag, "background=False"),
+    Arg("amp", "True or False", _flag, "amp=True"),
+    Arg("replace", "True or False", _flag, "replace=True"),
+    Arg("exist_ok", "True or False", _flag, "exist_ok=True"),
+    Arg("verify_data", "True or False", _flag, "verify_data=True"),
+    Arg("sync_bn", "True or False", _flag, "sync_bn=False"),
+    Arg("score_threshold", "a number from 0 to 1", _real(positive=False, lo=0.0, hi=1.0, none=False),
+        "score_threshold=0.3 (mAP tools: 0.001)"),
+    Arg("images", "a folder of images, a list of image paths, or a Dataset", _images, "images='test_images/'"),
+    Arg("start_lr", "a positive finite number below end_lr", _real(), "start_lr=1e-6"),
+    Arg("end_lr", "a positive finite number above start_lr", _real(), "end_lr=0.1"),
+    Arg("num_iter", "a whole number >= 2", _whole(2, none=False), "num_iter=200"),
+    Arg("start_epoch", "None or a whole number >= 0 (labels the epochs)", _whole(0), "start_epoch=41"),
+    Arg("previous_loss", "None or a finite number (your last validation loss)", _real(positive=False),
+        "previous_loss=1.2"),
+    Arg("warmup_epochs", "a number >= 0", _real(positive=False, lo=0.0), "warmup_epochs=1"),
+    Arg("weight_decay", "a number >= 0", _real(positive=False, lo=0.0), "weight_decay=1e-4"),
+    Arg("min_lr", "a number >= 0", _real(positive=False, lo=0.0), "min_lr=1e-6"),
+    Arg("momentum", "a number from 0 to 1", _real(positive=False, lo=0.0, hi=1.0), "momentum=0.9"),
+    Arg("grad_clip", "None or a positive number", _real(), "grad_clip=10"),
+]}
+
+#: Words students write for an argument, that difflib cannot guess.
+ALIASES = {
+    "learning_rate": "lr", "lr_rate": "lr", "learningrate": "lr", "base_lr": "lr",
+    "n_epochs": "epochs", "num_epochs": "epochs", "max_epochs": "epochs", "epoch": "epochs",
+    "bs": "batch_size", "batchsize": "batch_size", "batch": "batch_size",
+    "nc": "num_classes", "n_classes": "num_classes", "classes": "num_classes", "num_class": "num_classes",
+    "output_dir": "out_dir", "outdir": "out_dir", "save_dir": "out_dir", "output": "out_dir", "project": "out_dir",
+    "workers": "num_workers", "n_workers": "num_workers", "imgsz": "image_size", "img_size": "image_size",
+    "imgsize": "image_size", "pretrained": "weights", "gpu": "device", "cuda": "device", "names": "class_names",
+    "conf": "score_threshold", "threshold": "score_threshold", "score": "score_threshold",
+}
+
+
+def suggest(word: str, known) -> str | None:
+    known = list(known)
+    if word in ALIASES and ALIASES[word] in known:
+        return ALIASES[word]
+    close = difflib.get_close_matches(word, known, n=1, cutoff=0.6)
+    return close[0] if close else None
+
+
+def check_keywords(function: str, given, known) -> None:
+    """An InputError for the first keyword of ``given`` that ``function`` does not take, with "did you mean"."""
+    known = set(known)
+    for word in given:
+        if word in known:
+            continue
+        near = suggest(word, known)
+        raise InputError(f"{function}() has no argument {word!r}" + (f"; did you mean `{near}`?" if near else ""),
+                         where=word, fix=f"write {near}= instead of {word}=" if near else
+                         f"see help(nbdetect.{function}) for its arguments")
+
+
+def check_one(name: str, value, notes: list | None = None):
+    """``value`` checked (and coerced) as argument ``name``; an InputError naming it otherwise."""
+    arg = ARGS[name]
+    try:
+        return arg.check(value, notes if notes is not None else [], name)
+    except _Refuse as reason:
+        shown = repr(value) if not hasattr(value, "parameters") else f"<{type(value).__name__}>"
+        if len(shown) > 60:
+            shown = shown[:57] + "..."
+        raise InputError(f"{name}={shown} {reason}", where=name,
+                         fix=f"pass {arg.accepts}, e.g. {arg.fix}") from None
+
+
+def check(values: dict, *, say: bool = True, skip=()) -> dict:
+    """Every known argument of ``values`` checked; returns them coerced. Notes on coercions are printed (once,
+    after all passed) when ``say``."""
+    notes: list[str] = []
+    out = dict(values)
+    for name, value in values.items():
+        if name in ARGS and name not in skip:
+            out[name] = check_one(name, value, notes)
+    if say:
+        for note in notes:
+            print(f"nbdetect: note: {note}")
+    return out
+
+
+def docs_table() -> str:
+    """The argument table of docs/ERRORS.md (tests/test_bad_inputs.py checks the file holds exactly this)."""
+    rows = ["| argument | accepted | e.g. |", "| --- | --- | --- |"]
+    rows += [f"| `{a.name}` | {a.accepts} | `{a.fix}` |" for a in ARGS.values()]
+    return "\n".join(rows)
+
+
+def public(function):
+    """A public cell function whose call with an unknown keyword (or a wrong number of arguments) is an
+    InputError naming it, with "did you mean ...?", instead of Python's TypeError."""
+    import functools
+    import inspect
+
+    signature = inspect.signature(function)
+    known = [n for n, p in signature.parameters.items() if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)]
+
+    @functools.wraps(function)
+    def call(*args, **kwargs):
+        try:
+            signature.bind(*args, **kwargs)
+        except TypeError as exc:
+            unknown = [k for k in kwargs if k not in known]
+            if unknown:
+                check_keywords(function.__name__, unknown, known)
+            raise InputError(f"{function.__name__}(): {exc}", where=function.__name__,
+                             fix=f"see help(nbdetect.{function.__name__}) for its arguments") from None
+        return function(*args, **kwargs)
+
+    return call
