@@ -171,7 +171,7 @@ def test_every_emitted_code_is_declared_and_every_next_action_exists():
 
 
 def test_the_judge_imports_no_widgets_no_plots_no_torch():
-    code = ("import sys, nbdetect.verdict, nbdetect.curve_facts, nbdetect.actions; "
+    code = ("import sys, nbdetect.verdict, nbdetect.curve_facts, nbdetect.actions, nbdetect.history_readers; "
             "bad = [m for m in ('ipywidgets', 'matplotlib', 'torch') if m in sys.modules]; print(bad)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
