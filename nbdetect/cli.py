@@ -75,7 +75,12 @@ def _summarise(run, wall_s: float) -> dict:
     last = run.history.last_epoch() or {}
     verdict = verdict_of(run)
     curves = run.out_dir / "curves.png"
-    curves.write_bytes(render_png(run))
+    details = verdict.details or {}
+    shown = run.history.last_epoch() or {}
+    caption = f"curves through epoch {shown.get('epoch', run.epoch)}/{run.epochs}; {verdict.headline}"
+    # the same drawing the panel shows: the verdict's line and decision epoch, the epoch in the title
+    curves.write_bytes(render_png(run, decision_epoch=details.get("decision_epoch"), threshold=details.get("line"),
+                                  caption=caption[:160]))
     summary = {
         "recipe": run.recipe.describe(),
         "status": run.status,

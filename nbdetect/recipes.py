@@ -98,7 +98,7 @@ class Recipe:
             sched = f"constant {self.lr:g}"
         clip = f", grad clip {self.grad_clip:g}" if self.grad_clip else ""
         aug = ((", box-aware augmentation" if self.augment else "") + (", weight EMA" if self.ema else "")
-               + (", anchors fitted to the data" if self.data_anchors else "")
+               + (", anchors fitted to the data where that covers more boxes" if self.data_anchors else "")
                + (f", anchors matched at IoU {self.match_iou[0]:g}/{self.match_iou[1]:g}" if self.match_iou else ""))
         return (f"{self.title}: {self.preset}, {self.optimizer} lr {self.lr:g}, {sched}{clip}{aug}, "
                 f"{self.epochs} epochs")

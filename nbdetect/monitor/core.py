@@ -212,8 +212,8 @@ class Monitor(Callback):
         self._draw_if_due(run, now)
 
     def on_epoch_end(self, run, rec: dict) -> None:
+        self.show_epoch(run, rec)  # the epoch first, then the verdict it led to: lines in time order
         self.show_verdict(self.compute_verdict(run))
-        self.show_epoch(run, rec)
         self._last_progress = self.clock()
         self.show_progress(progress_of(run), None)
         self._draw_if_due(run, self.clock())

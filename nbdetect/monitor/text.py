@@ -18,6 +18,7 @@ class TextMonitor(Monitor):
         super().__init__(progress_interval=interval, **kwargs)
         self.stream = stream if stream is not None else sys.stdout
         self._last_rule = None
+        self._last_said = None
         self._last_progress = 0.0  # the first line comes after ``interval`` seconds, not at iteration 1
 
     def _print(self, text: str) -> None:
@@ -53,8 +54,14 @@ class TextMonitor(Monitor):
                     f"lr {_fmt(rec.get('lr'))}, {_fmt(ips)} images/s")
 
     def show_verdict(self, verdict) -> None:
+        """One message per decision: a verdict is printed when it changes (its status, rule or headline), with
+        its evidence the first time its rule speaks; an unchanged verdict adds nothing to the epoch line."""
         if verdict.status == "pending":
             return
+        said = (verdict.status, verdict.rule_id, verdict.headline)
+        if said == self._last_said:
+            return
+        self._last_said = said
         self._print(f"[{self._name()}] verdict: {verdict.headline}")
         key = (verdict.rule_id, verdict.status)
         if key != self._last_rule:
