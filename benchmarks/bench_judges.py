@@ -62,7 +62,9 @@ def main() -> int:
 
     d_right, agree, agree_n = 0, 0, 0
     for c in cases:
-        rep = diagnose(history=as_history(c.epochs), epochs=c.total, plots=False)
+        # the recipe the history comes from, as a student of that recipe would say it (own loop: none)
+        rep = diagnose(history=as_history(c.epochs), epochs=c.total, plots=False,
+                       recipe=None if c.recipe == "custom" else c.recipe)
         root = rep.root_cause
         if c.truth == "healthy":
             ok = root is None or root.status != "fail"

@@ -841,7 +841,7 @@ def rule_final_own_evidence(ctx: Context, rule: Rule) -> Verdict:
     maps = ""
     if f.has_map:
         (be, bv), (fe, fv), (le, lv) = f.map_best, f.map_points[0], f.map_points[-1]
-        maps = f"; {_map_name(f)} {fv:.3f} -> {lv:.3f} (best {bv:.3f} at epoch {be})"
+        maps = f"; {_map_name(f)} {fv:.3f} (epoch {fe}) -> {lv:.3f} (epoch {le}), best {bv:.3f} at epoch {be}"
     text = (f"Rule ({rule.guide_text}): the {ctx.metric} went from {_fmt(f.reference)} to {_fmt(f.current)} "
             f"({_pct(f.dropped)} lower; best {_fmt(f.best)} at epoch {f.best_epoch}; {ctx.trend_text()}){maps}")
     details = {"best": f.best, "reference": f.reference}

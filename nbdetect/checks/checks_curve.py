@@ -1,13 +1,11 @@
 """The loss curve and the LR against it, judged by the same policy as the live verdict.
 
-diagnose() does not judge curves itself: it turns the user's history (and the LR timeline rebuilt from
-their optimizer and scheduler) into epoch records, computes :func:`nbdetect.curve_facts.curve_facts` and
-asks :func:`nbdetect.verdict.judge` for every applicable finding. Each finding keeps the verdict's code,
+diagnose() does not judge curves itself: it hands the user's History (with the LR timeline rebuilt from
+their optimizer and scheduler where the history logged none) to :func:`nbdetect.verdict.judge_history`, the
+function the live verdict calls. Each finding keeps the verdict's code,
 headline and evidence, so a run's panel and its diagnose() report always say the same thing.
 """
 from __future__ import annotations
-
-import math
 
 from .. import actions, recipes
 from ..verdict import STOP_STATUSES, judge_history
