@@ -16,33 +16,67 @@ from . import run_dirs, run_guard
 from .hooks import LossBefore
 from .inputs import prepare_data
 from .models import build_model, default_device, family_of, num_classes_of, set_anchor_matching
-from .recipes import ALTERNATIVE_1, ALTERNATIVE_2, ALTERNATIVE_3, RECIPES, SEED_MULTISTEP, Recipe, get_recipe
+from .recipes import (ALTERNATIVE_1, ALTERNATIVE_2, ALTERNATIVE_3, CPU_EPOCHS, CPU_IMAGE_SIZE, RECIPES,  # noqa: F401
+                      SEED_MULTISTEP, Recipe, get_recipe)
 from .trainer import TrainingRun
 from .arguments import public
 from .errors import InputError, RunError
 
 
-#: The image size (short side, long side) of the CPU-sized model on a student's own data: small signs stay a
-#: dozen pixels wide on GTSDB-like 1360x800 images, and a tiny-model step stays well under a second on 2 cores.
-CPU_IMAGE_SIZE = (480, 800)
+def data_image_size(dataset, limit: int = 4) -> tuple[int, int] | None:
+    """(short side, long side) in pixels of the first ``limit`` images of ``dataset`` (the largest of each side),
+    or None when they cannot be read cheaply. The samples as annotated: an augmentation wrapper is looked through."""
+    from .data.augment import Augmented
+
+    dataset = dataset.dataset if isinstance(dataset, Augmented) else dataset
+    short = long = 0
+    try:
+        for i in range(min(len(dataset), limit)):
+            image = dataset[i][0]
+            if hasattr(image, "shape"):
+                h, w = (int(x) for x in image.shape[-2:])
+            else:  # a PIL image
+                w, h = (int(x) for x in image.size)
+            short, long = max(short, min(h, w)), max(long, max(h, w))
+    except Exception:  # noqa: BLE001 - a dataset the checks will name later; the default size meanwhile
+        return None
+    return (short, long) if short > 0 else None
+
+
+def cpu_image_size(own: tuple[int, int] | None) -> tuple[int, int]:
+    """CPU_IMAGE_SIZE capped at the data's own (short, long) size: images are shrunk to it, never upscaled."""
+    if own is None:
+        return CPU_IMAGE_SIZE
+    return min(CPU_IMAGE_SIZE[0], own[0]), min(CPU_IMAGE_SIZE[1], own[1])
 
 
 def _pick_preset(recipe: Recipe, preset: str | None, synthetic: bool, device: torch.device,
-                 image_size=None) -> tuple[str, tuple[int, int] | None]:
+                 image_size=None, dataset=None) -> tuple[str, tuple[int, int] | None]:
     """The model preset and image size to build: the recipe's model on a GPU (or when asked), its CPU-sized
-    model on a CPU, said in one line with how to force the guide's model."""
+    model on a CPU at the data's own size (at most CPU_IMAGE_SIZE; measured on the first samples of
+    ``dataset``), said in one line with the epochs and how to get the guide's setup."""
     if preset:
         return preset, image_size
     if device.type != "cpu":
         return recipe.preset, image_size
     tiny = recipe.tiny_preset
-    size = image_size or (None if synthetic else CPU_IMAGE_SIZE)
+    own = None
+    if image_size:
+        size = image_size
+    elif synthetic:
+        size = None
+    else:
+        own = data_image_size(dataset) if dataset is not None else None
+        size = cpu_image_size(own)
     sides = (size, size) if isinstance(size, (int, float)) else size
     shown = f" at {min(sides)}x{max(sides)} px" if size else ""
     what = "the synthetic demo data" if synthetic else "your data"
-    print(f"nbdetect: no GPU: training the CPU-sized '{tiny}' model{shown} on {what}, from scratch (it has no "
-          f"pretrained weights). For the guide's model set PRESET = '{recipe.preset}' (pretrained, about 3 s per "
-          f"image on a 2-core CPU) or run on a GPU.")
+    if own is not None and tuple(size) != CPU_IMAGE_SIZE:
+        what += f" (its own size: smaller images than {CPU_IMAGE_SIZE[0]}x{CPU_IMAGE_SIZE[1]} are not upscaled)"
+    guide = RECIPES.get(recipe.name, recipe)
+    print(f"nbdetect: no GPU: training the CPU-sized '{tiny}' model{shown} on {what} for {recipe.epochs} epoch{'s' if recipe.epochs != 1 else ''}, "
+          f"from scratch (it has no pretrained weights). For the guide's setup set PRESET = '{recipe.preset}' and "
+          f"EPOCHS = {guide.epochs} (pretrained, about 3 s per image on a 2-core CPU) or run on a GPU.")
     return tiny, size
 
 
@@ -145,7 +179,8 @@ def _launch(run: TrainingRun, monitor, background, replace=False, thresholds=Non
 def _build(recipe: Recipe, data, preset, weights, device, image_size, synthetic, seed, meta):
     """The recipe's model for this data: its preset (CPU-sized on a CPU), image size, anchors fitted to the
     boxes; returns (model, preset, meta with what load_model needs to rebuild it)."""
-    preset, image_size = _pick_preset(recipe, preset, data.synthetic, device, image_size)
+    preset, image_size = _pick_preset(recipe, preset, data.synthetic, device, image_size,
+                                      data.train_loader.dataset)
     size = {}
     if image_size is not None:
         size = {"min_size": int(min(image_size) if isinstance(image_size, (tuple, list)) else image_size),
@@ -358,7 +393,7 @@ def alternative_1(train=None, val=None, *, num_classes=None, class_names=None, m
         embedded synthetic traffic-sign data.
     num_classes: number of real classes K (labels 1..K; ``label_base=0`` for 0-based labels).
     preset: model preset (default: the recipe's RetinaNet R50-FPN on a GPU; on a CPU its tiny CPU-sized model,
-        at 480x800 px on your data). weights: "DEFAULT" (COCO-pretrained, offline fallback), None, or a file.
+        at 480x800 px on your data, or your images' own size when they are smaller: never upscaled). weights: "DEFAULT" (COCO-pretrained, offline fallback), None, or a file.
     image_size: (short side, long side) the model resizes images to, or one int (default: the preset's).
     out_dir: where checkpoints and history go (default ``nbdetect_runs/<recipe name>``, then ``-2``, ``-3``...
         for later runs: a run never writes into another run's folder).

@@ -45,26 +45,85 @@ def from_notebook(namespace: dict, name: str, required: bool = True):
                            "nbdetect's demo data where the cell allows it)")
 
 
-def _train_cell(recipe) -> Cell:
-    """The ready cell that trains ``recipe`` (its record gives the name, title, note and epochs)."""
+def has_gpu() -> bool:
+    """Whether this machine has a CUDA GPU, without importing torch (the Jupyter server serving the cells must
+    not pay for it): torch's answer when torch is already imported, else the NVIDIA driver's GPU list (Linux) or
+    nvidia-smi on the PATH (elsewhere); CUDA_VISIBLE_DEVICES="" or "-1" hides the GPUs as it does from torch."""
+    import os
+    import shutil
+    import sys
+
+    torch = sys.modules.get("torch")
+    if torch is not None and hasattr(torch, "cuda"):
+        return bool(torch.cuda.is_available())
+    if os.environ.get("CUDA_VISIBLE_DEVICES", None) in ("", "-1"):
+        return False
+    gpus = "/proc/driver/nvidia/gpus"
+    if sys.platform.startswith("linux"):
+        return os.path.isdir(gpus) and bool(os.listdir(gpus))
+    return shutil.which("nvidia-smi") is not None
+
+
+def _sides(image_size) -> str:
+    sides = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
+    return f"{min(sides)}x{max(sides)} px"
+
+
+def train_cell(recipe, *, gpu: bool | None = None, preset: str | None = None, epochs: int | None = None,
+               image_size=None) -> Cell:
+    """The ready cell that trains ``recipe`` (its record gives the name, title, note and epochs), its header
+    saying what runs on this machine: the guide's model and epochs with a GPU (``gpu``: default, this machine's),
+    without one the CPU-sized model at the data's own size (at most CPU_IMAGE_SIZE) for ``recipe.cpu_epochs``.
+    ``preset``, ``epochs`` and ``image_size`` describe a cell whose values are filled in (the demo notebook's);
+    the code stays the same template, render() fills the values."""
+    from .recipes import CPU_IMAGE_SIZE
+
+    gpu = has_gpu() if gpu is None else gpu
+    model = preset or (recipe.preset if gpu else recipe.tiny_preset)
+    n = epochs or (recipe.epochs if gpu else recipe.cpu_epochs)
+    tiny = model == recipe.tiny_preset
+    cpu_max = _sides(CPU_IMAGE_SIZE)
+    if image_size is not None:
+        size = f"at {_sides(image_size)}"
+    elif tiny:
+        size = f"at your images' own size, at most {cpu_max} (smaller images are not upscaled)"
+    else:
+        size = "at the preset's own size"
+    if preset is not None:
+        where = "Trains"
+    else:
+        where = "On this machine (GPU):" if gpu else "On this machine (no GPU):"
+    weights = "from scratch" if tiny else "COCO-pretrained"
+    runs = f"# {where} {'the CPU-sized ' if tiny else ''}{model} ({weights}) {size}, {n} epochs."
+    if tiny or n != recipe.epochs:
+        runs += (f"\n# The guide's setup: PRESET = \"{recipe.preset}\", EPOCHS = {recipe.epochs}, IMAGE_SIZE = None"
+                 f"{' (about 3 s per image on a 2-core CPU), or run on a GPU' if not gpu or preset else ''}.")
+    shown = recipe.scaled(n).replace(preset=model)
+    size_note = (f"None: your images' own size, at most {cpu_max}" if tiny and image_size is None
+                 else "None: the preset's")
+    preset_note = (f"None: {recipe.preset} on a GPU, the CPU-sized {recipe.tiny_preset} on a CPU")
+    note = recipe.cell_note
+    if recipe.decision_epoch and shown.decision_epoch != recipe.decision_epoch:  # the verdict's epoch, scaled too
+        note = note.replace(f"epoch {recipe.decision_epoch}", f"epoch {shown.decision_epoch}")
     source = f'''\
-# nbdetect | {recipe.describe()}.
-# {recipe.cell_note}
+# nbdetect | {shown.describe()}.
+{runs}
+# {note}
 # Run All works: a later training, submission or comparison cell waits for this run to finish.
 import nbdetect
 
 TRAIN_DATA = nbdetect.from_notebook(globals(), "train_dataset")  # EDIT: your training Dataset, DataLoader or YOLO data.yaml (None: demo data)
 VAL_DATA = nbdetect.from_notebook(globals(), "val_dataset", False)  # EDIT: your validation Dataset or DataLoader (or None)
 NUM_CLASSES = None                           # EDIT: number of real classes K, labels 1..K (None: read from the data)
-EPOCHS = {recipe.epochs}                                  # EDIT: epochs to train (the guide's {recipe.epochs})
-PRESET = None                                # EDIT: model preset (None: {recipe.preset} on a GPU, the CPU-sized {recipe.tiny_preset} on a CPU)
-IMAGE_SIZE = None                            # EDIT: (short side, long side) in pixels the model resizes to (None: the preset's)
+EPOCHS = {n}                                  # EDIT: epochs to train (the guide's {recipe.epochs})
+PRESET = None                                # EDIT: model preset ({preset_note})
+IMAGE_SIZE = None                            # EDIT: (short side, long side) in pixels the model resizes to ({size_note})
 BATCH_SIZE = {recipe.batch_size}                               # EDIT: images per step (lower it if memory runs out)
 
 run = nbdetect.{recipe.name}(TRAIN_DATA, VAL_DATA, num_classes=NUM_CLASSES, epochs=EPOCHS, preset=PRESET,
                           image_size=IMAGE_SIZE, batch_size=BATCH_SIZE)
 '''
-    return Cell(recipe.name, recipe.cell_title, f"Train {recipe.describe()}, live panel", source)
+    return Cell(recipe.name, recipe.cell_title, f"Train {shown.describe()}, live panel", source)
 
 
 _ALT_3 = f'''\
@@ -144,9 +203,12 @@ comparison = nbdetect.compare_with_yolo(YOLO_RESULTS, NBDETECT_RUNS)
 comparison
 '''
 
-def all_cells() -> tuple[Cell, ...]:
-    """Every ready cell: one per recipe with a cell (its record), then the continue/diagnose/submit/compare cells."""
-    trains = tuple(_train_cell(r) for r in RECIPES.values() if r.cell_title)
+def all_cells(gpu: bool | None = None) -> tuple[Cell, ...]:
+    """Every ready cell: one per recipe with a cell (its record), then the continue/diagnose/submit/compare cells.
+    The training cells say (and set) what runs on a machine with a GPU or without one (``gpu``; default: this
+    machine)."""
+    gpu = has_gpu() if gpu is None else gpu
+    trains = tuple(train_cell(r, gpu=gpu) for r in RECIPES.values() if r.cell_title)
     return trains + (
         Cell(ALTERNATIVE_3.name, "Alternative 3: raise the LR and continue",
              "Set your optimizer's LR to 1e-4 and keep training your model for 10 epochs", _ALT_3),
@@ -164,13 +226,13 @@ def all_cells() -> tuple[Cell, ...]:
 CELLS: tuple[Cell, ...] = all_cells()
 
 
-def get_cell(cell_id: str) -> Cell:
-    for cell in all_cells():
+def get_cell(cell_id: str, gpu: bool | None = None) -> Cell:
+    for cell in all_cells(gpu):
         if cell.id == cell_id:
             return cell
     raise KeyError(f"no nbdetect cell {cell_id!r}; the cells are: {', '.join(c.id for c in CELLS)}")
 
 
-def as_json() -> list[dict]:
-    """The cells as plain dicts (what the JupyterLab extension receives)."""
-    return [asdict(c) for c in all_cells()]
+def as_json(gpu: bool | None = None) -> list[dict]:
+    """The cells as plain dicts (what the JupyterLab extension receives), for this machine (the server's)."""
+    return [asdict(c) for c in all_cells(gpu)]

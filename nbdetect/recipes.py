@@ -12,6 +12,14 @@ from dataclasses import dataclass
 
 from . import schedules
 
+#: The image size (short side, long side) of the CPU-sized model on a student's own data: small signs stay a
+#: dozen pixels wide on GTSDB-like 1360x800 images, and a tiny-model step stays well under a second on 2 cores.
+#: Smaller images are never upscaled to it: the size is capped at the data's own (alternatives.cpu_image_size).
+CPU_IMAGE_SIZE = (480, 800)
+#: Epochs of a ready cell on a machine without a GPU (the CPU-sized model; ``python -m nbdetect demo`` trains
+#: as many): a recipe with fewer keeps its own.
+CPU_EPOCHS = 12
+
 
 @dataclass(frozen=True)
 class Recipe:
@@ -60,6 +68,11 @@ class Recipe:
         decision = max(1, round(self.decision_epoch * f)) if self.decision_epoch else None
         return self.replace(epochs=epochs, milestones=milestones, decision_epoch=decision,
                             warmup_epochs=min(self.warmup_epochs, max(epochs * 0.1, 0.0)))
+
+    @property
+    def cpu_epochs(self) -> int:
+        """The epochs of this recipe's ready cell on a CPU (its CPU-sized model): CPU_EPOCHS at most."""
+        return min(self.epochs, CPU_EPOCHS)
 
     def make_schedule(self, steps_per_epoch: int) -> schedules.Schedule:
         if self.schedule == "warmup_cosine":

@@ -151,7 +151,9 @@ def test_a_students_notebook_with_the_ready_cells_runs_top_to_bottom(tmp_path):
     assert "waiting for alternative_3" in texts["alternative_1"], texts["alternative_1"]
     # as pasted on a CPU: num_classes read from the data, the CPU-sized model, no pretrained download attempt
     assert "num_classes read from the data: 3" in texts["alternative_1"], texts["alternative_1"]
-    assert "CPU-sized 'retinanet_tiny' model at 480x800 px on your data" in texts["alternative_1"]
+    # at the data's own 128 px (never upscaled to 480x800), for the cell's epochs
+    assert "CPU-sized 'retinanet_tiny' model at 128x128 px on your data (its own size" in texts["alternative_1"]
+    assert "for 2 epochs" in texts["alternative_1"], texts["alternative_1"]
     # diagnose saw the summed validation loss against the validation loader's batch count
     assert "<Report" in texts["diagnose"] and "root_cause=" in texts["diagnose"], texts["diagnose"]
     # the submission waited for Alternative 1 and wrote boxes from its best.pt
