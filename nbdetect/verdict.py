@@ -499,13 +499,13 @@ def _cut_before_convergence(f: CurveFacts, cut, goal: float | None = None):
     if len(before) < 3 or len(since) < 3:
         return None
     at_cut = before[-1][1]
-    if at_cut > LEARNED_RATIO * f.reference:
-        return None  # never learning before the cut: the data is the suspect (not-learning speaks)
     pre = before[-(f.window + 1):]
     pre_trend = theil_sen(pre)[0]
     pre_span = pre[-1][0] - pre[0][0]
     falling = (math.isfinite(pre_trend) and -pre_trend * pre_span > f.margin
                and significant_slope(pre, f.noise) < 0)  # beyond the noise, not a noisy fit's tilt
+    if not falling and at_cut > LEARNED_RATIO * f.reference:
+        return None  # flat and never learning before the cut: the data is the suspect (not-learning speaks)
     if not falling and (goal is None or at_cut <= goal):
         return None  # flat before the cut and no goal missed: converged, the planned end of a step schedule
     helped = 1 - min(v for _, v in since[:2]) / at_cut
@@ -909,8 +909,8 @@ def judge(facts: CurveFacts, recipe_name: str = "", thresholds: UserThresholds |
     problems = [v for v in found if v.is_problem]
     fine = [v for v in found if not v.is_problem]
     final = rule_final(ctx) if facts.reference else None
-    if final is not None and final.rule_id == "final_own_evidence" and final.status == "success":
-        return problems + [final]  # no guide line: the run's own problems come before "it learned"
+    if final is not None and final.rule_id == "final_own_evidence":
+        return problems + [final]  # no guide line: the run's own problems (their causes) come before its grade
     if final is not None:
         lead = [p for p in problems if p.rule_id in OVERRIDE_FINAL]
         rest = [p for p in problems if p.rule_id not in OVERRIDE_FINAL]

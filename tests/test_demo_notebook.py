@@ -28,7 +28,9 @@ def test_demo_notebook_runs_top_to_bottom(tmp_path):
     assert lrs[0] == pytest.approx(2e-4) and lrs[-1] == pytest.approx(2e-6)  # the two MultiStepLR cuts
 
     report = next(t for t in texts if "<Report" in t)
-    assert "root_cause=" in report and "root_cause=None" not in report
+    # what the README says the demo shows: the LR cut before convergence named as the root cause
+    assert "root_cause='lr_decay_before_convergence'" in report, report[:600]
+    assert "next_action='alternative_1'" in report
 
     panel = next(c for c in code if "alternative_1(" in c.source)
     assert any("application/vnd.jupyter.widget-view+json" in o.get("data", {}) for o in panel.outputs)
