@@ -33,6 +33,9 @@ WAIT = ("run_guard.wait_for_active('making the submission')\n"
 LOOP = ("run2 = nbdetect.alternative_1(None, None, monitor='panel', **ARGS)\n"
         "print('STOP_COMM', run2.monitor.stop_button.comm.comm_id, run2.monitor.stop_in_subshell)\n"
         "t0 = time.time()\n"
+        "while run2.step < 2 and run2.is_active and time.time() - t0 < 300:\n"  # busy until the run trains
+        "    sum(range(1000))\n"
+        "print('TRAINING', run2.step, flush=True)\n"
         "while run2.is_active and time.time() - t0 < 300:\n"
         "    sum(range(1000))\n"
         "print('AFTER', run2.status, run2.step, run2.total_steps, '|', run2.monitor.stop_button.description)")
@@ -105,7 +108,7 @@ def test_stop_clicked_while_the_users_own_loop_runs_stops_the_run(tmp_path):
     nb.cells = [nbformat.v4.new_code_cell(c) for c in (SETUP.format(epochs=1).replace(
         "run = nbdetect.alternative_1(None, None, monitor='panel', **ARGS)\n", "ARGS['epochs'] = 200\n").replace(
         "print('STOP_COMM', run.monitor.stop_button.comm.comm_id, run.monitor.stop_in_subshell)", ""), LOOP)]
-    hook, ended = _run(nb, tmp_path, {1: (1, "STOP_COMM")})
+    hook, ended = _run(nb, tmp_path, {1: (1, "TRAINING")})  # clicked once the run trains (state, not a sleep)
     after = _text(nb.cells[1]).split("AFTER ")[1]
     status, step, total = after.split(" | ")[0].split()
     assert status == "stopped" and 0 < int(step) < int(total), after
