@@ -62,14 +62,18 @@ def _whole(lo: int | None = None, hi: int | None = None, none: bool = True):
         if not _is_int(value):
             kind = f"a {type(value).__name__}" if not isinstance(value, numbers.Real) else "not a whole number"
             raise _Refuse(f"is {kind}" + (" (it would be truncated silently)" if isinstance(value, float) else ""))
-        value = int(value)
-        if lo is not None and value < lo:
-            raise _Refuse(f"must be at least {lo}")
-        if hi is not None and value > hi:
-            raise _Refuse(f"must be at most {hi}")
-        return value
+        return _within(int(value), lo, hi, str)
 
     return check
+
+
+def _within(value, lo, hi, show):
+    """``value`` when inside [lo, hi] (either bound may be None), else the refusal naming the bound."""
+    if lo is not None and value < lo:
+        raise _Refuse(f"must be at least {show(lo)}")
+    if hi is not None and value > hi:
+        raise _Refuse(f"must be at most {show(hi)}")
+    return value
 
 
 def _real(positive: bool = True, lo: float | None = None, hi: float | None = None, none: bool = True,
@@ -101,11 +105,7 @@ def _real(positive: bool = True, lo: float | None = None, hi: float | None = Non
             raise _Refuse("is not a finite number")
         if positive and value <= 0:
             raise _Refuse("must be a positive number")
-        if lo is not None and value < lo:
-            raise _Refuse(f"must be at least {lo:g}")
-        if hi is not None and value > hi:
-            raise _Refuse(f"must be at most {hi:g}")
-        return value
+        return _within(value, lo, hi, lambda x: f"{x:g}")
 
     return check
 

@@ -60,8 +60,8 @@ from dataclasses import dataclass, field
 
 from . import actions as _actions
 from . import recipes as _recipes
-from .curve_facts import (MEANINGFUL_MAP_GAIN, CurveFacts, curve_facts, is_finite, significant_slope, theil_sen,
-                          to_float)
+from .curve_facts import (MEANINGFUL_MAP_GAIN, CurveFacts, by_epoch, curve_facts, is_finite, significant_slope,
+                          theil_sen)
 
 OUTCOMES = ("pending", "continue", "switch", "diagnose", "warn", "success", "partial", "fail")
 
@@ -1000,9 +1000,8 @@ def judge_history(history, recipe: str | None = None, thresholds: UserThresholds
         reference_loss = meta.get("reference_loss")
     epochs = list(history.epochs)
     if not total:  # the plan is unknown: judged as one epoch short of its end, never graded as finished
-        done = max([e for e in (to_float(r.get("epoch")) for r in epochs) if e is not None and math.isfinite(e)]
-                   or [len(epochs)])
-        total = None if not epochs else int(done) + 1
+        numbered = by_epoch([r for r in epochs if isinstance(r, dict)])  # the facts' own epoch numbers
+        total = numbered[-1]["epoch"] + 1 if numbered else None
         unknown_plan = True
     else:
         unknown_plan = False

@@ -40,10 +40,7 @@ def _id(log):
 
 
 def _history(log):
-    path = _raw_path(log)
-    if path.is_dir():  # an Ultralytics run folder named as the source path
-        return read_history(path)
-    return read_history(path)
+    return read_history(_raw_path(log))  # a file, or a run folder named as the source path
 
 
 @pytest.mark.parametrize("log", LOGS, ids=_id)
