@@ -467,7 +467,11 @@ def rule_overfitting(ctx: Context) -> Verdict | None:
     if len(recent) < OVERFIT_PATIENCE:
         return None
     rise = max(OVERFIT_RISE, 4 * f.noise)
-    by_loss = all(v > f.best * (1 + rise) for _, v in recent)
+    # against the best level the curve held (a median of 3) when the best is one lucky epoch more than 2 noise
+    # sd below it: a noisy curve's outlier is no best to overfit from
+    level = min(sorted(v for _, v in f.points[i:i + 3])[1] for i in range(len(f.points) - 2))
+    best = level if level > f.best * (1 + 2 * f.noise) else f.best
+    by_loss = all(v > best * (1 + rise) for _, v in recent)
     by_map = f.map_falling and all(v > f.best * (1 + f.margin) for _, v in recent)
     if not (by_loss or by_map):
         return None
@@ -622,8 +626,14 @@ def rule_stalled(ctx: Context) -> Verdict | None:
         patience = max(MIN_PATIENCE, math.ceil(PATIENCE_SHARE * f.n_epochs))
         # as Ultralytics' patience: any new best mAP resets it; the loss needs a best beyond its noise
         map_since = f.map_points[-1][0] - f.map_best[0] if f.has_map else patience
-        stalled = f.plateau_epochs >= patience or (len(f.points) >= patience and not f.pace_matters(patience))
-        if not stalled or map_since < patience or f.pace_matters(patience) or f.map_improving(patience):
+        # no new best for the patience, or a drift too slow to matter over it (never while the trailing
+        # window still falls beyond its noise: a loss that has just started to fall is not a plateau)
+        if len(f.points) < f.pace_points:
+            return None  # too few epochs for a pace that matters to stand out of this noise: no "no pace" yet
+        span = max(patience, f.pace_window)  # a slow fall in noise shows only over its pace window
+        stalled = f.plateau_epochs >= patience or (len(f.points) >= patience and not f.pace_matters(span)
+                                                   and not f.improving)
+        if not stalled or map_since < patience or f.pace_matters(span) or f.map_improving(patience):
             return None
         since = f.points[-1][0] - f.plateau_epochs
         maps = f" and {_map_name(f)} has not improved either (best {f.map_best[1]:.3f})" if f.has_map else ""
@@ -708,9 +718,11 @@ def rule_not_learning(ctx: Context) -> Verdict | None:
     past_warmup = f.points[-1][0] > f.lr.warmup_end + NOT_LEARNING_EPOCHS
     not_dropped = f.best >= f.reference * (1 - f.margin)
     flat_from_start = len(f.points) > NOT_LEARNING_EPOCHS and not_dropped and past_warmup and f.enough_evidence
-    if rule is None:  # own evidence only: lost less than 20% and not falling at a pace that matters
-        learned = f.dropped >= 1 - LEARNED_RATIO or f.pace_matters()
-        if not (flat_from_start or (len(f.points) > NOT_LEARNING_EPOCHS and past_warmup and f.enough_evidence
+    if rule is None:  # own evidence only: lost less than 20% and not falling at a pace that matters, over
+        # enough epochs for such a pace to stand out of the noise
+        learned = f.dropped >= 1 - LEARNED_RATIO or f.pace_matters(f.pace_window)
+        if len(f.points) < f.pace_points or not (
+                flat_from_start or (len(f.points) > NOT_LEARNING_EPOCHS and past_warmup and f.enough_evidence
                                     and not learned)):
             return None
         when, ratio_note = f"flat since the start for {f.points[-1][0] - 1} epochs", ""

@@ -1,8 +1,10 @@
 """Tests that can fail: delete each verdict rule, or scale each threshold by 2x and by 0.5x, one at a time;
 every such change must make the judge's battery (the generated histories judged at every epoch, the real public
 logs, the guide's own scenarios, boundary cases on either side of a threshold) find at least one wrong answer.
-Deleting any rule is caught; the threshold scalings not caught yet are listed in NOT_CAUGHT (12 of 32)."""
+Deleting any rule is caught; the threshold scalings not caught yet are listed in NOT_CAUGHT (2 of 32)."""
 import json
+import math
+import random
 from pathlib import Path
 
 import pytest
@@ -106,6 +108,75 @@ def _boundaries() -> list[str]:
                                               for i in range(2)]
         if (vd.decide(hist, "custom", 30).rule_id == "divergence") != diverges:
             bad.append(f"both losses {up}x their best for 2 epochs: divergence should be {diverges}")
+    return bad + _pace_boundaries()
+
+
+def _noisy(values, noise, seed):
+    rng = random.Random(seed)
+    return [v * (1 + rng.gauss(0, noise)) for v in values]
+
+
+def _pace_boundaries() -> list[str]:
+    """Cases about evidence and pace: made from a cause that begins at a known epoch, or from none."""
+    bad = []
+    # a stall above the guide's goal with the LR decayed smoothly to 7% of its peak (more than a decade, the
+    # guide's gamma=0.1 cut): the LR is named; decayed to 14% (less than a decade) it is a plateau, not the LR
+    for frac, low in ((0.07, True), (0.14, False)):
+        hist = [{"epoch": e, "lr": 5e-4 * frac ** (min(e, 20) / 20),
+                 "val_loss": 1.8 * (0.62 + 0.38 * math.exp(-0.3 * e)) * (1 + 0.003 * ((e * 7) % 3 - 1))}
+                for e in range(1, 33)]
+        for r in hist:
+            r["train_loss"] = 1.05 * r["val_loss"]
+        v = vd.decide(hist, "alternative_1", 50)
+        if ("lr_too_low" in {v.code, *(f.code for f in v.findings)}) != low:
+            bad.append(f"a stall with the LR at {frac:.0%} of its peak: lr_too_low should be {low}")
+    # a 5-epoch warm-up, 3 flat epochs at the full LR, then a fall of 14%/epoch: three epochs at the full LR are
+    # no evidence of anything, and a loss that has started to fall is no plateau
+    warm = [{"epoch": e, "lr": 5e-4 * min(1, e / 5), "val_loss": 1.7 * math.exp(-0.15 * max(0, e - 8))}
+            for e in range(1, 13)]
+    for r in warm:
+        r["train_loss"] = 1.02 * r["val_loss"]
+    for k in range(7, 13):
+        v = vd.decide(warm[:k], "custom", 30)
+        if v.rule_id in ("not_learning", "plateau"):
+            bad.append(f"warm-up then a fall, epoch {k}: {v.rule_id}")
+    # a slow fall in 2% noise (0.4%/epoch after a fast start: 40% lower again by epoch 200) is never a plateau
+    level = [math.exp(-0.25 * e) + 0.6 * math.exp(-0.004 * e) for e in range(1, 201)]
+    slow = [{"epoch": e, "train_loss": 1.05 * b, "val_loss": v, "lr": 1e-3}
+            for e, (b, v) in enumerate(zip(level, _noisy(level, 0.02, 3)), 1)]
+    for k in range(8, 200):
+        v = vd.decide(slow[:k], "custom", 200)
+        if v.status != "continue":
+            bad.append(f"a slow noisy fall at epoch {k}: {v.status} ({v.rule_id})")
+            break
+    # flat from the start in 5% or 10% noise (labels unrelated to the images): named by the guide's epoch 15
+    for noise in (0.05, 0.1):
+        for seed in (1, 2):
+            flat = [{"epoch": e, "train_loss": t, "val_loss": v, "lr": 1e-3} for e, (t, v) in
+                    enumerate(zip(_noisy([1.7] * 15, noise, 100 + seed), _noisy([1.7] * 15, noise, seed)), 1)]
+            if not any(vd.decide(flat[:k], "custom", 50).rule_id == "not_learning" for k in range(5, 16)):
+                bad.append(f"flat in {noise:.0%} noise (seed {seed}) not named by epoch 15")
+    # a fall that ends at about epoch 45 (1% noise), flat after: a plateau named within 35 epochs of its end
+    fall = [0.5 + 1.2 * math.exp(-0.08 * min(e, 65)) for e in range(1, 81)]
+    plateau = [{"epoch": e, "train_loss": 1.05 * b, "val_loss": v, "lr": 1e-3}
+               for e, (b, v) in enumerate(zip(fall, _noisy(fall, 0.01, 4)), 1)]
+    if not any(vd.decide(plateau[:k], "custom", 300).rule_id == "plateau" for k in range(60, 81)):
+        bad.append("a plateau since about epoch 45 not named by epoch 80")
+    # flat from the start with no noise at all at the full LR: eight unchanged epochs are evidence enough
+    still = [{"epoch": e, "train_loss": 1.734, "val_loss": 1.7, "lr": 5e-4} for e in range(1, 10)]
+    if vd.decide(still, "custom", 30).rule_id != "not_learning":
+        bad.append("nine noise-free flat epochs at the full LR not named not_learning")
+    # a 40-epoch run whose fall ends at about epoch 13 (1% noise): its plateau is named by epoch 25
+    short = [0.5 + 1.2 * math.exp(-0.25 * min(e, 15)) for e in range(1, 41)]
+    short = [{"epoch": e, "train_loss": 1.05 * b, "val_loss": v, "lr": 1e-3}
+             for e, (b, v) in enumerate(zip(short, _noisy(short, 0.01, 4)), 1)]
+    if not any(vd.decide(short[:k], "custom", 40).rule_id == "plateau" for k in range(15, 26)):
+        bad.append("a plateau since about epoch 13 of 40 not named by epoch 25")
+    # a noise-free fall of 1.5%/epoch that ends above the guide's goal is too slow, never "a plateau"
+    crawl = [1.8 * (0.7 + 0.3 * math.exp(-0.5 * e)) * 0.985 ** e for e in range(1, 16)]
+    crawl = [{"epoch": e, "train_loss": 1.05 * v, "val_loss": v, "lr": 5e-4} for e, v in enumerate(crawl, 1)]
+    if vd.decide(crawl, "alternative_1", 50).headline.startswith("Plateau"):
+        bad.append("a noise-free fall of 1.5%/epoch was called a plateau")
     return bad
 
 
@@ -166,10 +237,12 @@ def test_deleting_a_rule_fails_the_battery(rule, monkeypatch):
 #: Scalings the battery does not catch yet (measured; each is a place where a boundary case is still missing).
 #: They are listed, not hidden: the test below proves each of them still changes no answer, so when a case is
 #: added that catches one, that test fails and the entry must move to the checked list.
-NOT_CAUGHT = {("LOW_LR_FRACTION", 2.0), ("LOW_LR_FRACTION", 0.5), ("NOT_LEARNING_EPOCHS", 2.0),
-              ("NOT_LEARNING_EPOCHS", 0.5), ("PATIENCE_SHARE", 2.0), ("PATIENCE_SHARE", 0.5), ("MIN_PATIENCE", 0.5),
-              ("MIN_DELTA", 2.0), ("NOISE_MARGIN", 0.5), ("MEANINGFUL_GAIN", 2.0), ("SLOPE_RESOLUTION", 2.0),
-              ("SLOPE_RESOLUTION", 0.5)}
+#: PATIENCE_SHARE x0.5 (a patience of an eighth of a long run): a flat stretch of 1/8 to 1/4 of a run is
+#: a plateau to some advisers and not to others, so no case with a truth of its own lies there (a cyclic
+#: warm-restart schedule would, but the judge still calls one of its late cycles a plateau). SLOPE_RESOLUTION
+#: x2 (stops from 7 instead of 11 epochs in 10% noise): no healthy case stopped by a rule that reads it was
+#: found; the not-learning and plateau warnings now wait for ``pace_points`` instead.
+NOT_CAUGHT = {("PATIENCE_SHARE", 0.5), ("SLOPE_RESOLUTION", 2.0)}
 SCALINGS = [(m, n, f) for m, n in THRESHOLDS for f in (2.0, 0.5)]
 
 
