@@ -30,13 +30,16 @@ class Cell:
         return [m.group(1) for m in map(EDIT_LINE.match, self.source.splitlines()) if m]
 
 
-def from_notebook(namespace: dict, name: str, required: bool = True):
-    """``namespace[name]`` (a notebook's ``globals()``); a missing required name is a MissingError saying what
-    to do, a missing optional one is None."""
-    if name in namespace:
-        return namespace[name]
+def from_notebook(namespace: dict, name: str | tuple[str, ...], required: bool = True):
+    """``namespace[name]`` (a notebook's ``globals()``), or of the first of several names that is defined; a
+    missing required name is a MissingError saying what to do, a missing optional one is None."""
+    names = (name,) if isinstance(name, str) else tuple(name)
+    for candidate in names:
+        if candidate in namespace:
+            return namespace[candidate]
     if not required:
         return None
+    name = " or ".join(names)
     from .errors import MissingError
 
     raise MissingError(f"{name} is not defined in this notebook", where=name,
@@ -165,8 +168,8 @@ import nbdetect
 MODEL = nbdetect.from_notebook(globals(), "model", False)          # EDIT: your model (or None)
 OPTIMIZER = nbdetect.from_notebook(globals(), "optimizer", False)  # EDIT: its optimizer (or None)
 SCHEDULER = nbdetect.from_notebook(globals(), "scheduler", False)  # EDIT: its LR scheduler (or None)
-DATA = nbdetect.from_notebook(globals(), "train_dataset", False)   # EDIT: your training Dataset or DataLoader (or None)
-VAL_DATA = nbdetect.from_notebook(globals(), "val_dataset", False) # EDIT: your validation Dataset or DataLoader (or None)
+DATA = nbdetect.from_notebook(globals(), ("train_loader", "train_dataset"), False)  # EDIT: your training DataLoader or Dataset (or None)
+VAL_DATA = nbdetect.from_notebook(globals(), ("val_loader", "val_dataset"), False)  # EDIT: your validation DataLoader or Dataset (or None); a loader gives its batch count
 HISTORY = nbdetect.from_notebook(globals(), "val_losses", False)   # EDIT: per-epoch losses, a run folder or YOLO results.csv (or None)
 HISTORY_KIND = "val"                                               # EDIT: "val" if HISTORY is a validation loss list, "train" if training
 EPOCHS = 60                                   # EDIT: the number of epochs you planned

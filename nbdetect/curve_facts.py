@@ -280,10 +280,14 @@ class CurveFacts:
         """The points over which a pace that matters (``pace_matters``) stands out of this curve's noise
         reliably: the smallest n whose least-squares slope error ``noise * sqrt(12 / (n^3 - n))`` is a third
         of that pace (a 2-error test then finds it about 5 times in 6). A slow fall in noise is only visible over that
-        many epochs, so "no pace" (flat, stalled) is never read from fewer."""
+        many epochs, so "no pace" (flat, stalled) is never read from fewer. Points validated every k epochs
+        carry k times the span each: fewer of them are needed."""
         pace = max(MEANINGFUL_GAIN, self.margin) / max(10, self.n_epochs / 2)
+        pts = self.points if self.trend_from in (None, self.metric) else self.train_points
+        gaps = sorted(b[0] - a[0] for a, b in zip(pts, pts[1:]))
+        spacing = max(1, gaps[len(gaps) // 2]) if gaps else 1  # validated every `spacing` epochs
         n = 3
-        while n < 200 and 3 * max(self.noise, 1e-4) * math.sqrt(12 / (n ** 3 - n)) > pace:
+        while n < 200 and 3 * max(self.noise, 1e-4) * math.sqrt(12 / (n ** 3 - n)) / spacing > pace:
             n += 1
         return n
 

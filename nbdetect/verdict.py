@@ -62,6 +62,7 @@ from . import actions as _actions
 from . import recipes as _recipes
 from .curve_facts import (MEANINGFUL_MAP_GAIN, CurveFacts, by_epoch, curve_facts, is_finite, significant_slope,
                           theil_sen)
+from .numbers import fmt_value as _fmt
 
 OUTCOMES = ("pending", "continue", "switch", "diagnose", "warn", "success", "partial", "fail")
 
@@ -244,21 +245,6 @@ STOP_STATUSES = ("switch", "diagnose", "fail")
 def reference_of(epochs: list[dict]) -> float | None:
     """The run's starting loss: max of the first finite training and validation losses."""
     return curve_facts(epochs).reference if epochs else None
-
-
-def _fmt(x: float | None) -> str:
-    if x is None:
-        return "n/a"
-    if not math.isfinite(x):
-        return str(x)
-    if x == 0:
-        return "0"
-    a = abs(x)
-    if a >= 100:
-        return f"{x:.0f}"
-    if a >= 0.01:
-        return f"{x:.3g}"
-    return f"{x:.2e}"
 
 
 def _pct(x: float) -> str:

@@ -52,8 +52,8 @@ class Comparison:
     def __str__(self) -> str:
         lines = [f"{'run':<28} {'epochs':>6} {'best mAP@.5':>11} {'mAP@[.5:.95]':>12} {'at epoch':>8}"]
         for row in self.rows():
-            lines.append(f"{row['run']:<28} {row['epochs']:>6} {_fmt(row['best_map50']):>11} "
-                         f"{_fmt(row['map_at_best']):>12} {row['best_epoch'] or '-':>8}")
+            lines.append(f"{row['run']:<28} {row['epochs']:>6} {fmt_score(row['best_map50']):>11} "
+                         f"{fmt_score(row['map_at_best']):>12} {row['best_epoch'] or '-':>8}")
         if self.leader():
             lines.append(f"Highest mAP@.5: {self.leader()} (compare only runs validated on the same images).")
         lines += [f"not found: {m}" for m in self.missing]
@@ -62,8 +62,8 @@ class Comparison:
     def _repr_html_(self) -> str:
         head = "".join(f"<th>{h}</th>" for h in ("run", "epochs", "best mAP@.5", "mAP@[.5:.95]", "at epoch"))
         body = "".join(
-            f"<tr><td>{html.escape(r['run'])}</td><td>{r['epochs']}</td><td>{_fmt(r['best_map50'])}</td>"
-            f"<td>{_fmt(r['map_at_best'])}</td><td>{r['best_epoch'] or '-'}</td></tr>" for r in self.rows())
+            f"<tr><td>{html.escape(r['run'])}</td><td>{r['epochs']}</td><td>{fmt_score(r['best_map50'])}</td>"
+            f"<td>{fmt_score(r['map_at_best'])}</td><td>{r['best_epoch'] or '-'}</td></tr>" for r in self.rows())
         img = ""
         if any(any(_finite(v) for v in r.map50) for r in self.runs):
             import base64
@@ -100,10 +100,6 @@ class Comparison:
 
 def _finite(v) -> bool:
     return isinstance(v, (int, float)) and math.isfinite(v)
-
-
-def _fmt(v) -> str:
-    return f"{v:.3f}" if _finite(v) else "-"
 
 
 def read_yolo_results(path: str | Path, name: str | None = None) -> RunCurves:

@@ -145,7 +145,8 @@ def test_every_next_action_names_something_a_user_can_call():
 
 def test_the_line_on_the_plot_is_the_number_in_the_text():
     """The panel draws details['line']; the verdict's text must cite that same number, at every epoch."""
-    from nbdetect.verdict import UserThresholds, _fmt
+    from nbdetect.numbers import fmt_value as _fmt
+    from nbdetect.verdict import UserThresholds
 
     user = UserThresholds(switch_above=1.0, success_below=0.3, partial_below=0.6)
     checked = 0

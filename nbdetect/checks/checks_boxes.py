@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..anchors import best_anchor_iou
+from ..data.box_rules import looks_normalised
 from .report import Finding
 
 CHECK = "boxes"
@@ -28,7 +29,7 @@ def check_boxes(scan, model_info=None, *, small_iou: float = 0.4) -> list[Findin
         return out
 
     # normalised 0-1 coordinates
-    norm_idx = [s.index for s in samples if len(s.boxes) and s.boxes.max() <= 1.0 + 1e-6 and max(s.height, s.width) > 4]
+    norm_idx = [s.index for s in samples if looks_normalised(s.boxes, (s.height, s.width))]
     norm_idx = sorted(set(norm_idx) | _validate_indices(scan, "box_normalized"))
     with_boxes = len(samples) - len(empty)
     if norm_idx and len(norm_idx) >= 0.5 * with_boxes:

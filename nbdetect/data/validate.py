@@ -12,6 +12,8 @@ import torch
 from torch.utils.data import Dataset
 
 from ..conventions import shift_labels
+from ..numbers import fmt_box
+from .box_rules import looks_normalised
 from .base import DetectionDataset
 from ..errors import DataError
 
@@ -24,10 +26,6 @@ class Problem:
     code: str
     message: str
     severity: str = "error"  # "error" | "warning"
-
-
-def _fmt(box) -> str:
-    return "[" + ", ".join(f"{float(v):.4g}" for v in box) + "]"
 
 
 def check_image(index: int, image) -> tuple[list[Problem], tuple[int, int] | None]:
@@ -98,8 +96,8 @@ def _check_boxes(index, where, boxes, labels, num_classes, hw, label_base) -> li
     if not bool(torch.isfinite(boxes).all()):
         return out + [Problem(index, "box_not_finite", f"{where}: boxes contain NaN or Inf")]
     x1, y1, x2, y2 = boxes.unbind(1)
-    if hw is not None and min(hw) > 32 and float(boxes.max()) <= 1.5 and float(boxes.min()) >= 0:
-        out.append(Problem(index, "box_normalized", f"{where}: boxes look normalised to 0-1 (e.g. {_fmt(boxes[0])} "
+    if looks_normalised(boxes, hw):
+        out.append(Problem(index, "box_normalized", f"{where}: boxes look normalised to 0-1 (e.g. {fmt_box(boxes[0])} "
                            f"on a {hw[1]}x{hw[0]} image); nbdetect expects absolute pixels: multiply x by the "
                            "width and y by the height"))
     else:
@@ -108,12 +106,12 @@ def _check_boxes(index, where, boxes, labels, num_classes, hw, label_base) -> li
         if bool(flipped.any()):
             j = int(flipped.nonzero()[0])
             out.append(Problem(index, "box_not_xyxy", f"{where}: {int(flipped.sum())} box(es) with x2 < x1 or "
-                               f"y2 < y1, e.g. box {j} = {_fmt(boxes[j])}; boxes must be [x1, y1, x2, y2] "
+                               f"y2 < y1, e.g. box {j} = {fmt_box(boxes[j])}; boxes must be [x1, y1, x2, y2] "
                                "(if yours are [x, y, w, h], convert with torchvision.ops.box_convert)"))
         if bool(flat.any()):
             j = int(flat.nonzero()[0])
             out.append(Problem(index, "box_degenerate", f"{where}: {int(flat.sum())} box(es) with zero width or "
-                               f"height, e.g. box {j} = {_fmt(boxes[j])}"))
+                               f"height, e.g. box {j} = {fmt_box(boxes[j])}"))
         if hw is not None:
             h, w = hw
             t = BOX_TOLERANCE_PX
@@ -121,7 +119,7 @@ def _check_boxes(index, where, boxes, labels, num_classes, hw, label_base) -> li
             if bool(outside.any()):
                 j = int(outside.nonzero()[0])
                 out.append(Problem(index, "box_outside_image", f"{where}: {int(outside.sum())} box(es) outside the "
-                                   f"{w}x{h} image, e.g. box {j} = {_fmt(boxes[j])}"))
+                                   f"{w}x{h} image, e.g. box {j} = {fmt_box(boxes[j])}"))
     if labels.numel():
         lo, hi = int(labels.min()), int(labels.max())
         first, last = label_base, num_classes - 1 + label_base
