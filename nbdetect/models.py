@@ -34,6 +34,12 @@ def family_of(model_or_preset) -> str:
     return family.name if family is not None else "unknown"
 
 
+def family_title(model) -> str:
+    """How a user calls the model's family ("RetinaNet", "Faster R-CNN", "FCOS"), or "detector"."""
+    family = families.of_model(model)
+    return family.title if family is not None else "detector"
+
+
 def num_classes_of(model) -> int | None:
     """Real classes K of a torchvision detector (its classifier outputs minus the background slot)."""
     family = families.of_model(model)

@@ -34,7 +34,10 @@ def run_meta(run) -> dict:
 
 
 class VerdictCallback(Callback):
-    """Sets ``run.verdict`` at run start (when resumed), after every epoch and at the end."""
+    """Sets ``run.verdict`` at run start (when resumed), after every epoch and at the end.
+
+    ``on_run_start`` (a resumed run only), ``on_epoch_end`` and ``on_run_end``: writes what the run knows into
+    ``run.history.meta`` and sets ``run.verdict``; it never stops the run (a stop is the user's, or the panel's)."""
 
     def __init__(self, thresholds=None, reference_loss: float | None = None):
         self.thresholds = thresholds
