@@ -62,7 +62,7 @@ class HistoryFiles(Callback):
 
     def on_epoch_end(self, run, rec: dict) -> None:
         if self.writer is not None:
-            from .verdict_callback import run_meta
+            from .history import run_meta
 
             meta = {**run_meta(run), **{k: v for k, v in run.history.meta.items() if k == "thresholds"}}
             if meta != self._meta:  # what the run knows, for diagnose(history=<run folder>) to judge alike
