@@ -238,8 +238,8 @@ def _match_anchors(recipe: Recipe, model, meta: dict, yours: bool = False) -> No
         return
     meta["match_iou"] = list(recipe.match_iou)
     if yours and before != tuple(recipe.match_iou):
-        print(f"nbdetect: {recipe.short_title or recipe.name} trains your {family_title(model)} with anchors matched at IoU "
-              f">= {recipe.match_iou[0]:g} (background < {recipe.match_iou[1]:g}); it had {before[0]:g}/{before[1]:g}. "
+        print(f"nbdetect: {recipe.short_title or recipe.name} trains your {family_title(model)} with anchors "
+              f"matched at IoU >= {recipe.match_iou[0]:g} (background < {recipe.match_iou[1]:g}); it had {before[0]:g}/{before[1]:g}. "
               f"Pass match_iou=False to keep yours.")
 
 

@@ -38,7 +38,8 @@ def check_loss_scale(history, measured: float | None, n_batches: int | None, fam
         return []
     record = get_family(family)
     lo, hi = record.loss_range if record is not None else TYPICAL_RANGE
-    scale = record.loss_note if record is not None and record.loss_note else "RetinaNet ~1-2 at the start, ~0.2-0.5 trained"
+    scale = (record.loss_note if record is not None and record.loss_note
+             else "RetinaNet ~1-2 at the start, ~0.2-0.5 trained")
     series = [("val_loss", history.val), ("train_loss", history.train)]
     series = [(name, vals) for name, vals in series if _last_finite(vals) is not None]
     if not series:

@@ -106,7 +106,8 @@ def run_overfit(ctx) -> list[Finding]:
     info = ctx.info
     if not ctx.batches:
         return []
-    big_on_cpu = info is not None and info.n_params > 5_000_000 and not str(ctx.device or info.device).startswith("cuda")
+    big_on_cpu = (info is not None and info.n_params > 5_000_000
+                  and not str(ctx.device or info.device).startswith("cuda"))
     if not ctx.overfit:
         ctx.skipped.append("overfit-one-batch: overfit=False")
         return []
