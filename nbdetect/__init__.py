@@ -6,6 +6,7 @@ Cell functions: :func:`alternative_1`, :func:`alternative_2`, :func:`alternative
 __version__ = "0.1.0"
 
 import os as _os
+import sys as _sys
 
 # torch.cuda.is_available() then asks NVML instead of initialising CUDA, so that a later devices=N run can still
 # fork its processes (nbdetect.distributed); torch documents this variable for exactly that. A user's own value wins.
@@ -35,6 +36,12 @@ __all__ = list(_MODULE_OF)
 def __getattr__(name: str):
     module = _MODULE_OF.get(name)
     if module is None:
+        # a recipe registered from your code (recipes.register: its module is loaded by then): its cell calls it
+        recipes = _sys.modules.get(f"{__name__}.recipes")
+        if not name.startswith("_") and getattr(recipes, "find", lambda _: None)(name) is not None:
+            from .alternatives import recipe_function
+
+            return recipe_function(name)
         raise AttributeError(f"module 'nbdetect' has no attribute {name!r}")
     import importlib
 

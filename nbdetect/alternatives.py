@@ -15,7 +15,7 @@ import torch
 from . import run_dirs, run_guard
 from .hooks import LossBefore
 from .inputs import prepare_data
-from .models import build_model, default_device, family_of, num_classes_of, set_anchor_matching
+from .models import build_model, default_device, family_of, family_title, num_classes_of, set_anchor_matching
 from .recipes import (ALTERNATIVE_1, ALTERNATIVE_2, ALTERNATIVE_3, CPU_EPOCHS, CPU_IMAGE_SIZE, RECIPES,  # noqa: F401
                       SEED_MULTISTEP, Recipe, get_recipe)
 from .trainer import TrainingRun
@@ -204,6 +204,30 @@ def _build(recipe: Recipe, data, preset, weights, device, image_size, synthetic,
     return model, preset, meta
 
 
+def build_recipe_model(recipe: Recipe | str, data, *, preset: str | None = None, weights="DEFAULT", device=None,
+                       image_size=None, seed: int = 0, meta: dict | None = None):
+    """The model ``recipe`` trains on ``data`` (what :func:`nbdetect.inputs.prepare_data` returns), built as
+    run_recipe builds it: its preset (the CPU-sized one on a CPU), image size, anchors fitted to the boxes, the
+    recipe's anchor matching. Returns (model, preset, meta with what load_model needs to rebuild it)."""
+    recipe = get_recipe(recipe) if isinstance(recipe, str) else recipe
+    device = torch.device(device) if device is not None else default_device()
+    return _build(recipe, data, preset, weights, device, image_size, None, seed, meta or {})
+
+
+def recipe_function(recipe: Recipe | str):
+    """``nbdetect.<recipe name>``: the cell function of a registered recipe (train, val, **options) -> run, as
+    alternative_1 is for its record; a recipe added with recipes.register() is called by its name like the
+    built-in ones (its ready cell does)."""
+    recipe = get_recipe(recipe) if isinstance(recipe, str) else recipe
+
+    def train(train=None, val=None, **options) -> TrainingRun:
+        return run_recipe(recipe, train, val, **options)
+
+    train.__name__ = train.__qualname__ = recipe.name
+    train.__doc__ = f"{recipe.title}: {recipe.how}. Arguments as nbdetect.alternative_1."
+    return train
+
+
 def _match_anchors(recipe: Recipe, model, meta: dict, yours: bool = False) -> None:
     """The recipe's anchor matching on a RetinaNet (models.set_anchor_matching), recorded in ``meta``; a model
     of the user's that had other thresholds gets one line saying what changed."""
@@ -214,8 +238,8 @@ def _match_anchors(recipe: Recipe, model, meta: dict, yours: bool = False) -> No
         return
     meta["match_iou"] = list(recipe.match_iou)
     if yours and before != tuple(recipe.match_iou):
-        print(f"nbdetect: {recipe.short_title or recipe.name} trains your RetinaNet with anchors matched at IoU "
-              f">= {recipe.match_iou[0]:g} (background < {recipe.match_iou[1]:g}); it had {before[0]:g}/{before[1]:g}. "
+        print(f"nbdetect: {recipe.short_title or recipe.name} trains your {family_title(model)} with anchors "
+              f"matched at IoU >= {recipe.match_iou[0]:g} (background < {recipe.match_iou[1]:g}); it had {before[0]:g}/{before[1]:g}. "
               f"Pass match_iou=False to keep yours.")
 
 
@@ -249,6 +273,10 @@ def _check_data_argument(value, name: str):
         raise InputError(f"{name} is a {type(value).__name__}: not a dataset", where=name,
                          fix="pass a Dataset yielding (image, target), a DataLoader, a list of samples, a dataset "
                              "path, or None for the synthetic demo data")
+
+
+#: The public name of the data-argument check (find_lr checks its ``train`` with it).
+check_data_argument = _check_data_argument
 
 
 def check_run_arguments(recipe: Recipe, values: dict, overrides: dict, say: bool = True) -> dict:

@@ -264,7 +264,8 @@ def _class_names(value, notes, name):
 
 
 def detector_family(model) -> str | None:
-    """'retinanet' / 'fasterrcnn' / 'detector' for a torchvision-style detector; None for anything else."""
+    """The family name (nbdetect.families: 'retinanet', 'fasterrcnn', 'fcos'...) of a torchvision detector,
+    'detector' for another torchvision-style one; None for anything else."""
     import torch
 
     if not isinstance(model, torch.nn.Module):
@@ -296,7 +297,7 @@ def _model(value, notes, name):
     import torch
 
     if not isinstance(value, torch.nn.Module) or (detector_family(value) is None and not takes_targets(value)):
-        raise _Refuse(f"is a {type(value).__name__}, not a torchvision detector (RetinaNet / Faster R-CNN)")
+        raise _Refuse(f"is a {type(value).__name__}, not a torchvision detector (RetinaNet / Faster R-CNN / FCOS)")
     return value
 
 
@@ -377,7 +378,7 @@ ARGS: dict[str, Arg] = {a.name: a for a in [
     Arg("thresholds", "None or nbdetect.verdict.UserThresholds", _thresholds, "thresholds=None"),
     Arg("class_names", "None or a list of class names", _class_names, "class_names=['stop', 'yield']"),
     Arg("preset", "None or a model preset name (nbdetect.PRESETS)", _preset, "preset='retinanet_tiny'"),
-    Arg("model", "None or a torchvision detector (RetinaNet / Faster R-CNN)", _model,
+    Arg("model", "None or a torchvision detector (RetinaNet / Faster R-CNN / FCOS)", _model,
         "model=nbdetect.build_model('retinanet_tiny', K)"),
     Arg("optimizer", "None or a torch.optim optimizer", _optimizer, "optimizer=torch.optim.SGD(model.parameters(), lr=0.01)"),
     Arg("background", "None (automatic), True or False", _flag, "background=False"),

@@ -140,14 +140,14 @@ def find_lr(model=None, train=None, *, optimizer=None, recipe="alternative_1", n
     Use it as ``nbdetect.alternative_1(..., lr=result.lr)``, or pass ``lr="auto"`` to let the recipe run it.
     """
     from . import arguments
-    from .alternatives import _build, _check_data_argument
+    from .alternatives import build_recipe_model, check_data_argument
     from .errors import InputError
     from .inputs import prepare_data
     from .models import default_device, num_classes_of
     from .recipes import get_recipe
 
     recipe = get_recipe(recipe) if isinstance(recipe, str) else recipe
-    _check_data_argument(train, "train")
+    check_data_argument(train, "train")
     v = arguments.check(dict(model=model, optimizer=optimizer, num_classes=num_classes, preset=preset, weights=weights,
                              image_size=image_size, batch_size=batch_size, start_lr=start_lr, end_lr=end_lr,
                              num_iter=num_iter, device=device, label_base=label_base, verify_data=verify_data))
@@ -171,7 +171,8 @@ def find_lr(model=None, train=None, *, optimizer=None, recipe="alternative_1", n
         loader = data.train_loader
     notes = []
     if model is None:  # the model the recipe would train on this data (CPU-sized on a CPU, anchors fitted)
-        model, preset, meta = _build(recipe, data, preset, weights, device, image_size, None, 0, {})
+        model, preset, meta = build_recipe_model(recipe, data, preset=preset, weights=weights, device=device,
+                                                 image_size=image_size)
         notes.append(f"model: {preset}" + (f" at {meta['min_size']}x{meta['max_size']} px" if meta["min_size"] else ""))
     if optimizer is None:
         if recipe.optimizer == "keep":

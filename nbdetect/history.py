@@ -228,3 +228,24 @@ def per_batch(losses, batches) -> list[float]:
         raise InputError(f"cannot tell the number of batches from {type(batches).__name__}", where="batches",
                          fix="pass the DataLoader the losses were summed over, or its len()")
     return [float(v) / n for v in losses]
+
+
+def run_meta(run) -> dict:
+    """What a run knows beyond its epoch records: recipe, planned epochs, loss convention, reference loss and
+    the user's thresholds (as a dict), under the keys :func:`judge_history` reads."""
+    recipe = getattr(run, "recipe", None)
+    name = getattr(recipe, "name", "") if recipe is not None else ""
+    judge = getattr(run, "judge", None)
+    thresholds = getattr(judge, "thresholds", None)
+    reference = getattr(judge, "reference_loss", None)
+    if reference is None:
+        reference = (getattr(run, "meta", None) or {}).get("reference_loss")
+    meta = {"recipe": name, "total_epochs": getattr(run, "epochs", None) or None, "convention": "nbdetect",
+            "source": f"nbdetect run ({getattr(run, 'out_dir', '')})"}
+    if reference is not None:
+        meta["reference_loss"] = float(reference)
+    if thresholds is not None:
+        from dataclasses import asdict
+
+        meta["thresholds"] = asdict(thresholds)
+    return meta

@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Callable
 
 from .errors import InputError
-from .history import History
+from .history import History, run_meta
 
 LOSS_KEYS = ("train_loss", "val_loss")
 VALUE_KEYS = ("train_loss", "val_loss", "lr", "map50", "map")
@@ -532,8 +532,6 @@ def read_history(obj, what: str = "history") -> History | None:
         return read_path(obj)
     run_history = getattr(obj, "history", None)
     if isinstance(run_history, History):  # a TrainingRun: its own history, with what the run knows
-        from .verdict_callback import run_meta
-
         run_history.meta.update(run_meta(obj))
         return run_history
     if isinstance(obj, dict):

@@ -18,7 +18,10 @@ from .history_files import HistoryWriter
 
 
 class MapEvaluator(Callback):
-    """COCO mAP on the validation data every ``every`` epochs and after the last one (0: never)."""
+    """COCO mAP on the validation data every ``every`` epochs and after the last one (0: never).
+
+    Runs ``on_validation_end`` (after the validation loss): adds ``map``/``map50``... to the epoch record being
+    built, with ``run.eval_model``; changes nothing else. Critical: a failed evaluation fails the run."""
 
     critical = True
 
@@ -36,7 +39,11 @@ class MapEvaluator(Callback):
 
 
 class HistoryFiles(Callback):
-    """history.jsonl (every record as it happens, a resume marker on resume), epochs.csv, TensorBoard."""
+    """history.jsonl (every record as it happens, a resume marker on resume), epochs.csv, TensorBoard.
+
+    Opens its writer ``on_run_start``, appends each record ``on_iteration_end`` / ``on_epoch_end`` (with the
+    run's meta when it changed) and closes ``on_run_end``; it writes files in ``run.out_dir`` only and changes
+    nothing on the run. Critical: a failed write fails the run."""
 
     critical = True
 
@@ -55,7 +62,7 @@ class HistoryFiles(Callback):
 
     def on_epoch_end(self, run, rec: dict) -> None:
         if self.writer is not None:
-            from .verdict_callback import run_meta
+            from .history import run_meta
 
             meta = {**run_meta(run), **{k: v for k, v in run.history.meta.items() if k == "thresholds"}}
             if meta != self._meta:  # what the run knows, for diagnose(history=<run folder>) to judge alike
@@ -71,7 +78,10 @@ class HistoryFiles(Callback):
 
 class Checkpointer(Callback):
     """best.pt (model weights + what inference needs) when the metric improves, last.pt (the whole run),
-    every ``every`` epochs and after the last one (0: only when stopping)."""
+    every ``every`` epochs and after the last one (0: only when stopping).
+
+    Runs ``on_epoch_end``: writes the files and sets ``run.best_checkpoint``; keeps its best metric in its
+    state (so a resumed run only replaces best.pt with a better one). Critical."""
 
     critical = True
 
@@ -99,7 +109,10 @@ class Checkpointer(Callback):
 
 
 class Throughput(Callback):
-    """Images per second over the last ``window_s`` seconds, and the ETA from it."""
+    """Images per second over the last ``window_s`` seconds, and the ETA from it.
+
+    Runs ``on_iteration_end``: records (time, images seen) in its own window; changes nothing on the run
+    (``run.progress()`` reads it)."""
 
     def __init__(self, window_s: float = 20.0):
         self.window_s = window_s
@@ -127,7 +140,10 @@ class Throughput(Callback):
 
 class LossBefore(Callback):
     """The loss before training starts (validation loss, else the first training batches), kept as the run's
-    reference: Alternative 3 is judged against the loss before its LR change, not against its own first epoch."""
+    reference: Alternative 3 is judged against the loss before its LR change, not against its own first epoch.
+
+    Runs ``on_run_start`` of a fresh run without a reference: evaluates the model (no step taken) and sets
+    ``run.meta["reference_loss"]``; nothing else."""
 
     def on_run_start(self, run) -> None:
         if run.epoch or run.meta.get("reference_loss") is not None:
@@ -150,7 +166,11 @@ class WeightEMA(Callback):
 
     The averaging window is ``min(max_window, share x total steps)`` updates (decay = 1 - 1/window), ramped in
     over the first window so early random weights fade out: Ultralytics' fixed 0.9999 would, over a run of a
-    few hundred steps, freeze the average near its first weights."""
+    few hundred steps, freeze the average near its first weights.
+
+    ``on_run_start`` builds the average around ``run.model`` (or loads the resumed one) and sets
+    ``run.eval_model`` to it; ``on_iteration_end`` updates it after each step. It never changes the trained
+    weights. Critical: its state is in last.pt."""
 
     critical = True
 

@@ -42,7 +42,9 @@ class Recipe:
     next_on_failure: str | None = None  # what the guide says to run next when this recipe fails
     short_title: str = ""  # "Alternative 1", for verdict headlines
     tiny_preset: str = ""  # the CPU-sized model of the same family (tests, demo, a CPU notebook)
-    rules: tuple[str, ...] = ()  # the verdict's guide rules (nbdetect.verdict.RULES ids) that judge this recipe
+    # the verdict's rules (nbdetect.verdict.rules() ids) that judge this recipe; a kind it names none of comes
+    # from its preset's family record (nbdetect.families: the final grading), else the generic rule
+    rules: tuple[str, ...] = ()
     how: str = ""  # one line: what running it does (the next-action table shows it)
     call: str = ""  # how a notebook runs it, e.g. "nbdetect.alternative_1(train, val, num_classes=K)"
     cell_title: str = ""  # the ready cell (nbdetect.cells) that trains it: menu label ('' = no cell)
@@ -144,7 +146,7 @@ ALTERNATIVE_1 = Recipe(
     next_on_failure="alternative_2",
     short_title="Alternative 1",
     tiny_preset="retinanet_tiny",
-    rules=("alt1_epoch20", "final_retinanet", "early_epoch15"),
+    rules=("alt1_epoch20", "early_epoch15"),  # graded at the end by its family's rule (final_retinanet)
     how="RetinaNet, AdamW 5e-4, warmup + cosine, gradient clipping, a head with its prior bias",
     call="nbdetect.alternative_1(train, val, num_classes=K)",
     cell_title="Alternative 1: RetinaNet, warmup + cosine LR",
@@ -175,7 +177,7 @@ ALTERNATIVE_2 = Recipe(
     next_on_failure="diagnose",
     short_title="Alternative 2",
     tiny_preset="fasterrcnn_tiny",
-    rules=("alt2_epoch20", "final_fasterrcnn", "early_epoch15"),
+    rules=("alt2_epoch20", "early_epoch15"),  # graded at the end by its family's rule (final_fasterrcnn)
     how="Faster R-CNN, better on small objects",
     call="nbdetect.alternative_2(train, val, num_classes=K)",
     cell_title="Alternative 2: Faster R-CNN",

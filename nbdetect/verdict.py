@@ -59,6 +59,7 @@ import re
 from dataclasses import dataclass, field
 
 from . import actions as _actions
+from . import families as _families
 from . import recipes as _recipes
 from .curve_facts import (MEANINGFUL_MAP_GAIN, CurveFacts, by_epoch, curve_facts, is_finite, significant_slope,
                           theil_sen)
@@ -92,11 +93,20 @@ class Rule:
     generic: bool = False  # judges any run whose recipe names no rule of this kind
 
     def applies(self, recipe_name: str) -> bool:
+        """The recipe's own rule of this kind (its record's ``rules``), else its family's default rule
+        (``families.Family.final_rule``), else the generic one."""
         recipe = _recipes.find(recipe_name)
         if recipe is not None and self.id in recipe.rules:
             return True
-        own = recipe is not None and any(r.kind == self.kind and r.id in recipe.rules for r in RULES)
-        return self.generic and not own
+        everything = rules()
+        own = recipe is not None and any(r.kind == self.kind and r.id in recipe.rules for r in everything)
+        if own:
+            return False
+        family = _families.of_recipe(recipe) if recipe is not None else None
+        default = family.final_rule.id if family is not None and family.final_rule is not None else None
+        if default is not None and any(r.kind == self.kind and r.id == default for r in everything):
+            return self.id == default
+        return self.generic
 
     def scaled_epoch(self, total_epochs: int) -> int | None:
         if self.guide_epoch is None:
@@ -106,10 +116,12 @@ class Rule:
         return max(1, round(self.guide_epoch * total_epochs / self.guide_total))
 
 
-RETINA_START = 1750.0  # midpoint of the guide's "1500-2000 (initial)"
-FRCNN_START = 4.5  # midpoint of the guide's "epoch 5: ~3-6" for Faster R-CNN
+RETINA_START = _families.RETINA_START  # midpoint of the guide's "1500-2000 (initial)"
+FRCNN_START = _families.FRCNN_START  # midpoint of the guide's "epoch 5: ~3-6" for Faster R-CNN
 
-RULES: tuple[Rule, ...] = (
+# The rules of the guide's recipes; each family's final grading (final_retinanet, final_fasterrcnn, final_fcos...)
+# is its record's ``final_rule`` (nbdetect.families), joined in by rules().
+_GUIDE_RULES: tuple[Rule, ...] = (
     Rule("alt1_epoch20", "decision", guide_epoch=20, guide_total=50,
          ratio=500 / RETINA_START, guide_text="loss < 500 at epoch 20 -> continue to epoch 50, else stop and run Alternative 2",
          if_below="continue", if_above="switch", ratio_source="the guide's 500/1750"),
@@ -119,17 +131,10 @@ RULES: tuple[Rule, ...] = (
     Rule("early_epoch15", "early_warning", guide_epoch=15, guide_total=50, ratio=0.80,
          guide_text="if the loss doesn't drop by epoch 15, something is wrong",
          if_below="continue", if_above="warn", ratio_source="a drop of at least 20%", generic=True),
-    Rule("final_retinanet", "final", ratio=200 / RETINA_START,
-         partial_ratio=500 / RETINA_START,
-         guide_text="Step 4: best val loss < 200 success, 200-500 partial success, > 500 try Alternative 2",
-         if_below="success", if_above="fail", ratio_source="the guide's 200/1750", partial_source="the guide's 500/1750"),
     Rule("final_seed", "final", ratio=200 / RETINA_START, partial_ratio=500 / RETINA_START,
          guide_text="a RetinaNet that learns ends far below 500 of a 1500-2000 start; one that does not: stop and "
                     "run Alternative 1",
          if_below="success", if_above="fail", ratio_source="the guide's 200/1750", partial_source="the guide's 500/1750"),
-    Rule("final_fasterrcnn", "final", ratio=0.7 / FRCNN_START, partial_ratio=2 / FRCNN_START,
-         guide_text="expected final loss ~0.3-0.7 (of ~3-6 at epoch 5); above the epoch-20 line of 2: run the diagnostic",
-         if_below="success", if_above="fail", ratio_source="the guide's 0.7/4.5", partial_source="the guide's 2/4.5"),
     Rule("final_generic", "final", ratio=200 / RETINA_START, partial_ratio=500 / RETINA_START,
          guide_text="Step 4 applied to any run: best loss below 200/1750 of the start success, below 500/1750 "
                     "partial, above: try Alternative 1",
@@ -143,6 +148,29 @@ RULES: tuple[Rule, ...] = (
          guide_text="Alternative 3 is a quick test: if the higher LR does not bring the loss down, run Alternative 1",
          if_below="partial", if_above="fail"),
 )
+
+
+def _family_rule(final: _families.FinalRule) -> Rule:
+    return Rule(final.id, "final", ratio=final.ratio, partial_ratio=final.partial_ratio, guide_text=final.guide_text,
+                if_below="success", if_above="fail", ratio_source=final.ratio_source,
+                partial_source=final.partial_source)
+
+
+_RULES_OF: dict[tuple, tuple[Rule, ...]] = {}
+
+
+def rules() -> tuple[Rule, ...]:
+    """Every rule: the guide's recipe rules and the final rule of every registered family (nbdetect.families)."""
+    finals = tuple(f.final_rule for f in _families.FAMILIES.values() if f.final_rule is not None)
+    found = _RULES_OF.get(finals)
+    if found is None:
+        own = {r.id for r in _GUIDE_RULES}
+        found = _RULES_OF[finals] = _GUIDE_RULES + tuple(_family_rule(f) for f in finals if f.id not in own)
+    return found
+
+
+#: The rules at import (the built-in families'); rules() also has those of families registered later.
+RULES: tuple[Rule, ...] = rules()
 
 @dataclass(frozen=True)
 class UserThresholds:
@@ -322,8 +350,8 @@ class Context:
         A run of unknown convention has no guide rule: no decision epoch, no loss-ratio warning, and the
         final grading on its own evidence (``final_own_evidence``)."""
         if not self.guide:
-            return next((r for r in RULES if r.id == "final_own_evidence"), None) if kind == "final" else None
-        return next((r for r in RULES if r.kind == kind and r.id != "final_own_evidence" and r.applies(self.recipe)),
+            return next((r for r in _GUIDE_RULES if r.id == "final_own_evidence"), None) if kind == "final" else None
+        return next((r for r in rules() if r.kind == kind and r.id != "final_own_evidence" and r.applies(self.recipe)),
                     None)
 
     @property

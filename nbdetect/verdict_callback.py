@@ -11,30 +11,15 @@ from __future__ import annotations
 from dataclasses import asdict
 
 from .callbacks import Callback
+from .history import run_meta
 from .verdict import Verdict, judge_history
 
 
-def run_meta(run) -> dict:
-    """What a run knows beyond its epoch records: recipe, planned epochs, loss convention, reference loss and
-    the user's thresholds (as a dict), under the keys :func:`judge_history` reads."""
-    recipe = getattr(run, "recipe", None)
-    name = getattr(recipe, "name", "") if recipe is not None else ""
-    judge = getattr(run, "judge", None)
-    thresholds = getattr(judge, "thresholds", None)
-    reference = getattr(judge, "reference_loss", None)
-    if reference is None:
-        reference = (getattr(run, "meta", None) or {}).get("reference_loss")
-    meta = {"recipe": name, "total_epochs": getattr(run, "epochs", None) or None, "convention": "nbdetect",
-            "source": f"nbdetect run ({getattr(run, 'out_dir', '')})"}
-    if reference is not None:
-        meta["reference_loss"] = float(reference)
-    if thresholds is not None:
-        meta["thresholds"] = asdict(thresholds)
-    return meta
-
-
 class VerdictCallback(Callback):
-    """Sets ``run.verdict`` at run start (when resumed), after every epoch and at the end."""
+    """Sets ``run.verdict`` at run start (when resumed), after every epoch and at the end.
+
+    ``on_run_start`` (a resumed run only), ``on_epoch_end`` and ``on_run_end``: writes what the run knows into
+    ``run.history.meta`` and sets ``run.verdict``; it never stops the run (a stop is the user's, or the panel's)."""
 
     def __init__(self, thresholds=None, reference_loss: float | None = None):
         self.thresholds = thresholds

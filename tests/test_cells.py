@@ -3,6 +3,7 @@ import ast
 import inspect
 import json
 import math
+import re
 
 import nbformat
 import pytest
@@ -15,16 +16,21 @@ from nbdetect.errors import MissingError
 from nbdetect.history import History
 from nbdetect.history_files import HistoryWriter
 from nbdetect.notebook_tools import add_cells, demo_notebook, render
+from nbdetect.recipes import RECIPES
 from nbdetect.yolo_compare import compare_with_yolo, read_yolo_results
 
-# the public function each cell must call
-CALLS = {"alternative_1": "alternative_1", "alternative_2": "alternative_2", "alternative_3": "alternative_3",
-         "diagnose": "diagnose", "submission": "make_submission", "compare_yolo": "compare_with_yolo",
-         "find_lr": "find_lr"}
+# the public function each cell must call: a recipe's cell calls what its record's ``call`` names; the other
+# cells are no recipe
+RECIPE_CELLS = {r.name: re.match(r"nbdetect\.(\w+)\(", r.call).group(1)
+                for r in RECIPES.values() if r.call and any(c.id == r.name for c in CELLS)}
+OTHER_CELLS = {"diagnose": "diagnose", "submission": "make_submission", "compare_yolo": "compare_with_yolo",
+               "find_lr": "find_lr"}
+CALLS = {**RECIPE_CELLS, **OTHER_CELLS}
 
 
 def test_every_cell_is_listed_once_parses_and_marks_what_to_edit():
     assert sorted(c.id for c in CELLS) == sorted(CALLS)
+    assert {"alternative_1", "alternative_2", "alternative_3"} <= set(RECIPE_CELLS)  # read from the records
     for cell in CELLS:
         ast.parse(cell.source)
         assert cell.title and cell.description
@@ -40,11 +46,12 @@ def test_every_cell_is_listed_once_parses_and_marks_what_to_edit():
 
 
 # what a student may need to change in each cell, each an "# EDIT:" line
-MUST_EDIT = {"alternative_1": {"NUM_CLASSES", "EPOCHS", "PRESET", "IMAGE_SIZE", "BATCH_SIZE"},
-             "alternative_3": {"LR", "EPOCHS", "PREVIOUS_LOSS"},
+MUST_EDIT = {"alternative_3": {"LR", "EPOCHS", "PREVIOUS_LOSS"},
              "submission": {"CHECKPOINT", "TEST_IMAGES", "SCORE_THRESHOLD", "LABEL_BASE"},
              "diagnose": {"EPOCHS", "HISTORY", "HISTORY_KIND"}}
-MUST_EDIT["alternative_2"] = MUST_EDIT["alternative_1"]
+for _recipe in RECIPES.values():  # every training cell of a recipe record
+    if _recipe.cell_title:
+        MUST_EDIT[_recipe.name] = {"NUM_CLASSES", "EPOCHS", "PRESET", "IMAGE_SIZE", "BATCH_SIZE"}
 
 
 @pytest.mark.parametrize("cell_id", sorted(MUST_EDIT))
@@ -73,7 +80,7 @@ def test_cell_calls_the_public_function_with_arguments_its_signature_accepts(cel
     exec(compile(get_cell(cell_id).source, f"<cell {cell_id}>", "exec"), namespace)
     args = seen["bound"].arguments
     # the AS4 names were picked up where the cell uses them
-    if cell_id in ("alternative_1", "alternative_2", "alternative_3"):
+    if cell_id in RECIPE_CELLS:
         assert args["train"] is as4["train_dataset"] and args["val"] is as4["val_dataset"]
     if cell_id == "find_lr":
         assert args["model"] is as4["model"] and args["train"] is as4["train_dataset"]
@@ -86,7 +93,7 @@ def test_cell_calls_the_public_function_with_arguments_its_signature_accepts(cel
     # in a fresh notebook (or after a kernel restart) a name the cell needs is a clear error naming it,
     # never a silent switch to the demo data; the cells that can run without the names still run
     seen.clear()
-    if cell_id in ("alternative_1", "alternative_2", "alternative_3", "find_lr"):
+    if cell_id in RECIPE_CELLS or cell_id == "find_lr":
         from nbdetect.errors import MissingError
 
         with pytest.raises(MissingError, match="is not defined in this notebook"):

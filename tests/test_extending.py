@@ -7,7 +7,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from toy_data import collate, toy_samples
-from nbdetect import actions, recipes
+from nbdetect import actions, families, recipes
 from nbdetect.callbacks import Callback
 from nbdetect.checkpoint import load_checkpoint
 from nbdetect.checks import diagnose
@@ -185,3 +185,251 @@ def test_a_new_data_format_is_one_loader_and_one_record(tmp_path):
         assert targets[0]["boxes"].tolist() in ([[4.0, 4.0, 30.0, 30.0]],)
     finally:
         FORMATS.remove(fmt)
+
+
+# -- a detector family and its recipe (docs/ARCHITECTURE.md, "How to add": at most three files) ----------------
+
+def _train_in_its_cell(recipe, tmp_path, monkeypatch):
+    """The recipe's ready cell, as a CPU notebook gets it, run on a small draw of the demo data for one epoch;
+    then the verdict and diagnose read the run like any other."""
+    import nbdetect
+    from nbdetect.cells import get_cell
+    from nbdetect.notebook_tools import render
+
+    monkeypatch.chdir(tmp_path)
+    train, val = nbdetect.synthetic_split(n_train=8, n_val=4, image_size=(128, 128))
+    cell = get_cell(recipe.name, gpu=False)
+    assert f"nbdetect.{recipe.name}(" in cell.source and recipe.tiny_preset in cell.source
+    namespace = {"train_dataset": train, "val_dataset": val}
+    exec(compile(render(cell, EPOCHS="1", IMAGE_SIZE="(128, 128)"), f"<cell {recipe.name}>", "exec"), namespace)
+    run = namespace["run"]
+    assert run.status == "finished" and run.meta["preset"] == recipe.tiny_preset
+    assert run.recipe.name == recipe.name and len(run.history.epochs) == 1
+    report = diagnose(run.model, run.optimizer, data=train, history=run, recipe=recipe.name, plots=False,
+                      overfit=False)
+    return run, report
+
+
+@pytest.fixture
+def fcos_recipe():
+    """An FCOS recipe: FCOS is a family of the library (its record in families.py, presets fcos_resnet50_fpn and
+    fcos_tiny); the recipe is one record, registered as a user's code would."""
+    fcos = recipes.ALTERNATIVE_1.replace(
+        name="fcos_recipe", title="FCOS (anchor-free, warmup + cosine)", short_title="the FCOS recipe",
+        preset="fcos_resnet50_fpn", tiny_preset="fcos_tiny", rules=("early_epoch15",), match_iou=None,
+        data_anchors=True,  # asked for, and left alone by the family's record (FCOS's anchors are points)
+        next_on_failure="alternative_2", how="FCOS, anchor-free: no anchor sizes to get wrong",
+        call="nbdetect.fcos_recipe(train, val, num_classes=K)", cell_title="FCOS recipe", cell_note="")
+    recipes.register(fcos)
+    yield fcos
+    del recipes.RECIPES[fcos.name]
+
+
+def test_fcos_is_a_family_whose_recipe_trains_through_the_same_cells_verdict_and_diagnose(fcos_recipe, tmp_path,
+                                                                                          monkeypatch):
+    assert families.of_preset("fcos_tiny") is families.FCOS and families.of_recipe(fcos_recipe) is families.FCOS
+    run, report = _train_in_its_cell(fcos_recipe, tmp_path, monkeypatch)
+    assert type(run.model).__name__ == "FCOS" and run.meta["num_classes"] == 6  # the demo data's six signs
+    assert "anchor_sizes" not in run.meta  # FCOS's point anchors set each level's scale range: never fitted
+    assert run.verdict.rule_id == "final_fcos"  # the family's final grading (the recipe names none)
+    codes = {f.code for f in report.findings}
+    assert "prior_bias_ok" in codes and "box_too_small_for_anchors" not in codes, codes
+    assert report.root_cause is None or report.root_cause.code != "not_checked", report.root_cause
+
+
+def _tiny_ssd(num_outputs, min_size, max_size, anchor_sizes=None, aspect_ratios=None):
+    """SSDlite's head on nbdetect's tiny backbone: a family nbdetect does not ship, added by a user."""
+    from functools import partial
+
+    from torch import nn
+    from torchvision.models.detection.anchor_utils import DefaultBoxGenerator
+    from torchvision.models.detection.ssd import SSD
+    from torchvision.models.detection.ssdlite import SSDLiteHead
+
+    from nbdetect.backbones import TinyBackbone
+
+    boxes = DefaultBoxGenerator([[2]] * 5, scales=[0.05, 0.1, 0.2, 0.4, 0.7, 0.95])
+    head = SSDLiteHead([64] * 5, boxes.num_anchors_per_location(), num_outputs, partial(nn.GroupNorm, 16))
+    return SSD(TinyBackbone(64, extra="p6p7"), boxes, (min_size, min_size), num_outputs, head=head)
+
+
+SSD = families.Family(
+    name="ssdlite", title="SSDlite", model_class="torchvision.models.detection.ssd:SSD", tiny=_tiny_ssd,
+    replace_head=lambda model, outputs: None, outputs=lambda m: int(m.head.classification_head.num_columns),
+    anchors=lambda m: None, anchor_argument=None, anchor_boxes=False,
+    background_output=True,  # softmax over K + 1 outputs: label 0 is trained as background
+    loss_range=(0.5, 15.0), loss_note="SSDlite ~10 at the start",
+    final_rule=families.FinalRule("final_ssdlite", 0.4, 0.7, "an SSDlite that learns ends below 40% of its start"))
+
+
+@pytest.fixture
+def new_family():
+    """A newcomer's family and its recipe, all in this one file: a Family record with its preset, a Recipe."""
+    families.register(SSD, [families.Preset("ssdlite_tiny", "ssdlite", "tiny SSDlite", True, 128, 128)])
+    recipe = recipes.register(recipes.ALTERNATIVE_1.replace(
+        name="ssd_recipe", title="SSDlite (warmup + cosine)", short_title="the SSDlite recipe", preset="ssdlite_tiny",
+        tiny_preset="ssdlite_tiny", rules=("early_epoch15",), match_iou=None, data_anchors=False,
+        call="nbdetect.ssd_recipe(train, val, num_classes=K)", cell_title="SSDlite recipe", cell_note=""))
+    yield recipe
+    del recipes.RECIPES[recipe.name]
+    families.unregister(SSD.name)
+
+
+def test_a_new_family_and_its_recipe_are_two_records_read_by_models_cells_verdict_and_diagnose(new_family, tmp_path,
+                                                                                              monkeypatch):
+    model = build_model("ssdlite_tiny", 2, weights=None)
+    from nbdetect.models import family_of, num_classes_of
+
+    assert family_of(model) == "ssdlite" and num_classes_of(model) == 2
+    run, report = _train_in_its_cell(new_family, tmp_path, monkeypatch)
+    assert run.verdict.rule_id == "final_ssdlite"
+    from nbdetect.verdict import rules
+
+    assert "final_ssdlite" in {r.id for r in rules()}
+    codes = {f.code for f in report.findings}
+    assert "prior_bias_na" in codes and "loss_scale_ok" in codes, codes
+    with pytest.raises(ValueError, match="already registered"):
+        families.register(SSD.__class__(**{**SSD.__dict__, "title": "another"}))
+
+
+# -- the architecture as docs/ARCHITECTURE.md states it ------------------------------------------------------------
+
+def _modules():
+    from nbdetect_test_paths import REPO
+
+    root = REPO / "nbdetect"
+    found = {}
+    for path in sorted(root.rglob("*.py")):
+        parts = list(path.relative_to(REPO).with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        found[".".join(parts)] = path
+    return found
+
+
+def _imports(path, modules, top_level: bool) -> set:
+    """The nbdetect modules ``path`` imports: at module level (including under if/try there), or anywhere."""
+    import ast
+
+    tree = ast.parse(path.read_text())
+    me = next(m for m, p in modules.items() if p == path)
+    package = me if path.name == "__init__.py" else me.rpartition(".")[0]
+    if top_level:
+        nodes, todo = [], list(tree.body)
+        while todo:
+            node = todo.pop()
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                nodes.append(node)
+            elif isinstance(node, (ast.If, ast.Try)):
+                todo += node.body + node.orelse + getattr(node, "finalbody", [])
+                todo += [n for h in getattr(node, "handlers", []) for n in h.body]
+    else:
+        nodes = [n for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom))]
+    out = set()
+    for node in nodes:
+        if isinstance(node, ast.Import):
+            out |= {a.name for a in node.names if a.name in modules}
+            continue
+        if node.level:
+            base = package.split(".")[:len(package.split(".")) - (node.level - 1)]
+            base = ".".join(base + ([node.module] if node.module else []))
+        else:
+            base = node.module or ""
+        for alias in node.names:
+            sub = f"{base}.{alias.name}"
+            if sub in modules:
+                out.add(sub)
+            elif base in modules:
+                out.add(base)
+    return out - {me}
+
+
+def _circles(graph) -> list:
+    """Strongly connected components of more than one module (Tarjan)."""
+    index, low, stack, on, found = {}, {}, [], set(), []
+
+    def visit(v):
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on.add(v)
+        for w in graph[v]:
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                found.append(sorted(comp))
+
+    for v in graph:
+        if v not in index:
+            visit(v)
+    return found
+
+
+def test_no_import_circle_at_module_level():
+    """No module needs another to load that needs it back. Imports inside functions (deferring torch or widgets, or
+    a lower floor calling a higher one at run time) may close one circle only: the one ARCHITECTURE.md names."""
+    modules = _modules()
+    top = {m: _imports(p, modules, top_level=True) for m, p in modules.items()}
+    assert _circles(top) == []
+    anywhere = {m: _imports(p, modules, top_level=False) for m, p in modules.items()}
+    assert _circles(anywhere) == [["nbdetect.alternatives", "nbdetect.find_lr"]]  # lr="auto" / build_recipe_model
+    assert "nbdetect.alternatives" not in top["nbdetect.find_lr"]
+
+
+def test_the_checks_registry_is_data_that_names_each_check_function():
+    modules = _modules()
+    imported = _imports(modules["nbdetect.checks.registry"], modules, top_level=False)
+    assert imported <= {"nbdetect.recipes"}, imported  # no checks module, not even inside a function
+    for check in registry.CHECKS:
+        assert isinstance(check.run, str) and callable(check.function()), check.name
+
+
+def test_no_module_but_families_switches_on_a_family_name():
+    """`x == "retinanet"`, `family in ("fasterrcnn", ...)`: only the family records know the families."""
+    import ast
+
+    names = set(families.FAMILIES)
+    for module, path in _modules().items():
+        if module == "nbdetect.families":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Compare):
+                consts = [n for n in ast.walk(node) if isinstance(n, ast.Constant) and n.value in names]
+                assert not consts, f"{module}:{node.lineno} compares with a family name"
+
+
+def test_architecture_md_lists_every_module_and_names_real_tests():
+    """Every module of nbdetect/ is in the tree (a top-level one as an entry's name, a subpackage's in its part),
+    and every test the "How to add" table cites exists."""
+    import re
+
+    from nbdetect_test_paths import REPO
+
+    text = (REPO / "docs" / "ARCHITECTURE.md").read_text()
+    tree = text[text.index("```\nnbdetect/"):]
+    lines = tree[:tree.index("```", 4)].splitlines()
+    entries = [re.split(r"\s{2,}", line.strip())[0].split() for line in lines if re.match(r"^  \S", line)]
+    top = {name for names in entries for name in names}
+    for path in _modules().values():
+        rel = path.relative_to(REPO / "nbdetect")
+        if len(rel.parts) == 1:
+            assert rel.name in top, f"{rel} is not an entry of ARCHITECTURE.md's tree"
+            continue
+        start = next(i for i, line in enumerate(lines) if line.startswith(f"  {rel.parts[0]}/"))
+        end = next((i for i in range(start + 1, len(lines)) if re.match(r"^  \S", lines[i])), len(lines))
+        section = "\n".join(lines[start:end])
+        assert re.search(rf"(?<![\w/]){re.escape(rel.name)}", section), f"{rel} is not in ARCHITECTURE.md's tree"
+    for file, test in re.findall(r"`(tests/[\w/]+\.py)(?:::(\w+))?`", text):
+        assert (REPO / file).exists(), file
+        if test:
+            assert f"def {test}(" in (REPO / file).read_text(), (file, test)

@@ -6,14 +6,93 @@ import torch
 from nbdetect import models
 
 
-@pytest.mark.parametrize("preset,expected_family", [("retinanet_tiny", "retinanet"), ("fasterrcnn_tiny", "fasterrcnn")])
+@pytest.mark.parametrize("preset,expected_family", [("retinanet_tiny", "retinanet"), ("fasterrcnn_tiny", "fasterrcnn"),
+                                                     ("fcos_tiny", "fcos")])
 def test_tiny_presets_have_k_plus_one_outputs(preset, expected_family):
     m = models.build_model(preset, 6, weights=None)
     assert models.family_of(m) == expected_family == models.family_of(preset)
-    if expected_family == "retinanet":
-        assert m.head.classification_head.num_classes == 7
-    else:
+    if expected_family == "fasterrcnn":
         assert m.roi_heads.box_predictor.cls_score.out_features == 7
+    else:
+        assert m.head.classification_head.num_classes == 7
+    assert models.num_classes_of(m) == 6
+
+
+def test_fcos_is_a_family_record_its_tiny_model_starts_at_its_prior_and_its_anchors_are_points():
+    """FCOS (anchor-free): one point per location whose size is the level's stride, never fitted; the class head
+    starts at the prior probability like RetinaNet's; output 0 is never a target."""
+    from nbdetect import families
+    from nbdetect.checks.model_probe import probe
+
+    fcos = families.FAMILIES["fcos"]
+    assert not fcos.anchor_boxes and not fcos.background_output and not fcos.anchor_matching
+    torch.manual_seed(0)
+    m = models.build_model("fcos_tiny", 3, weights=None, min_size=128, max_size=128)
+    bias = m.head.classification_head.cls_logits.bias
+    assert torch.allclose(bias, torch.full_like(bias, -math.log(99)))
+    info = probe(m)
+    assert info.family == "fcos" and info.num_classes == 3 and info.anchor_sizes == [] and info.cls_bias_mean < -4
+    assert models.set_anchor_matching(m, (0.4, 0.3)) is None  # a recipe's match_iou leaves FCOS alone
+    m.train()
+    losses = m([torch.rand(3, 128, 128)], [{"boxes": torch.tensor([[20.0, 20, 60, 60]]), "labels": torch.tensor([3])}])
+    assert set(losses) == {"classification", "bbox_regression", "bbox_ctrness"}
+    lo, hi = fcos.loss_range
+    assert lo < sum(v.item() for v in losses.values()) < hi
+
+
+def test_pretrained_fcos_gets_a_fresh_head_for_k_classes(monkeypatch):
+    from torchvision.models import detection
+
+    real = detection.fcos_resnet50_fpn
+
+    def fake_pretrained(weights=None, **kwargs):  # stands in for the download: a 91-class COCO model
+        return real(weights=None, weights_backbone=None, num_classes=91, **kwargs)
+
+    monkeypatch.setattr(detection, "fcos_resnet50_fpn", fake_pretrained)
+    m = models.build_model("fcos_resnet50_fpn", 5, weights="DEFAULT", min_size=64, max_size=64)
+    head = m.head.classification_head
+    assert head.num_classes == 6 and head.cls_logits.out_channels == 6 * head.num_anchors
+    assert torch.allclose(head.cls_logits.bias, torch.full_like(head.cls_logits.bias, -math.log(99)))
+
+
+def test_only_a_download_error_falls_back_to_random_weights(monkeypatch):
+    """An offline error is named as such; any other error (a bug, e.g. in a head replacement) is raised, never
+    reported as 'offline'."""
+    from urllib.error import HTTPError, URLError
+
+    from nbdetect import families
+
+    assert "offline" in models.download_error(URLError("Name or service not known"))
+    assert "HTTP 403" in models.download_error(HTTPError("u", 403, "Forbidden", {}, None))
+    assert "corrupt" in models.download_error(RuntimeError("invalid hash value (expected abc, got def)"))
+    assert models.download_error(AttributeError("'FCOSHead' object has no attribute 'x'")) is None
+    assert models.download_error(RuntimeError("size mismatch for head")) is None
+
+    from torchvision.models import detection
+
+    real = detection.fasterrcnn_mobilenet_v3_large_320_fpn
+
+    def unreachable(**kwargs):
+        if kwargs.get("weights") is not None:
+            raise URLError("no route to host")
+        return real(**kwargs)
+
+    monkeypatch.setattr(detection, "fasterrcnn_mobilenet_v3_large_320_fpn", unreachable)
+    with pytest.warns(UserWarning, match="offline: the model hub could not be reached"):
+        models.build_model("fasterrcnn_mobilenet_v3_large_320_fpn", 3)
+
+    def broken_head(model, outputs):
+        raise AttributeError("this head has no cls_logits")
+
+    def pretrained(weights=None, **kwargs):
+        return real(weights=None, weights_backbone=None, num_classes=91, **kwargs)
+
+    monkeypatch.setattr(detection, "fasterrcnn_mobilenet_v3_large_320_fpn", pretrained)
+    monkeypatch.setitem(families.FAMILIES, "fasterrcnn",
+                        families.FAMILIES["fasterrcnn"].__class__(**{**families.FASTERRCNN.__dict__,
+                                                                     "replace_head": broken_head}))
+    with pytest.raises(AttributeError, match="no cls_logits"):
+        models.build_model("fasterrcnn_mobilenet_v3_large_320_fpn", 3)
 
 
 def test_retinanet_starts_from_its_prior_probability():

@@ -126,3 +126,8 @@ def check_boxes(scan, model_info=None, *, small_iou: float = 0.4) -> list[Findin
     if not any(f.code in hard and f.is_problem for f in out):
         out.append(Finding(CHECK, "boxes_ok", "pass", "boxes are xyxy pixels inside the images", summary))
     return out
+
+
+def run_boxes(ctx) -> list[Finding]:
+    """The "boxes" check of the registry (nbdetect.checks.registry), on diagnose's shared context."""
+    return check_boxes(ctx.scan, ctx.info)

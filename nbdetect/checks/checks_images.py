@@ -76,3 +76,8 @@ def check_images(scan, model_info=None) -> list[Finding]:
     if not out:
         out.append(Finding(CHECK, "images_ok", "pass", "images are float tensors [3, H, W] in 0-1", summary))
     return out
+
+
+def run_images(ctx) -> list[Finding]:
+    """The "images" check of the registry (nbdetect.checks.registry), on diagnose's shared context."""
+    return check_images(ctx.scan, ctx.info)

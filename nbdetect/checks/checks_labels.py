@@ -5,6 +5,7 @@ from collections import Counter
 
 import numpy as np
 
+from ..families import get as get_family
 from .report import Finding
 
 CHECK = "labels"
@@ -54,9 +55,10 @@ def check_labels(scan, model_info=None, num_classes: int | None = None, label_ba
     if lo == 0:
         zero_idx = where(lambda x: x == 0)
         shifted = hi == k - 1 and counts.get(k, 0) == 0
-        if model_info is not None and model_info.family == "fasterrcnn":
+        family = get_family(model_info.family) if model_info is not None else None
+        if family is not None and family.background_output:  # output 0 trains as "nothing here"
             out.append(Finding(CHECK, "label_zero_background", "fail",
-                               f"{counts[0]} boxes have label 0, which Faster R-CNN treats as background: "
+                               f"{counts[0]} boxes have label 0, which {family.title} treats as background: "
                                "those objects are trained as 'nothing here'",
                                summary + (f"; labels are 0..{k - 1}, i.e. 0-based (shifted down by one)" if shifted else ""),
                                "Use labels 1..K: add 1 to every label (nbdetect: pass label_base=0), and build the "
@@ -106,3 +108,8 @@ def check_labels(scan, model_info=None, num_classes: int | None = None, label_ba
                            "them or merge rare classes if the task allows.", []))
     out.append(Finding(CHECK, "labels_ok", "pass", f"labels are within 1..{k} as the model expects", summary))
     return out
+
+
+def run_labels(ctx) -> list[Finding]:
+    """The "labels" check of the registry (nbdetect.checks.registry), on diagnose's shared context."""
+    return check_labels(ctx.scan, ctx.info, ctx.num_classes, ctx.label_base)

@@ -3,12 +3,14 @@ from __future__ import annotations
 
 import math
 
+from ..families import get as get_family
 from .report import Finding
 
 CHECK = "loss_scale"
 
-# Typical loss of torchvision's detectors (sum of the loss dict, per image) over a run.
-TYPICAL_RANGE = {"retinanet": (0.1, 3.0), "fasterrcnn": (0.05, 5.0)}
+#: A detector of no known family: torchvision's detectors span this (sum of the loss dict, per image) over a run.
+#: Each family's own range is its record's ``loss_range`` (nbdetect.families).
+TYPICAL_RANGE = (0.05, 5.0)
 
 
 def _last_finite(values):
@@ -34,7 +36,10 @@ def check_loss_scale(history, measured: float | None, n_batches: int | None, fam
     loader's batches)."""
     if history is None or history.n_epochs == 0:
         return []
-    lo, hi = TYPICAL_RANGE.get(family or "", (0.05, 5.0))
+    record = get_family(family)
+    lo, hi = record.loss_range if record is not None else TYPICAL_RANGE
+    scale = (record.loss_note if record is not None and record.loss_note
+             else "RetinaNet ~1-2 at the start, ~0.2-0.5 trained")
     series = [("val_loss", history.val), ("train_loss", history.train)]
     series = [(name, vals) for name, vals in series if _last_finite(vals) is not None]
     if not series:
@@ -57,7 +62,7 @@ def check_loss_scale(history, measured: float | None, n_batches: int | None, fam
                                 evidence + f"; ratio / {loader} batches per epoch = {r / count:.2f}",
                                 "Divide the epoch's summed loss by the number of batches: "
                                 "epoch_loss = running_loss / len(loader). The model may be learning fine "
-                                "on torchvision's scale (RetinaNet ~1-2 at the start, ~0.2-0.5 trained).")]
+                                f"on torchvision's scale ({scale}).")]
         if batch_size and batch_size >= 3:
             for name, v, r in ratios:
                 if 0.6 <= r / batch_size <= 1.7:
@@ -80,9 +85,15 @@ def check_loss_scale(history, measured: float | None, n_batches: int | None, fam
     if first is not None and max(first, last) > 20 * hi and not history.source.startswith("Ultralytics"):
         return [Finding(CHECK, "loss_scale_unexpected", "warn",
                         f"the reported loss ({max(first, last):.4g}) is far above torchvision's scale "
-                        f"({lo:g}-{hi:g} for {family or 'a torchvision detector'})",
+                        f"({lo:g}-{hi:g} for {record.title if record is not None else 'a torchvision detector'})",
                         "without the model and data the cause cannot be measured: a loss summed over batches, "
                         "or a RetinaNet head without its prior bias (starts in the hundreds) are the usual stories. "
                         "The guide's 'expected 1500-2000 at the start' is not torchvision's scale either.",
                         "Run diagnose(model=..., data=..., history=...) so the loss can be measured.")]
     return []
+
+
+def run_loss_scale(ctx) -> list[Finding]:
+    """The "loss_scale" check of the registry (nbdetect.checks.registry), on diagnose's shared context."""
+    return check_loss_scale(ctx.history, ctx.measured, ctx.n_batches, ctx.info.family if ctx.info else None,
+                            ctx.batch_size, ctx.n_val_batches)

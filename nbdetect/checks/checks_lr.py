@@ -108,3 +108,13 @@ def check_lr_config(timeline, optimizer=None, history=None) -> list[Finding]:
                            f"above ~{TOO_HIGH[kind]:g} detection training usually diverges",
                            "Use 1e-4..5e-4 (AdamW) or 0.005..0.02 (SGD) with warmup and gradient clipping."))
     return out
+
+
+def run_lr(ctx) -> list[Finding]:
+    """The "lr" check of the registry (nbdetect.checks.registry): the LR timeline of the optimizer/scheduler."""
+    return check_lr_config(ctx.timeline, ctx.optimizer, ctx.history)
+
+
+def run_optimizer(ctx) -> list[Finding]:
+    """The "optimizer" check: does the optimizer hold every trainable parameter of the model."""
+    return check_optimizer_covers_model(ctx.model, ctx.optimizer)

@@ -98,3 +98,38 @@ def judge_overfit(result: dict, batch_indices: list[int] | None = None) -> Findi
     return Finding(CHECK, "overfit_slow", "warn",
                    "the loss falls slowly even on one batch" + ("" if done else " (stopped by the time budget)"),
                    evidence, "Give it more steps (overfit_steps=) on a GPU to tell slow from broken.", idx)
+
+
+def run_overfit(ctx) -> list[Finding]:
+    """The "overfit" check of the registry (nbdetect.checks.registry): overfit the first batch, bounded (skipped
+    for a big model on a CPU unless ``overfit="force"``)."""
+    info = ctx.info
+    if not ctx.batches:
+        return []
+    big_on_cpu = (info is not None and info.n_params > 5_000_000
+                  and not str(ctx.device or info.device).startswith("cuda"))
+    if not ctx.overfit:
+        ctx.skipped.append("overfit-one-batch: overfit=False")
+        return []
+    if big_on_cpu and ctx.overfit != "force":
+        ctx.skipped.append(f"overfit-one-batch: a {info.n_params / 1e6:.0f}M-parameter model on CPU needs "
+                           "minutes per step; run diagnose on a GPU or pass overfit='force'")
+        return []
+    ims, tgs = ctx.batches[0]
+    res = overfit_one_batch(ctx.model, ims, tgs, steps=ctx.overfit_steps, seconds=ctx.overfit_seconds,
+                            device=ctx.device)
+    finding = judge_overfit(res, _batch_indices(ctx.data, len(ims)))
+    data_broken = any(f.status == "fail" and f.check in ("images", "boxes", "labels", "data") for f in ctx.findings)
+    if data_broken and finding.code == "overfit_failed":
+        finding.evidence += " (expected: the data problems above break training)"
+    return [finding]
+
+
+def _batch_indices(data, n):
+    """The dataset indices of the first batch when they are known (a sequential loader, or a Dataset)."""
+    sampler = getattr(data, "sampler", None)
+    if sampler is not None and type(sampler).__name__ == "SequentialSampler":
+        return list(range(n))
+    if not hasattr(data, "batch_size"):
+        return list(range(n))
+    return []

@@ -44,3 +44,13 @@ def unreadable(scan) -> list[Finding]:
     return [Finding("data", "data_unreadable", "fail", f"{len(scan.errors)} samples could not be read",
                     f"sample {i}: {msg}", "Fix the dataset's __getitem__ for these samples.",
                     [e[0] for e in scan.errors])]
+
+
+def run_readable(ctx) -> list[Finding]:
+    """The "readable" check of the registry (nbdetect.checks.registry): samples that could not be read."""
+    return unreadable(ctx.scan)
+
+
+def run_validate(ctx) -> list[Finding]:
+    """The "validate" check: validation problems no earlier check explained (it reads their findings)."""
+    return uncovered(ctx.scan, ctx.findings)

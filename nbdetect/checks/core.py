@@ -5,7 +5,7 @@ import math
 import time
 
 from ..errors import InputError, positive_int
-from . import checks_overfit, registry
+from . import registry
 from .data_scan import dataset_of, first_batches, n_batches_per_epoch, scan
 from .history_io import load_history
 from .lr_timeline import reconstruct
@@ -25,27 +25,6 @@ class Context:
 
     def has(self, need: str) -> bool:
         return getattr(self, need, None) is not None
-
-    def overfit_findings(self) -> list[Finding]:
-        info = self.info
-        if not self.batches:
-            return []
-        big_on_cpu = info is not None and info.n_params > 5_000_000 and not str(self.device or info.device).startswith("cuda")
-        if not self.overfit:
-            self.skipped.append("overfit-one-batch: overfit=False")
-            return []
-        if big_on_cpu and self.overfit != "force":
-            self.skipped.append(f"overfit-one-batch: a {info.n_params / 1e6:.0f}M-parameter model on CPU needs "
-                                "minutes per step; run diagnose on a GPU or pass overfit='force'")
-            return []
-        ims, tgs = self.batches[0]
-        res = checks_overfit.overfit_one_batch(self.model, ims, tgs, steps=self.overfit_steps,
-                                               seconds=self.overfit_seconds, device=self.device)
-        finding = checks_overfit.judge_overfit(res, _batch_indices(self.data, len(ims)))
-        data_broken = any(f.status == "fail" and f.check in ("images", "boxes", "labels", "data") for f in self.findings)
-        if data_broken and finding.code == "overfit_failed":
-            finding.evidence += " (expected: the data problems above break training)"
-        return [finding]
 
 
 def diagnose(model=None, optimizer=None, scheduler=None, data=None, history=None, *,
@@ -158,7 +137,7 @@ def diagnose(model=None, optimizer=None, scheduler=None, data=None, history=None
                 skipped.append(check.why_skipped)
             continue
         try:
-            ctx.findings += check.run(ctx)
+            ctx.findings += registry.run_check(check, ctx)
         except Exception as exc:  # a check that breaks on odd input says so and the others go on
             failed.add(f"{check.name} (the check could not run)", exc)
     ctx.findings += failed.findings()
@@ -254,15 +233,6 @@ def _measure(model, batches, device):
     except Exception as exc:
         return None, None, f"{type(exc).__name__}: {exc}"
     return (loss if math.isfinite(loss) else None), parts, None
-
-
-def _batch_indices(data, n):
-    sampler = getattr(data, "sampler", None)
-    if sampler is not None and type(sampler).__name__ == "SequentialSampler":
-        return list(range(n))
-    if not hasattr(data, "batch_size"):
-        return list(range(n))
-    return []
 
 
 def _sample_views(data, findings, limit: int = 3) -> list[SampleView]:

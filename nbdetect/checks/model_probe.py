@@ -4,13 +4,15 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from ..families import of_model
+
 PRIOR_PROBABILITY = 0.01
 PRIOR_BIAS = -math.log((1 - PRIOR_PROBABILITY) / PRIOR_PROBABILITY)  # -4.595
 
 
 @dataclass
 class ModelInfo:
-    family: str  # "retinanet" | "fasterrcnn" | "unknown"
+    family: str  # a nbdetect.families name ("retinanet", "fasterrcnn", "fcos"...) or "unknown"
     num_outputs: int | None  # classifier outputs (K + 1 for nbdetect's convention)
     anchor_sizes: list[tuple[float, ...]] = field(default_factory=list)  # per feature level
     aspect_ratios: list[tuple[float, ...]] = field(default_factory=list)
@@ -18,7 +20,7 @@ class ModelInfo:
     max_size: int | None = None
     image_mean: list[float] | None = None
     image_std: list[float] | None = None
-    cls_bias_mean: float | None = None  # RetinaNet classification-logit bias (prior: -4.6)
+    cls_bias_mean: float | None = None  # classification-logit bias of a head with a prior (RetinaNet, FCOS: -4.6)
     n_params: int = 0
     device: str = "cpu"
 
@@ -43,29 +45,22 @@ class ModelInfo:
 
 
 def probe(model) -> ModelInfo | None:
+    """What diagnose needs from ``model``, read through its family's record (nbdetect.families): classifier
+    outputs, anchors (only anchor boxes matched by IoU: a point-per-location family such as FCOS has no anchor
+    shapes to compare boxes with or fit), the prior bias of a head that has one."""
     if model is None:
         return None
-    family = "unknown"
-    outputs = None
-    anchors = None
-    head = getattr(model, "head", None)
-    cls_head = getattr(head, "classification_head", None) if head is not None else None
+    fam = of_model(model)
+    family = fam.name if fam is not None else "unknown"
+    outputs = fam.outputs(model) if fam is not None else None
+    anchors = fam.anchors(model) if fam is not None and fam.anchor_boxes else None
     bias_mean = None
-    if cls_head is not None:
-        family = "retinanet"
-        outputs = int(getattr(cls_head, "num_classes", 0)) or None
-        anchors = getattr(model, "anchor_generator", None)
-        logits = getattr(cls_head, "cls_logits", None)
-        if logits is not None and getattr(logits, "bias", None) is not None:
-            bias_mean = float(logits.bias.detach().float().mean())
-        elif logits is not None:
-            bias_mean = 0.0  # a head rebuilt with bias=False: every anchor starts at p = 0.5, no prior at all
-    roi = getattr(model, "roi_heads", None)
-    if roi is not None and getattr(roi, "box_predictor", None) is not None:
-        family = "fasterrcnn"
-        cls_score = getattr(roi.box_predictor, "cls_score", None)
-        outputs = int(cls_score.out_features) if cls_score is not None else None
-        anchors = getattr(getattr(model, "rpn", None), "anchor_generator", None)
+    cls_head = fam.classification_head(model) if fam is not None and fam.prior_head else None
+    logits = getattr(cls_head, "cls_logits", None)
+    if logits is not None and getattr(logits, "bias", None) is not None:
+        bias_mean = float(logits.bias.detach().float().mean())
+    elif logits is not None:
+        bias_mean = 0.0  # a head rebuilt with bias=False: every anchor starts at p = 0.5, no prior at all
     transform = getattr(model, "transform", None)
     min_size = getattr(transform, "min_size", None)
     if isinstance(min_size, (tuple, list)):

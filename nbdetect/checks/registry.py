@@ -1,13 +1,18 @@
 """Every diagnose() check as one record, and every finding code with its priority and next action.
 
 A check declares what it needs (``model``, ``optimizer``, ``data``, ``history``...), the codes it can
-emit, and the function that runs it on the shared :class:`~nbdetect.checks.core.Context`. A code
+emit, and the function that runs it on the shared :class:`~nbdetect.checks.core.Context`, by name
+(``"checks_images:run_images"``, a module of :mod:`nbdetect.checks`): this module is data and imports no
+checks module, at module level or in a function; :func:`run_check` imports the named module when the check
+runs. (A check registered from your code may give the function itself.) A code
 declares how fundamental it is (``priority``: lower is reported first) and what to run when it is the
 root cause (``next_action``, a key of :data:`nbdetect.actions.ACTIONS`). A test fails when a check emits
-an undeclared code or a code lacks either. Add a check: a function in its module + one record here.
+an undeclared code or a code lacks either, or names a function that does not exist. Add a check: a
+``run_<name>(ctx)`` function in its module + one record here.
 """
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
 from typing import Callable
 
@@ -86,88 +91,47 @@ class Check:
     name: str
     needs: tuple[str, ...]  # Context attributes that must be present: "model", "data", "history", ...
     codes: tuple[str, ...]
-    run: Callable  # run(ctx) -> list[Finding]
+    run: str | Callable  # "module:function" in nbdetect.checks (function(ctx) -> list[Finding]), or the function
     why_skipped: str = ""  # one line when a need is missing
 
-
-def _images(ctx):
-    from .checks_images import check_images
-    return check_images(ctx.scan, ctx.info)
-
-
-def _boxes(ctx):
-    from .checks_boxes import check_boxes
-    return check_boxes(ctx.scan, ctx.info)
+    def function(self) -> Callable:
+        """The function that runs this check: the one named, imported now, or the one given."""
+        if callable(self.run):
+            return self.run
+        module, _, name = self.run.partition(":")
+        return getattr(importlib.import_module(f"{__package__}.{module}"), name)
 
 
-def _labels(ctx):
-    from .checks_labels import check_labels
-    return check_labels(ctx.scan, ctx.info, ctx.num_classes, ctx.label_base)
-
-
-def _readable(ctx):
-    from .checks_validate import unreadable
-    return unreadable(ctx.scan)
-
-
-def _validate(ctx):
-    from .checks_validate import uncovered
-    return uncovered(ctx.scan, ctx.findings)
-
-
-def _prior(ctx):
-    from .checks_model import check_prior_bias
-    return check_prior_bias(ctx.info, ctx.measured_components)
-
-
-def _loss_scale(ctx):
-    from .checks_loss import check_loss_scale
-    return check_loss_scale(ctx.history, ctx.measured, ctx.n_batches, ctx.info.family if ctx.info else None,
-                            ctx.batch_size, ctx.n_val_batches)
-
-
-def _overfit(ctx):
-    return ctx.overfit_findings()
-
-
-def _lr_config(ctx):
-    from .checks_lr import check_lr_config
-    return check_lr_config(ctx.timeline, ctx.optimizer, ctx.history)
-
-
-def _optimizer_coverage(ctx):
-    from .checks_lr import check_optimizer_covers_model
-    return check_optimizer_covers_model(ctx.model, ctx.optimizer)
-
-
-def _curve(ctx):
-    from .checks_curve import check_curve
-    return check_curve(ctx)
+def run_check(check: Check, ctx) -> list:
+    """Run ``check`` on diagnose's shared context; its findings."""
+    return check.function()(ctx)
 
 
 CHECKS: tuple[Check, ...] = (
-    Check("readable", ("data",), ("data_unreadable",), _readable),
+    Check("readable", ("data",), ("data_unreadable",), "checks_validate:run_readable"),
     Check("images", ("data",), ("image_dtype", "image_shape", "image_range_255", "image_double_normalized",
-                                 "images_ok"), _images, "data checks (images, boxes, labels): no data given"),
+                                 "images_ok"), "checks_images:run_images",
+          "data checks (images, boxes, labels): no data given"),
     Check("boxes", ("data",), ("no_boxes", "box_normalized", "box_xywh", "box_degenerate", "box_outside_image",
-                                "box_too_small_for_anchors", "anchors_ok", "boxes_ok"), _boxes),
+                                "box_too_small_for_anchors", "anchors_ok", "boxes_ok"), "checks_boxes:run_boxes"),
     Check("labels", ("data",), ("num_classes_mismatch", "labels_unchecked", "label_zero_background",
                                  "labels_shifted", "label_zero", "num_classes_too_small", "label_out_of_range",
-                                 "class_never_present", "class_imbalance", "labels_ok"), _labels),
+                                 "class_never_present", "class_imbalance", "labels_ok"), "checks_labels:run_labels"),
     Check("validate", ("data",), ("image_not_float", "image_range_255", "image_shape", "box_not_xyxy",
                                    "box_normalized", "box_outside_image", "box_degenerate", "no_boxes",
                                    "label_out_of_range", "label_zero", "num_classes_mismatch", "empty_dataset"),
-          _validate),
-    Check("model", ("model",), ("prior_bias_na", "prior_bias_lost", "prior_bias_ok"), _prior,
+          "checks_validate:run_validate"),
+    Check("model", ("model",), ("prior_bias_na", "prior_bias_lost", "prior_bias_ok"), "checks_model:run_model",
           "model checks (prior bias, anchors, loss measurement, overfit): no model given"),
     Check("loss_scale", ("history",), ("loss_scale_unchecked", "loss_summed_over_batches",
-                                        "loss_scale_unexpected", "loss_scale_ok"), _loss_scale),
+                                        "loss_scale_unexpected", "loss_scale_ok"), "checks_loss:run_loss_scale"),
     Check("overfit", ("model", "data"), ("overfit_failed", "overfit_skipped", "overfit_inconclusive", "overfit_ok",
-                                         "overfit_slow"), _overfit),
-    Check("lr", ("optimizer",), ("lr_timeline", "lr_too_high", "lr_too_low"), _lr_config),
-    Check("optimizer", ("model", "optimizer"), ("optimizer_misses_params", "optimizer_ok"), _optimizer_coverage),
+                                         "overfit_slow"), "checks_overfit:run_overfit"),
+    Check("lr", ("optimizer",), ("lr_timeline", "lr_too_high", "lr_too_low"), "checks_lr:run_lr"),
+    Check("optimizer", ("model", "optimizer"), ("optimizer_misses_params", "optimizer_ok"),
+          "checks_lr:run_optimizer"),
     Check("curve", ("history",), ("lr_too_high", "lr_decay_before_convergence", "overfitting", "lr_too_low",
-                                  "loss_plateau", "below_expected_curve", "curve_ok"), _curve,
+                                  "loss_plateau", "below_expected_curve", "curve_ok"), "checks_curve:check_curve",
           "curve checks (plateau, divergence, LR decay vs convergence, loss scale): no history given"),
 )
 
