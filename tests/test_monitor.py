@@ -307,6 +307,8 @@ def test_every_epoch_end_is_drawn_before_its_verdict_and_iterations_stay_on_the_
         on_iteration_end(run_, rec)
 
     mon.on_iteration_end = iteration
+    mon.render(run)  # the planned LR, drawn as attach() draws it before the run starts
+    mon.drawn_in.clear()
     start = clock.t
     run.play(mon, healthy(epochs=8))  # Recorder.on_epoch_end asserts the drawing at each epoch end
     assert mon.drawn_in.count("epoch end") == 8
@@ -326,8 +328,8 @@ def test_every_epoch_end_is_drawn_before_its_verdict_and_iterations_stay_on_the_
     assert inside * draw_s <= 0.01 * elapsed + draw_s, (inside, elapsed)
     if seconds_per_epoch >= 300:  # long epochs: their per-iteration curves are redrawn inside them too
         assert inside >= 8, inside
-    if seconds_per_epoch <= 3:  # epoch ends alone exceed the budget: at most the one drawing ahead
-        assert inside <= 1, inside
+    if seconds_per_epoch <= 3:  # epoch ends alone use up the budget: nothing more inside the epochs
+        assert inside == 0, inside
     assert mon.drawn_in.count("run end") == 0  # the last epoch end already drew what the run end would
     assert "curves through epoch 8/8" in mon.image_title
 
@@ -336,7 +338,7 @@ def test_per_iteration_redraws_are_throttled(monkeypatch):
     run = FakeRun(epochs=3, steps_per_epoch=200)
     mon = Recorder(min_render_interval=3600.0)
     run.play(mon, healthy(epochs=3))
-    assert mon.drawn_in.count("iteration") == 1  # the first iteration, not 600 iterations
+    assert mon.drawn_in.count("iteration") == 1  # not 600 iterations: the first only, as nothing was on show
     assert mon.drawn_in.count("epoch end") == 3  # epoch ends are drawn whatever the interval
     clock = Clock()
     costly_drawings(monkeypatch, clock, 1.0)  # 1 s per drawing: one per 100 s inside an epoch, within 1%
@@ -368,24 +370,42 @@ def test_an_epoch_end_is_drawn_even_when_the_budget_is_spent():
 def test_the_curves_are_updated_in_place_and_drawn_as_a_new_figure_would_draw_them():
     from nbdetect.monitor.plots import CurvePlot
 
-    run = FakeRun(epochs=4, steps_per_epoch=5)
-    records = healthy(epochs=4)
-    run.play(TextMonitor(stream=io.StringIO()), records[:2])
+    records = [dict(r, map=0.05 * r["epoch"], map50=0.1 * r["epoch"]) for r in healthy(epochs=8)]
+
+    def run_through(epochs_done):
+        run = FakeRun(epochs=8, steps_per_epoch=5)
+        run.play(TextMonitor(stream=io.StringIO()), records[:epochs_done])
+        return run
+
     plot = CurvePlot()
-    lines = (plot.fig, plot.ax_loss, plot.val, plot.lr)
-    first = plot.update(run, caption="curves through epoch 2/4", threshold=1.0, decision_epoch=2)
-    assert png_size(first) == (800, 256)
-    assert plot.update(run, caption="curves through epoch 2/4", threshold=1.0, decision_epoch=2) == first
-    run2 = FakeRun(epochs=4, steps_per_epoch=5)
-    run2.play(TextMonitor(stream=io.StringIO()), records[:3])
-    third = plot.update(run2, caption="curves through epoch 3/4")
-    assert third != first and (plot.fig, plot.ax_loss, plot.val, plot.lr) == lines  # same objects, new data
-    assert list(plot.val.get_xdata()) == [1, 2, 3]
-    assert list(plot.val.get_ydata()) == [r["val_loss"] for r in records[:3]]
-    assert len(plot.lr.get_xdata()) == len(run2.history.iterations)
-    assert plot.threshold.axes is None and plot.title.get_text().endswith("curves through epoch 3/4")
-    assert third == CurvePlot().update(run2, caption="curves through epoch 3/4")  # nothing left of the old data
-    assert render_png(run2, caption="curves through epoch 3/4") == third
+    objects = (plot.fig, plot.ax_loss, plot.val, plot.lr)
+    assert png_size(plot.update(run_through(0), caption="curves through epoch 0/8")) == (800, 256)
+    second = plot.update(run_through(3), caption="curves through epoch 3/8", threshold=1.0, decision_epoch=2)
+    assert plot.update(run_through(3), caption="curves through epoch 3/8", threshold=1.0, decision_epoch=2) == second
+    backgrounds = plot.background_drawings
+    run4 = run_through(4)
+    third = plot.update(run4, caption="curves through epoch 4/8", threshold=1.0, decision_epoch=2)
+    assert third != second and (plot.fig, plot.ax_loss, plot.val, plot.lr) == objects  # same objects, new data
+    assert plot.background_drawings == backgrounds  # same axes: only the data drawn again, over the kept background
+    assert list(plot.val.get_xdata()) == [1, 2, 3, 4]
+    assert list(plot.val.get_ydata()) == [r["val_loss"] for r in records[:4]]
+    assert len(plot.lr.get_xdata()) == len(run4.history.iterations)
+    assert plot.title.get_text().endswith("curves through epoch 4/8")
+    # nothing of the earlier drawings is left: the pixels are those of a new figure drawn from the same data
+    assert third == render_png(run4, caption="curves through epoch 4/8", threshold=1.0, decision_epoch=2)
+    run8 = run_through(8)  # longer epoch axis, higher mAP axis, no verdict marks: the background is redrawn
+    last = plot.update(run8, caption="curves through epoch 8/8")
+    assert plot.background_drawings == backgrounds + 1 and plot.threshold.axes is None
+    assert plot.ax_loss.get_xlim()[1] >= 8 and last == render_png(run8, caption="curves through epoch 8/8")
+
+
+def test_axis_ends_move_in_steps():
+    from nbdetect.monitor.plots import epoch_axis_end, nice_ceil
+
+    assert [nice_ceil(x) for x in (0.93, 1.0, 1.3, 2.2, 7.1, 0.0123)] == [1.0, 1.0, 1.5, 2.5, 8.0, 0.015]
+    assert [epoch_axis_end(x, 8) for x in (0.5, 1, 1.5, 3, 4, 5, 8, 9)] == [1, 1, 2, 4, 4, 8, 8, 9]
+    assert [epoch_axis_end(x, 50) for x in (1, 7, 13, 30)] == [6.25, 12.5, 25, 50]
+    assert [epoch_axis_end(x, None) for x in (0.3, 3, 17)] == [1, 4, 32]
 
 
 def test_next_button_starts_the_suggested_alternative():

@@ -203,8 +203,9 @@ class Monitor(Callback):
             return
         if self._epochs_done(run) > self.drawn_epoch:  # an epoch end whose drawing failed: as soon as allowed
             due = self.budget_allows(now)
-        else:
-            due = now - self._last_render >= self.render_interval() and self.budget_allows(now)
+        else:  # a render_interval() after the last drawing or the run's start (the attach drawing shows it)
+            since = now - max(self._last_render, self._started if self._started is not None else -math.inf)
+            due = since >= self.render_interval() and self.budget_allows(now)
         if due:
             self.render(run, force=False)
 

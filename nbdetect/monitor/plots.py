@@ -52,12 +52,41 @@ def _curves(source, planned_lr=None, steps_per_epoch=None):
     return history, planned, max(float(spe), 1e-9), title
 
 
+LOSS_TOPS = (1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10)  # the loss axis ends at one of these x 10^k
+MAP_TOPS = (1, 2, 5, 10)  # the mAP axis: 0.05, 0.1, 0.2, 0.5, then 1.05
+
+
+def nice_ceil(x: float, steps=LOSS_TOPS) -> float:
+    """The smallest ``step x 10^k`` >= x: axis ends that stay put while the data moves a little."""
+    if not (_finite(x) and x > 0):
+        return 1.0
+    base = 10.0 ** math.floor(math.log10(x))
+    return next((s * base for s in steps if x <= s * base * (1 + 1e-9)), 10 * base)
+
+
+def epoch_axis_end(last: float, planned: float | None) -> float:
+    """Where the loss and mAP panels' epoch axis ends: an eighth of the planned epochs doubled until it holds
+    ``last`` (the data fills at least half the width, and the axis changes at most three times a run), the
+    planned epochs at most unless the data goes beyond them; without a plan, powers of two."""
+    end = planned / 8.0 if planned else 1.0
+    while end < last - 1e-9 and not (planned and end >= planned):
+        end *= 2
+    return max(min(end, planned) if planned else end, last)
+
+
 class CurvePlot:
     """One Figure with its three axes and their lines, made once and updated in place.
 
-    :meth:`update` sets the lines' data (``set_data``), rescales the axes, sets the title text and redraws
-    with Agg into PNG bytes; no figure, axes, line or legend is built again (a legend only when the set of
-    lines it names changes). Not thread-safe: one drawing at a time (the monitor holds a lock around it).
+    :meth:`update` sets the lines' data (``set_data``), sets the axes' limits and the title text, and draws
+    with Agg into PNG bytes; no figure, axes, line or legend is built again (a legend only when the lines it
+    names change). Drawing is split in two layers: the background (axes, ticks, grid, titles, labels,
+    legends), drawn by a full ``canvas.draw()`` and kept as a pixel copy, and the data (lines, the verdict's
+    marks, the figure title), drawn over a copy of it (``restore_region`` + ``draw_artist``, with the legends'
+    pixels put back on top). The background is redrawn only when what it shows changes: an axis' limits
+    or scale, a legend's entries. To keep that rare, the limits move in steps: the loss and mAP axes end at
+    round values (:func:`nice_ceil`) and the epoch axis grows by doublings up to the planned epochs
+    (:func:`epoch_axis_end`); the LR panel spans the planned epochs. Not thread-safe: one drawing at a time
+    (the monitor holds a lock around it).
     """
 
     def __init__(self, *, size=(10.0, 3.2), dpi: int = 80):
@@ -87,9 +116,15 @@ class CurvePlot:
             ax.set_xlabel("epoch", fontsize=8)
             ax.tick_params(labelsize=7)
             ax.grid(alpha=0.25)
+        self.data_artists = [*lr.get_lines(), self.raw, self.smoothed, self.val, *self._marks, self.map, self.map50,
+                             self.title]
+        for artist in self.data_artists:
+            artist.set_animated(True)  # not in the background: drawn over it by _draw_data
         self._legends = {}  # axes -> the lines its legend names
         self._log_lr = None
+        self._background = None  # (what it shows, its pixels, the legends' pixels)
         self.drawings = 0
+        self.background_drawings = 0
 
     def _show_marks(self, wanted: tuple) -> None:
         """The verdict's line and decision epoch in the loss axes, in that order, or out of them: a hidden line
@@ -132,8 +167,10 @@ class CurvePlot:
         self.title.set_text("  |  ".join(t for t in (title, caption) if t))
         its = list(getattr(history, "iterations", []))
         epochs = list(getattr(history, "epochs", []))
-        for ax in (self.ax_lr, self.ax_loss, self.ax_map):
-            ax.set_autoscale_on(True)  # explicit limits of the last drawing give way to this one's data
+        planned_epochs = getattr(source, "epochs", None) if source is not history else None
+        planned_epochs = planned_epochs or (getattr(history, "meta", None) or {}).get("total_epochs")
+        planned_epochs = float(planned_epochs) if _finite(planned_epochs) and planned_epochs > 0 else None
+        self.ax_lr.set_autoscale_on(True)  # the LR panel: limits from its data (the planned schedule)
 
         # learning rate
         if planned:
@@ -151,6 +188,9 @@ class CurvePlot:
             self.ax_lr.set_yscale("log" if log else "linear")
         self.ax_lr.set_title("learning rate" + (" (log)" if log_lr else ""), fontsize=9, y=1.0, pad=4.0)
         self._rescale(self.ax_lr)
+        span = max([planned_epochs or 0.0, len(planned or ()) / spe] + [x for x in x_it[-1:] if _finite(x)])
+        if span > 0:  # the whole planned schedule, whichever step the run is at
+            self.ax_lr.set_xlim(-0.05 * span, 1.05 * span)
         self._legend(self.ax_lr, (self.planned, self.lr))
 
         # losses
@@ -167,11 +207,16 @@ class CurvePlot:
         if decision_epoch:
             self.decision.set_xdata([decision_epoch, decision_epoch])
         self._show_marks((self.threshold,) * has_line + (self.decision,) * bool(decision_epoch))
-        self._rescale(self.ax_loss)
+        last = max([x for x in x_it + ep_x if _finite(x)] + [0.0])
+        end = epoch_axis_end(last, planned_epochs) if last > 0 else 1.0
+        for ax in (self.ax_loss, self.ax_map):
+            ax.set_xlim(-0.04 * end, 1.04 * end)
         finite = [v for v in losses + val if _finite(v)]
         if finite:
             top = sorted(finite)[int(0.98 * (len(finite) - 1))]  # ignore the first spikes when scaling
-            self.ax_loss.set_ylim(0, top * 1.15 if top > 0 else 1)
+            self.ax_loss.set_ylim(0, nice_ceil(top * 1.15) if top > 0 else 1)
+        else:
+            self.ax_loss.set_ylim(0, 1)
         self._legend(self.ax_loss, (self.smoothed, self.val, self.threshold) if finite else ())
 
         # mAP
@@ -181,17 +226,41 @@ class CurvePlot:
         self.map.set_data(ep_x if has_map else [], m if has_map else [])
         self.map50.set_data(ep_x if has_map else [], m50 if has_map else [])
         self.no_map.set_visible(not has_map)
-        self._rescale(self.ax_map)
-        if has_map:
-            self.ax_map.set_ylim(0, max(0.05, max(v for v in m + m50 if _finite(v)) * 1.15))
+        top = max([v for v in m + m50 if _finite(v)] + [0.0]) * 1.15
+        self.ax_map.set_ylim(0, min(1.05, nice_ceil(max(top, 0.05), MAP_TOPS)) if has_map else 1)
         self._legend(self.ax_map, (self.map, self.map50))
         return self.png()
 
+    def _background_key(self) -> tuple:
+        """What the background shows: an axis' limits, scale or title, a legend's entries, the mAP note."""
+        return (tuple((ax.get_xlim(), ax.get_ylim(), ax.get_yscale(), ax.get_title()) for ax in self.fig.axes),
+                tuple(self._legends.get(ax, ()) for ax in self.fig.axes), self.no_map.get_visible(),
+                tuple(self.fig.bbox.bounds))
+
+    def _draw_data(self) -> None:
+        for ax in self.fig.axes:
+            for line in ax.get_lines():  # in the axes' order (the verdict's marks last), clipped to it
+                ax.draw_artist(line)
+        for pixels in self._background[2]:  # the legends stay on top of the lines, as in a full drawing
+            self.canvas.restore_region(pixels)
+        self.fig.draw_artist(self.title)
+
     def png(self) -> bytes:
-        """Redraw with Agg and encode its pixels (one drawing; ``savefig`` would draw a second time)."""
+        """Draw the data over the background (redrawn first if what it shows changed) and encode the pixels."""
         from PIL import Image
 
-        self.canvas.draw()
+        key = self._background_key()
+        if self._background is None or self._background[0] != key:
+            self.canvas.draw()  # the background: everything but the animated data artists
+            renderer = self.canvas.get_renderer()
+            legends = [ax.get_legend().get_window_extent(renderer).expanded(1.0, 1.0).padded(1.0)
+                       for ax in self.fig.axes if ax.get_legend() is not None]
+            self._background = (key, self.canvas.copy_from_bbox(self.fig.bbox),
+                                [self.canvas.copy_from_bbox(bbox) for bbox in legends])
+            self.background_drawings += 1
+        else:
+            self.canvas.restore_region(self._background[1])
+        self._draw_data()
         self.drawings += 1
         buf = io.BytesIO()
         rgba = Image.frombuffer("RGBA", self.canvas.get_width_height(), self.canvas.buffer_rgba(), "raw", "RGBA", 0, 1)
