@@ -382,20 +382,21 @@ def test_the_curves_are_updated_in_place_and_drawn_as_a_new_figure_would_draw_th
     assert png_size(plot.update(run_through(0), caption="curves through epoch 0/8")) == (800, 256)
     second = plot.update(run_through(3), caption="curves through epoch 3/8", threshold=1.0, decision_epoch=2)
     assert plot.update(run_through(3), caption="curves through epoch 3/8", threshold=1.0, decision_epoch=2) == second
-    backgrounds = plot.background_drawings
+    backgrounds = (plot.background_drawings, plot.axes_redraws)
     run4 = run_through(4)
     third = plot.update(run4, caption="curves through epoch 4/8", threshold=1.0, decision_epoch=2)
     assert third != second and (plot.fig, plot.ax_loss, plot.val, plot.lr) == objects  # same objects, new data
-    assert plot.background_drawings == backgrounds  # same axes: only the data drawn again, over the kept background
+    assert (plot.background_drawings, plot.axes_redraws) == backgrounds  # same axes: only the data drawn again
     assert list(plot.val.get_xdata()) == [1, 2, 3, 4]
     assert list(plot.val.get_ydata()) == [r["val_loss"] for r in records[:4]]
     assert len(plot.lr.get_xdata()) == len(run4.history.iterations)
     assert plot.title.get_text().endswith("curves through epoch 4/8")
     # nothing of the earlier drawings is left: the pixels are those of a new figure drawn from the same data
     assert third == render_png(run4, caption="curves through epoch 4/8", threshold=1.0, decision_epoch=2)
-    run8 = run_through(8)  # longer epoch axis, higher mAP axis, no verdict marks: the background is redrawn
+    run8 = run_through(8)  # longer epoch axis, higher mAP axis, no verdict line: those axes' parts are redrawn
     last = plot.update(run8, caption="curves through epoch 8/8")
-    assert plot.background_drawings == backgrounds + 1 and plot.threshold.axes is None
+    assert plot.background_drawings == backgrounds[0] and plot.axes_redraws == backgrounds[1] + 2
+    assert plot.threshold.axes is None
     assert plot.ax_loss.get_xlim()[1] >= 8 and last == render_png(run8, caption="curves through epoch 8/8")
 
 

@@ -82,8 +82,8 @@ class CurvePlot:
     names change). Drawing is split in two layers: the background (axes, ticks, grid, titles, labels,
     legends), drawn by a full ``canvas.draw()`` and kept as a pixel copy, and the data (lines, the verdict's
     marks, the figure title), drawn over a copy of it (``restore_region`` + ``draw_artist``, with the legends'
-    pixels put back on top). The background is redrawn only when what it shows changes: an axis' limits
-    or scale, a legend's entries. To keep that rare, the limits move in steps: the loss and mAP axes end at
+    pixels put back on top). An axes' part of the background is redrawn only when what it shows changes (its
+    limits or scale, its legend's entries), and only that axes' strip of the figure. To keep that rare, the limits move in steps: the loss and mAP axes end at
     round values (:func:`nice_ceil`) and the epoch axis grows by doublings up to the planned epochs
     (:func:`epoch_axis_end`); the LR panel spans the planned epochs. Not thread-safe: one drawing at a time
     (the monitor holds a lock around it).
@@ -124,7 +124,8 @@ class CurvePlot:
         self._log_lr = None
         self._background = None  # (what it shows, its pixels, the legends' pixels)
         self.drawings = 0
-        self.background_drawings = 0
+        self.background_drawings = 0  # whole backgrounds drawn (the first drawing, a new figure size)
+        self.axes_redraws = 0  # one axes' part of the background drawn again (its limits or legend changed)
 
     def _show_marks(self, wanted: tuple) -> None:
         """The verdict's line and decision epoch in the loss axes, in that order, or out of them: a hidden line
@@ -231,11 +232,28 @@ class CurvePlot:
         self._legend(self.ax_map, (self.map, self.map50))
         return self.png()
 
-    def _background_key(self) -> tuple:
-        """What the background shows: an axis' limits, scale or title, a legend's entries, the mAP note."""
-        return (tuple((ax.get_xlim(), ax.get_ylim(), ax.get_yscale(), ax.get_title()) for ax in self.fig.axes),
-                tuple(self._legends.get(ax, ()) for ax in self.fig.axes), self.no_map.get_visible(),
-                tuple(self.fig.bbox.bounds))
+    def _axes_key(self, ax) -> tuple:
+        """What an axes' part of the background shows: its limits, scale and title, its legend's entries."""
+        return (ax.get_xlim(), ax.get_ylim(), ax.get_yscale(), ax.get_title(), self._legends.get(ax, ()),
+                self.no_map.get_visible() if ax is self.ax_map else None)
+
+    def _slot(self, i: int):
+        """The figure's strip that axes ``i`` and its labels occupy: full height, from the middle of the gap on
+        its left (or the figure's edge) to the middle of the gap on its right."""
+        from matplotlib.patches import Rectangle
+
+        boxes = [ax.get_position() for ax in self.fig.axes]
+        left = 0.0 if i == 0 else (boxes[i - 1].x1 + boxes[i].x0) / 2
+        right = 1.0 if i == len(boxes) - 1 else (boxes[i].x1 + boxes[i + 1].x0) / 2
+        return Rectangle((left, 0.0), right - left, 1.0, transform=self.fig.transFigure, figure=self.fig,
+                         facecolor=self.fig.get_facecolor(), edgecolor="none", linewidth=0, animated=True)
+
+    def _keep_background(self, keys) -> None:
+        renderer = self.canvas.get_renderer()
+        legends = [ax.get_legend().get_window_extent(renderer).padded(1.0)
+                   for ax in self.fig.axes if ax.get_legend() is not None]
+        self._background = (keys, self.canvas.copy_from_bbox(self.fig.bbox),
+                            [self.canvas.copy_from_bbox(bbox) for bbox in legends])
 
     def _draw_data(self) -> None:
         for ax in self.fig.axes:
@@ -246,20 +264,25 @@ class CurvePlot:
         self.fig.draw_artist(self.title)
 
     def png(self) -> bytes:
-        """Draw the data over the background (redrawn first if what it shows changed) and encode the pixels."""
+        """Draw the data over the background (the parts of it whose axes changed drawn again first) and
+        encode the pixels."""
         from PIL import Image
 
-        key = self._background_key()
-        if self._background is None or self._background[0] != key:
-            self.canvas.draw()  # the background: everything but the animated data artists
-            renderer = self.canvas.get_renderer()
-            legends = [ax.get_legend().get_window_extent(renderer).expanded(1.0, 1.0).padded(1.0)
-                       for ax in self.fig.axes if ax.get_legend() is not None]
-            self._background = (key, self.canvas.copy_from_bbox(self.fig.bbox),
-                                [self.canvas.copy_from_bbox(bbox) for bbox in legends])
+        keys = (tuple(self.fig.bbox.bounds), tuple(self._axes_key(ax) for ax in self.fig.axes))
+        old = self._background[0] if self._background is not None else None
+        if old is None or old[0] != keys[0]:
+            self.canvas.draw()  # the whole background: everything but the animated data artists
             self.background_drawings += 1
+            self._keep_background(keys)
         else:
             self.canvas.restore_region(self._background[1])
+            changed = [i for i, (new, was) in enumerate(zip(keys[1], old[1])) if new != was]
+            for i in changed:  # only that axes' strip: blanked, then the axes drawn without its data
+                self.fig.draw_artist(self._slot(i))
+                self.fig.draw_artist(self.fig.axes[i])
+            self.axes_redraws += len(changed)
+            if changed:
+                self._keep_background(keys)
         self._draw_data()
         self.drawings += 1
         buf = io.BytesIO()
