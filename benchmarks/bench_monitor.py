@@ -1,9 +1,11 @@
 """The live panel's kernel-side cost, how current its curves are, and history memory.
 
-1. Drawing: ms per epoch-end drawing of the curves, a new Figure per drawing (``render_png``, what the panel
-   did before) against the panel's one :class:`CurvePlot` updated in place (``set_data``, one Agg redraw),
-   for the demo notebook's history (8 epochs x 12 iterations) and a long run's (20k iterations, bounded
-   records); one full panel update (drawing + Image widget); the per-iteration hook in microseconds.
+1. Drawing: ms per epoch-end drawing of the curves, a new Figure per drawing (``render_png``; the panel made
+   one per drawing before) against the panel's one :class:`CurvePlot` updated in place (``set_data``): with
+   its whole background drawn again (the first drawing), with two axes' strips drawn again (the epoch axis
+   grew), and data only over the kept background (most drawings), for the demo notebook's history (8 epochs
+   x 12 iterations) and a long run's (20k iterations, bounded records); one panel update (drawing + Image
+   widget); the per-iteration hook in microseconds.
 2. Lag: from the epoch end (``on_epoch_end`` called) to the curves showing that epoch (``show_curves`` with
    that epoch drawn), and to its verdict shown (after the curves), over the demo's 8 epoch ends.
 3. Cost: the demo notebook's Alternative 1 cell (tiny RetinaNet, 192 px, 48/16 synthetic images, batch 4,
@@ -12,13 +14,14 @@
    percentage of the run's wall time (target <= 2%), with the run's seconds per epoch and the drawings made.
 4. History memory over a long simulated run (100k iterations): in-memory records and bytes stay bounded.
 
-    python benchmarks/bench_monitor.py                 # ~1.5 minutes on 2 CPU cores
+    python benchmarks/bench_monitor.py                 # ~1.5 minutes on 2 idle CPU cores
     python benchmarks/bench_monitor.py --demo-epochs 0  # without the training run (part 3)
 """
 from __future__ import annotations
 
 import argparse
 import math
+import os
 import statistics
 import tempfile
 import time
@@ -204,12 +207,13 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--demo-epochs", type=int, default=8, help="epochs of the demo run timed in part 3 (0: skip)")
     args = ap.parse_args()
-    figures = {}
+    figures = {"load_average_at_start": os.getloadavg()[0]}  # other work on the machine slows every figure
     drawing_costs(figures)
     lag(figures)
     if args.demo_epochs:
         demo_cost(figures, args.demo_epochs)
     history_memory(figures)
+    figures["load_average_at_end"] = os.getloadavg()[0]
     report("monitor", figures)
 
 

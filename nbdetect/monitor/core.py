@@ -5,16 +5,18 @@ O(1) work: a clock read and, at most every ``progress_interval`` seconds, one
 progress update. The verdict is recomputed at each epoch end and shown at once.
 
 Curves are drawn when the monitor is attached (the planned LR schedule), at every
-epoch end, and when the run ends. An epoch end is always drawn, at the epoch end
-itself and before its verdict is shown: the curves on show include every epoch the
-verdict's text can cite, whatever the epoch's length (``drawn_epoch``; the plot's
-title names it). What keeps that cheap is the drawing: one :class:`~.plots.CurvePlot`
-(a Figure, its axes and lines, made once) whose lines get new data in place and are
-redrawn with Agg, about 0.1 s on a 2-core CPU against 0.2 s for a new figure per
-drawing (``benchmarks/bench_monitor.py``). Only the redraws inside an epoch (the
-per-iteration curves of long epochs) are on a budget: every ``render_interval()``
-seconds while all drawing, epoch ends included, stays within ``render_budget`` (1%)
-of the time since the run started. Subclasses show the state: ``show_progress``,
+epoch end, and at the run end if the last epoch end did not already draw what it
+would. An epoch end is always drawn, at the epoch end itself and before its verdict
+is shown, whatever the epoch's length: the curves on show include every epoch the
+verdict's text cites (``drawn_epoch``; the plot's title names it). Only the redraws
+inside an epoch (the per-iteration curves of long epochs) are on a budget: one every
+``render_interval()`` seconds (a drawing's cost / ``render_budget``), while all
+drawing so far, epoch ends included, stays within ``render_budget`` (1%) of the time
+since the run started. What keeps a drawing per epoch cheap is one
+:class:`~.plots.CurvePlot` updated in place: lines get new data (``set_data``) and
+are drawn over a kept background (axes, ticks, legends), redrawn only for an axes
+whose limits changed (``docs/ARCHITECTURE.md``, "Live curves";
+``benchmarks/bench_monitor.py``). Subclasses show the state: ``show_progress``,
 ``show_curves``, ``show_verdict``, ``show_status``.
 """
 from __future__ import annotations
