@@ -404,8 +404,9 @@ def test_axis_ends_move_in_steps():
     from nbdetect.monitor.plots import epoch_axis_end, nice_ceil
 
     assert [nice_ceil(x) for x in (0.93, 1.0, 1.3, 2.2, 7.1, 0.0123)] == [1.0, 1.0, 1.5, 2.5, 8.0, 0.015]
-    assert [epoch_axis_end(x, 8) for x in (0.5, 1, 1.5, 3, 4, 5, 8, 9)] == [1, 1, 2, 4, 4, 8, 8, 9]
-    assert [epoch_axis_end(x, 50) for x in (1, 7, 13, 30)] == [6.25, 12.5, 25, 50]
+    assert [epoch_axis_end(x, 8) for x in (0.5, 1, 1.5, 3, 4, 5, 8, 9)] == [4, 4, 4, 4, 4, 8, 8, 9]
+    assert [epoch_axis_end(x, 50) for x in (1, 7, 13, 30, 50)] == [6.25, 12.5, 25, 50, 50]
+    assert [epoch_axis_end(x, 12) for x in (1, 5, 9)] == [4, 8, 12] and epoch_axis_end(1, 2) == 2
     assert [epoch_axis_end(x, None) for x in (0.3, 3, 17)] == [1, 4, 32]
 
 
