@@ -1,11 +1,11 @@
 """The live panel's kernel-side cost, how current its curves are, and history memory.
 
-1. Drawing: ms per epoch-end drawing of the curves, a new Figure per drawing (``render_png``; the panel made
-   one per drawing before) against the panel's one :class:`CurvePlot` updated in place (``set_data``): with
-   its whole background drawn again (the first drawing), with two axes' strips drawn again (the epoch axis
-   grew), and data only over the kept background (most drawings), for the demo notebook's history (8 epochs
-   x 12 iterations) and a long run's (20k iterations, bounded records); one panel update (drawing + Image
-   widget); the per-iteration hook in microseconds.
+1. Drawing: ms per epoch-end drawing of the curves. A new Figure per drawing (the code before: plots.py at
+   commit 87e4bb5, read from git; and today's one-off ``render_png``) against the panel's one
+   :class:`CurvePlot` updated in place (``set_data``): with its whole background drawn again (the first
+   drawing), with two axes' strips drawn again (the epoch axis grew), and data only over the kept background
+   (most drawings). For the demo notebook's history (8 epochs x 12 iterations) and a long run's (20k
+   iterations, bounded records); one panel update (drawing + Image widget); the per-iteration hook in us.
 2. Lag: from the epoch end (``on_epoch_end`` called) to the curves showing that epoch (``show_curves`` with
    that epoch drawn), and to its verdict shown (after the curves), over the demo's 8 epoch ends.
 3. Cost: the demo notebook's Alternative 1 cell (tiny RetinaNet, 192 px, 48/16 synthetic images, batch 4,
@@ -26,6 +26,7 @@ import statistics
 import tempfile
 import time
 import tracemalloc
+from pathlib import Path
 
 from common import report
 
@@ -66,9 +67,34 @@ def median_ms(fn, n=7) -> float:
     return statistics.median(times) * 1e3
 
 
+OLD_PLOTS = "87e4bb5"  # the last commit whose panel drew a new figure per drawing, at most every 1% of the time
+
+
+def old_render_png():
+    """``render_png`` of plots.py as it was at OLD_PLOTS (read from git), or None outside a git checkout."""
+    import importlib.util
+    import subprocess
+
+    from common import REPO
+
+    try:
+        code = subprocess.run(["git", "-C", str(REPO), "show", f"{OLD_PLOTS}:nbdetect/monitor/plots.py"],
+                              capture_output=True, text=True, check=True, timeout=30).stdout
+    except Exception:
+        return None
+    path = Path(tempfile.mkdtemp(prefix="nbdetect-bench-monitor-")) / "old_plots.py"
+    path.write_text(code)
+    spec = importlib.util.spec_from_file_location("old_plots", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.render_png
+
+
 def drawing_costs(figures: dict) -> None:
     from nbdetect.monitor import headless_monitor
     from nbdetect.monitor.plots import CurvePlot, render_png
+
+    old = old_render_png()
 
     for name, iterations, spe in (("demo", 96, 12), ("20k", 20_000, 500)):
         run = simulated_run(iterations, spe)
@@ -85,6 +111,8 @@ def drawing_costs(figures: dict) -> None:
             plot._background = ((keys[0], (keys[1][0], None, None)), *plot._background[1:])
             plot.update(run, **kwargs)
 
+        if old is not None:
+            figures[f"old_code_new_figure_ms_{name}"] = median_ms(lambda: old(run, **kwargs))
         figures[f"new_figure_ms_{name}"] = median_ms(lambda: render_png(run, **kwargs))
         figures[f"in_place_background_redrawn_ms_{name}"] = median_ms(redrawn_background)
         figures[f"in_place_2_axes_redrawn_ms_{name}"] = median_ms(redrawn_axes)

@@ -380,6 +380,8 @@ def test_the_curves_are_updated_in_place_and_drawn_as_a_new_figure_would_draw_th
     plot = CurvePlot()
     objects = (plot.fig, plot.ax_loss, plot.val, plot.lr)
     assert png_size(plot.update(run_through(0), caption="curves through epoch 0/8")) == (800, 256)
+    # the planned LR alone: its legend names the actual LR already, so the LR panel's background stays put
+    assert [t.get_text() for t in plot.ax_lr.get_legend().get_texts()] == ["planned", "actual"]
     second = plot.update(run_through(3), caption="curves through epoch 3/8", threshold=1.0, decision_epoch=2)
     assert plot.update(run_through(3), caption="curves through epoch 3/8", threshold=1.0, decision_epoch=2) == second
     backgrounds = (plot.background_drawings, plot.axes_redraws)

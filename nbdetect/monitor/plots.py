@@ -139,8 +139,9 @@ class CurvePlot:
         for line in wanted:
             self.ax_loss.add_line(line)
 
-    def _legend(self, ax, lines) -> None:
-        shown = tuple(line for line in lines if line.axes is ax and len(line.get_xdata()))
+    def _legend(self, ax, lines, always=()) -> None:
+        """The legend names ``lines`` that have data, and ``always`` whatever they have."""
+        shown = tuple(line for line in lines if line.axes is ax and (len(line.get_xdata()) or line in always))
         if self._legends.get(ax) == shown:
             return
         self._legends[ax] = shown
@@ -193,7 +194,8 @@ class CurvePlot:
         span = max([planned_epochs or 0.0, len(planned or ()) / spe] + [x for x in x_it[-1:] if _finite(x)])
         if span > 0:  # the whole planned schedule, whichever step the run is at
             self.ax_lr.set_xlim(-0.05 * span, 1.05 * span)
-        self._legend(self.ax_lr, (self.planned, self.lr))
+        # "actual" from the planned schedule's first drawing on: the LR panel's legend then never changes in a run
+        self._legend(self.ax_lr, (self.planned, self.lr), always=(self.lr,) if planned else ())
 
         # losses
         losses = [r.get("loss", math.nan) for r in its]
