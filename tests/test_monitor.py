@@ -395,7 +395,7 @@ def test_the_curves_are_updated_in_place_and_drawn_as_a_new_figure_would_draw_th
     assert plot.title.get_text().endswith("curves through epoch 4/8")
     # nothing of the earlier drawings is left: the pixels are those of a new figure drawn from the same data
     assert third == render_png(run4, caption="curves through epoch 4/8", threshold=1.0, decision_epoch=2)
-    run8 = run_through(8)  # longer epoch axis, higher mAP axis, no verdict line: those axes' parts are redrawn
+    run8 = run_through(8)  # a higher mAP axis, no verdict line in the loss legend: those axes' parts are redrawn
     last = plot.update(run8, caption="curves through epoch 8/8")
     assert plot.background_drawings == backgrounds[0] and plot.axes_redraws == backgrounds[1] + 2
     assert plot.threshold.axes is None
@@ -406,9 +406,9 @@ def test_axis_ends_move_in_steps():
     from nbdetect.monitor.plots import epoch_axis_end, nice_ceil
 
     assert [nice_ceil(x) for x in (0.93, 1.0, 1.3, 2.2, 7.1, 0.0123)] == [1.0, 1.0, 1.5, 2.5, 8.0, 0.015]
-    assert [epoch_axis_end(x, 8) for x in (0.5, 1, 1.5, 3, 4, 5, 8, 9)] == [4, 4, 4, 4, 4, 8, 8, 9]
-    assert [epoch_axis_end(x, 50) for x in (1, 7, 13, 30, 50)] == [6.25, 12.5, 25, 50, 50]
-    assert [epoch_axis_end(x, 12) for x in (1, 5, 9)] == [4, 8, 12] and epoch_axis_end(1, 2) == 2
+    assert [epoch_axis_end(x, 8) for x in (0.5, 1, 1.5, 3, 4, 5, 8, 9)] == [8, 8, 8, 8, 8, 8, 8, 9]
+    assert [epoch_axis_end(x, 100) for x in (1, 7, 13, 30, 60)] == [12.5, 12.5, 25, 50, 100]
+    assert [epoch_axis_end(x, 50) for x in (1, 9, 20)] == [8, 16, 32] and epoch_axis_end(1, 2) == 2
     assert [epoch_axis_end(x, None) for x in (0.3, 3, 17)] == [1, 4, 32]
 
 

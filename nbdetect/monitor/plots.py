@@ -65,11 +65,11 @@ def nice_ceil(x: float, steps=LOSS_TOPS) -> float:
 
 
 def epoch_axis_end(last: float, planned: float | None) -> float:
-    """Where the loss and mAP panels' epoch axis ends: an eighth of the planned epochs (4 epochs if that is
-    more, the planned epochs if fewer) doubled until it holds ``last`` (the data then fills at least half the
-    width, and the axis changes at most three times a run), the planned epochs at most unless the data goes
-    beyond them; without a plan, powers of two."""
-    end = max(planned / 8.0, min(planned, 4.0)) if planned else 1.0
+    """Where the loss and mAP panels' epoch axis ends: an eighth of the planned epochs (8 epochs if that is
+    more, all of them if fewer) doubled until it holds ``last`` (past the first eighth the data fills at least
+    half the width; the axis changes at most three times a run, never in a run of 8 epochs or fewer), the
+    planned epochs at most unless the data goes beyond them; without a plan, powers of two."""
+    end = max(planned / 8.0, min(planned, 8.0)) if planned else 1.0
     while end < last - 1e-9 and not (planned and end >= planned):
         end *= 2
     return max(min(end, planned) if planned else end, last)
