@@ -216,14 +216,6 @@ def test_failed_run_shows_error_and_divergence_verdict():
     assert mon.verdict.rule_id == "nonfinite" and "Diverged" in mon.verdict_box.value
 
 
-def test_render_is_throttled_per_iteration():
-    run = FakeRun(epochs=3, steps_per_epoch=200)
-    mon = PanelMonitor(min_render_interval=3600.0)
-    mon.render_seconds = 1.0  # pretend drawing is slow: epoch ends are throttled too
-    run.play(mon, healthy(epochs=3))
-    assert mon.renders == 2  # the first iteration and the run end, not 600 iterations nor 3 epoch ends
-
-
 class Clock:
     """A fake monotonic clock, moved on by the test."""
 
@@ -234,31 +226,80 @@ class Clock:
         return self.t
 
 
-@pytest.mark.parametrize("seconds_per_epoch", [0.5, 3.0, 30.0, 300.0])
-def test_curves_stay_within_one_drawing_of_the_text_and_within_the_budget(seconds_per_epoch, monkeypatch):
-    """Epochs long enough for the 1% budget are each drawn by the epoch end that finishes them; shorter ones
-    are drawn as often as the budget allows, never more (the time spent drawing stays inside 1% of the run)."""
+class Recorder(PanelMonitor):
+    """The panel, recording what it shows in order: ("curves", drawn epoch, title) and ("verdict", verdict)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.shown = []
+        self.where = "run"  # which hook is running: "iteration", "epoch end", "run end"
+        self.drawn_in = []  # the hook each drawing was made in
+        self.budget_at_iteration_drawings = []  # (seconds spent drawing, seconds since the run started) before each
+
+    def render(self, run=None, force=True):
+        if self.where == "iteration":
+            self.budget_at_iteration_drawings.append((self._spent, self.clock() - self._started))
+        return super().render(run, force)
+
+    def show_curves(self, png):
+        super().show_curves(png)
+        self.shown.append(("curves", self.drawn_epoch, self.plot.title.get_text()))
+        self.drawn_in.append(self.where)
+
+    def show_verdict(self, verdict):
+        super().show_verdict(verdict)
+        self.shown.append(("verdict", verdict))
+
+    def on_iteration_end(self, run, rec):
+        self.where = "iteration"
+        super().on_iteration_end(run, rec)
+
+    def on_epoch_end(self, run, rec):
+        self.where = "epoch end"
+        super().on_epoch_end(run, rec)
+        assert self.drawn_epoch == rec["epoch"] == len(run.history.epochs)  # drawn by the epoch end itself
+        assert f"curves through epoch {rec['epoch']}/{run.epochs}" in self.plot.title.get_text()
+        assert self.shown[-1][0] == "verdict" and self.shown[-2][0] == "curves"  # curves first, then the text
+
+    def on_run_end(self, run):
+        self.where = "run end"
+        super().on_run_end(run)
+
+
+def cited_epochs(verdict) -> list[int]:
+    """The epochs of this run a verdict's text says its numbers come from (not the checks it plans ahead)."""
+    import re
+
+    text = f"{verdict.headline} {verdict.rule_text}"
+    return ([int(n) for n in re.findall(r"now epoch (\d+)", text)]
+            + [int(n) for n in re.findall(r"epoch (\d+) itself", text)]
+            + [int(n) for n in re.findall(r"over the last (\d+) validated epochs", text)]
+            + [int(n) for n in re.findall(r"val loss \((\d+) validated epochs\)", text)])
+
+
+def costly_drawings(monkeypatch, clock, seconds):
+    """Every drawing advances the fake clock by ``seconds``."""
     from nbdetect.monitor import plots
 
+    real = plots.CurvePlot.update
+
+    def update(self, *args, **kwargs):
+        clock.t += seconds
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(plots.CurvePlot, "update", update)
+
+
+@pytest.mark.parametrize("seconds_per_epoch", [0.5, 3.0, 30.0, 300.0])
+def test_every_epoch_end_is_drawn_before_its_verdict_and_iterations_stay_on_the_budget(seconds_per_epoch,
+                                                                                        monkeypatch):
+    """Whatever an epoch lasts, its end is drawn at the epoch end, before the verdict that cites it; redraws
+    inside epochs take what the 1% budget leaves (none when epoch ends alone use it up)."""
     draw_s = 0.2  # every drawing costs 0.2 s on the fake clock
     run = FakeRun(epochs=8, steps_per_epoch=10)
     clock = Clock()
-    real = plots.render_png
-
-    def costly(*args, **kwargs):
-        clock.t += draw_s
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(plots, "render_png", costly)
-    mon = PanelMonitor(clock=clock, min_render_interval=0.0)
-    drawn_at_epoch_end = []
-    original = mon.on_epoch_end
-
-    def on_epoch_end(run_, rec):
-        original(run_, rec)
-        drawn_at_epoch_end.append(mon.drawn_epoch == rec["epoch"])
-
-    mon.on_epoch_end = on_epoch_end
+    costly_drawings(monkeypatch, clock, draw_s)
+    mon = Recorder(clock=clock, min_render_interval=0.0)
     on_iteration_end = mon.on_iteration_end
 
     def iteration(run_, rec):  # each of the 10 iterations of an epoch takes a tenth of it
@@ -266,29 +307,109 @@ def test_curves_stay_within_one_drawing_of_the_text_and_within_the_budget(second
         on_iteration_end(run_, rec)
 
     mon.on_iteration_end = iteration
+    mon.render(run)  # the planned LR, drawn as attach() draws it before the run starts
+    mon.drawn_in.clear()
     start = clock.t
-    run.play(mon, healthy(epochs=8))
-    assert mon.drawn_epoch == 8  # the run end shows everything
+    run.play(mon, healthy(epochs=8))  # Recorder.on_epoch_end asserts the drawing at each epoch end
+    assert mon.drawn_in.count("epoch end") == 8
+    drawn = -1
+    for item in mon.shown:  # every verdict cites only epochs the curves then on show include
+        if item[0] == "curves":
+            drawn = item[1]
+        else:
+            verdict = item[1]
+            assert verdict.epoch <= drawn and all(e <= drawn for e in cited_epochs(verdict)), (drawn, verdict)
+    assert any(cited_epochs(item[1]) for item in mon.shown if item[0] == "verdict")  # the check saw citations
     elapsed = clock.t - start
-    spent_while_running = mon._spent - draw_s  # minus the final drawing at the run end
-    assert spent_while_running <= 0.01 * elapsed + 2 * draw_s
-    if seconds_per_epoch * 0.01 >= draw_s:  # the budget pays for a drawing per epoch: none is late
-        assert all(drawn_at_epoch_end), drawn_at_epoch_end
-    else:  # fewer drawings than epochs, but some
-        assert 1 <= mon.renders - 1 < 8
+    inside = mon.drawn_in.count("iteration")
+    # a drawing inside an epoch only while all drawing so far (epoch ends included) is within 1% of the time
+    assert len(mon.budget_at_iteration_drawings) == inside
+    assert all(spent <= 0.01 * since + 1e-9 for spent, since in mon.budget_at_iteration_drawings)
+    assert inside * draw_s <= 0.01 * elapsed + draw_s, (inside, elapsed)
+    if seconds_per_epoch >= 300:  # long epochs: their per-iteration curves are redrawn inside them too
+        assert inside >= 8, inside
+    if seconds_per_epoch <= 3:  # epoch ends alone use up the budget: nothing more inside the epochs
+        assert inside == 0, inside
+    assert mon.drawn_in.count("run end") == 0  # the last epoch end already drew what the run end would
     assert "curves through epoch 8/8" in mon.image_title
 
 
-def test_epoch_end_draws_only_when_the_budget_allows():
+def test_per_iteration_redraws_are_throttled(monkeypatch):
+    run = FakeRun(epochs=3, steps_per_epoch=200)
+    mon = Recorder(min_render_interval=3600.0)
+    run.play(mon, healthy(epochs=3))
+    assert mon.drawn_in.count("iteration") == 1  # not 600 iterations: the first only, as nothing was on show
+    assert mon.drawn_in.count("epoch end") == 3  # epoch ends are drawn whatever the interval
+    clock = Clock()
+    costly_drawings(monkeypatch, clock, 1.0)  # 1 s per drawing: one per 100 s inside an epoch, within 1%
+    mon = Recorder(clock=clock, min_render_interval=0.0)
+    run = FakeRun(epochs=1, steps_per_epoch=1000)
+    on_iteration_end = mon.on_iteration_end
+
+    def iteration(run_, rec):  # 1000 iterations of 1 s
+        clock.t += 1.0
+        on_iteration_end(run_, rec)
+
+    mon.on_iteration_end = iteration
+    run.play(mon, healthy(epochs=1))
+    assert 8 <= mon.drawn_in.count("iteration") <= 11, mon.drawn_in  # ~every 100 s of 1000 s: 1% of the time
+    assert mon.drawn_in.count("epoch end") == 1
+
+
+def test_an_epoch_end_is_drawn_even_when_the_budget_is_spent():
     run = FakeRun(epochs=3, steps_per_epoch=5)
-    mon = PanelMonitor(min_render_interval=0.0)
+    mon = PanelMonitor(min_render_interval=3600.0)
     mon.render(run)
-    mon.render_seconds = 1000.0  # interval 1000 s / 1%: the epoch end must not draw
-    mon.on_epoch_end(run, {"epoch": 1, "val_loss": 1.0})
-    assert mon.renders == 1
-    mon.render_seconds = 1e-6  # interval 0 s: the epoch end draws
-    mon.on_epoch_end(run, {"epoch": 1, "val_loss": 1.0})
-    assert mon.renders == 2
+    mon.render_seconds = 1000.0  # interval 1000 s / 1%: no drawing inside an epoch would be allowed
+    mon._spent = 1e6
+    run.history.log_epoch(epoch=1, val_loss=1.0)
+    mon.on_epoch_end(run, run.history.epochs[-1])
+    assert mon.renders == 2 and mon.drawn_epoch == 1 and "curves through epoch 1/3" in mon.image_title
+
+
+def test_the_curves_are_updated_in_place_and_drawn_as_a_new_figure_would_draw_them():
+    from nbdetect.monitor.plots import CurvePlot
+
+    records = [dict(r, map=0.05 * r["epoch"], map50=0.1 * r["epoch"]) for r in healthy(epochs=8)]
+
+    def run_through(epochs_done):
+        run = FakeRun(epochs=8, steps_per_epoch=5)
+        run.play(TextMonitor(stream=io.StringIO()), records[:epochs_done])
+        return run
+
+    plot = CurvePlot()
+    objects = (plot.fig, plot.ax_loss, plot.val, plot.lr)
+    assert png_size(plot.update(run_through(0), caption="curves through epoch 0/8")) == (800, 256)
+    # the planned LR alone: its legend names the actual LR already, so the LR panel's background stays put
+    assert [t.get_text() for t in plot.ax_lr.get_legend().get_texts()] == ["planned", "actual"]
+    second = plot.update(run_through(3), caption="curves through epoch 3/8", threshold=1.0, decision_epoch=2)
+    assert plot.update(run_through(3), caption="curves through epoch 3/8", threshold=1.0, decision_epoch=2) == second
+    backgrounds = (plot.background_drawings, plot.axes_redraws)
+    run4 = run_through(4)
+    third = plot.update(run4, caption="curves through epoch 4/8", threshold=1.0, decision_epoch=2)
+    assert third != second and (plot.fig, plot.ax_loss, plot.val, plot.lr) == objects  # same objects, new data
+    assert (plot.background_drawings, plot.axes_redraws) == backgrounds  # same axes: only the data drawn again
+    assert list(plot.val.get_xdata()) == [1, 2, 3, 4]
+    assert list(plot.val.get_ydata()) == [r["val_loss"] for r in records[:4]]
+    assert len(plot.lr.get_xdata()) == len(run4.history.iterations)
+    assert plot.title.get_text().endswith("curves through epoch 4/8")
+    # nothing of the earlier drawings is left: the pixels are those of a new figure drawn from the same data
+    assert third == render_png(run4, caption="curves through epoch 4/8", threshold=1.0, decision_epoch=2)
+    run8 = run_through(8)  # a higher mAP axis, no verdict line in the loss legend: those axes' parts are redrawn
+    last = plot.update(run8, caption="curves through epoch 8/8")
+    assert plot.background_drawings == backgrounds[0] and plot.axes_redraws == backgrounds[1] + 2
+    assert plot.threshold.axes is None
+    assert plot.ax_loss.get_xlim()[1] >= 8 and last == render_png(run8, caption="curves through epoch 8/8")
+
+
+def test_axis_ends_move_in_steps():
+    from nbdetect.monitor.plots import epoch_axis_end, nice_ceil
+
+    assert [nice_ceil(x) for x in (0.93, 1.0, 1.3, 2.2, 7.1, 0.0123)] == [1.0, 1.0, 1.5, 2.5, 8.0, 0.015]
+    assert [epoch_axis_end(x, 8) for x in (0.5, 1, 1.5, 3, 4, 5, 8, 9)] == [8, 8, 8, 8, 8, 8, 8, 9]
+    assert [epoch_axis_end(x, 100) for x in (1, 7, 13, 30, 60)] == [12.5, 12.5, 25, 50, 100]
+    assert [epoch_axis_end(x, 50) for x in (1, 9, 20)] == [8, 16, 32] and epoch_axis_end(1, 2) == 2
+    assert [epoch_axis_end(x, None) for x in (0.3, 3, 17)] == [1, 4, 32]
 
 
 def test_next_button_starts_the_suggested_alternative():

@@ -4,17 +4,20 @@
 O(1) work: a clock read and, at most every ``progress_interval`` seconds, one
 progress update. The verdict is recomputed at each epoch end and shown at once.
 
-Curves are drawn once when training starts (the planned LR schedule) and when it
-ends, and in between on a budget: drawing may take ``render_budget`` (1%) of the
-time since the run started, counted over the whole run (a drawing ahead of the
-budget is allowed, so the first epoch end is drawn). An epoch end is drawn as
-soon as the budget allows: at the epoch end itself, else at the first iteration
-after it that the budget allows, so the curves are at most one drawing behind
-the text whenever epochs last longer than a drawing's share of the budget
-(``render_seconds / render_budget``, about 10 s on a 2-core CPU). Inside long
-epochs the per-iteration curves are redrawn every ``render_interval()`` seconds.
-The plot's title names the epoch it shows. Subclasses show the state:
-``show_progress``, ``show_curves``, ``show_verdict``, ``show_status``.
+Curves are drawn when the monitor is attached (the planned LR schedule), at every
+epoch end, and at the run end if the last epoch end did not already draw what it
+would. An epoch end is always drawn, at the epoch end itself and before its verdict
+is shown, whatever the epoch's length: the curves on show include every epoch the
+verdict's text cites (``drawn_epoch``; the plot's title names it). Only the redraws
+inside an epoch (the per-iteration curves of long epochs) are on a budget: one every
+``render_interval()`` seconds (a drawing's cost / ``render_budget``), while all
+drawing so far, epoch ends included, stays within ``render_budget`` (1%) of the time
+since the run started. What keeps a drawing per epoch cheap is one
+:class:`~.plots.CurvePlot` updated in place: lines get new data (``set_data``) and
+are drawn over a kept background (axes, ticks, legends), redrawn only for an axes
+whose limits changed (``docs/ARCHITECTURE.md``, "Live curves";
+``benchmarks/bench_monitor.py``). Subclasses show the state: ``show_progress``,
+``show_curves``, ``show_verdict``, ``show_status``.
 """
 from __future__ import annotations
 
@@ -122,6 +125,8 @@ class Monitor(Callback):
         self._spent = 0.0  # seconds spent drawing since then
         self.drawn_epoch = -1  # the completed epochs the curves on show include
         self.image_title = ""  # what the curves' title says they show
+        self.plot = None  # the CurvePlot, made at the first drawing and updated in place after it
+        self._drawn_key = None  # what the curves on show were drawn from (see _state_key)
         self._render_lock = threading.Lock()
 
     # -- state ---------------------------------------------------------------------------------------------
@@ -132,15 +137,15 @@ class Monitor(Callback):
     def render_interval(self) -> float:
         return max(self.min_render_interval, self.render_seconds / self.render_budget)
 
-    def budget_allows(self, now: float, reserve: float = 0.0) -> bool:
-        """One more drawing keeps the time spent drawing within ``render_budget`` of the run's time (one drawing
-        ahead allowed, less ``reserve`` seconds kept for a coming epoch end), and the last drawing is at least
+    def budget_allows(self, now: float) -> bool:
+        """One more drawing inside an epoch keeps the time spent drawing (epoch ends included) within
+        ``render_budget`` of the run's time (one drawing ahead allowed), and the last drawing is at least
         ``min_render_interval`` old."""
         if now - self._last_render < self.min_render_interval:
             return False
         if self._started is None:
             return True
-        return self._spent + reserve <= self.render_budget * (now - self._started)
+        return self._spent <= self.render_budget * (now - self._started)
 
     def compute_verdict(self, run=None) -> Verdict:
         """The run's verdict, as its VerdictCallback computed it (the monitor never judges on its own)."""
@@ -155,14 +160,18 @@ class Monitor(Callback):
         if not self._render_lock.acquire(blocking=force):
             return None
         try:
-            from .plots import render_png
+            from .plots import CurvePlot
 
             t0 = self.clock()
             details = self.verdict.details if self.verdict else {}
             epoch = self._epochs_done(run)
-            self.image_title = f"curves through epoch {epoch}/{getattr(run, 'epochs', '?')}"
-            png = render_png(run, log_lr=self.log_lr, decision_epoch=details.get("decision_epoch"),
-                             threshold=details.get("line"), caption=self.image_title)
+            title = f"curves through epoch {epoch}/{getattr(run, 'epochs', '?')}"
+            if self.plot is None:
+                self.plot = CurvePlot()
+            png = self.plot.update(run, log_lr=self.log_lr, decision_epoch=details.get("decision_epoch"),
+                                   threshold=details.get("line"), caption=title)
+            self.image_title = title
+            self._drawn_key = self._state_key(run)
             took = self.clock() - t0
             self._spent += took
             self.drawn_epoch = epoch
@@ -178,18 +187,27 @@ class Monitor(Callback):
         finally:
             self._render_lock.release()
 
+    def _state_key(self, run) -> tuple:
+        """What a drawing shows: the records, the verdict's line and decision epoch, the LR scale."""
+        history = getattr(run, "history", None)
+        details = self.verdict.details if self.verdict else {}
+        its = getattr(history, "iterations", None) or ()
+        return (len(getattr(history, "epochs", None) or ()), len(its), its[-1].get("step") if its else None,
+                details.get("line"), details.get("decision_epoch"), self.log_lr)
+
     def _epochs_done(self, run) -> int:
         epochs = getattr(getattr(run, "history", None), "epochs", None)
         return int(epochs[-1].get("epoch", len(epochs))) if epochs else 0
 
     def _draw_if_due(self, run, now: float) -> None:
+        """Inside an epoch: the per-iteration curves, on the budget (epoch ends are drawn by ``on_epoch_end``)."""
         if not self.wants_curves:
             return
-        if self._epochs_done(run) > self.drawn_epoch:  # an epoch end the curves do not show yet: first
+        if self._epochs_done(run) > self.drawn_epoch:  # an epoch end whose drawing failed: as soon as allowed
             due = self.budget_allows(now)
-        else:  # inside a long epoch: the per-iteration curves, keeping a drawing in hand for the epoch end
-            due = (now - self._last_render >= self.render_interval()
-                   and self.budget_allows(now, reserve=2 * self.render_seconds))
+        else:  # a render_interval() after the last drawing or the run's start (the attach drawing shows it)
+            since = now - max(self._last_render, self._started if self._started is not None else -math.inf)
+            due = since >= self.render_interval() and self.budget_allows(now)
         if due:
             self.render(run, force=False)
 
@@ -213,16 +231,19 @@ class Monitor(Callback):
 
     def on_epoch_end(self, run, rec: dict) -> None:
         self.show_epoch(run, rec)  # the epoch first, then the verdict it led to: lines in time order
-        self.show_verdict(self.compute_verdict(run))
+        verdict = self.compute_verdict(run)
+        if self.wants_curves:  # always, and before the verdict: its text never cites an epoch not on show
+            self.render(run, force=True)
+        self.show_verdict(verdict)
         self._last_progress = self.clock()
         self.show_progress(progress_of(run), None)
-        self._draw_if_due(run, self.clock())
 
     def on_run_end(self, run) -> None:
-        self.show_verdict(self.compute_verdict(run))
-        self.show_progress(progress_of(run), None)
-        if self.wants_curves:
+        verdict = self.compute_verdict(run)
+        if self.wants_curves and self._state_key(run) != self._drawn_key:  # not again what the epoch end drew
             self.render(run, force=True)
+        self.show_verdict(verdict)
+        self.show_progress(progress_of(run), None)
         kind = run.status if run.status in ("stopped", "finished", "failed") else "running"
         self.show_status(status_line(run), kind)
 
