@@ -149,6 +149,9 @@ def test_panel_widgets_follow_the_run():
     assert png_size(mon.image.value)[0] > 0 and mon.renders >= 2
     # finished: the guide's Step 4 grade (> 500/1750 of the start: try Alternative 2)
     assert "data-status='fail'" in mon.verdict_box.value and "Alternative 2" in mon.verdict_box.value
+    # the page says which epoch the curves show and which the verdict judged (the browser test compares them)
+    assert "data-epoch='10'" in mon.verdict_box.value
+    assert "data-epoch='10'" in mon.curves_caption.value and "curves through epoch 10/10" in mon.curves_caption.value
     assert mon.next_button.layout.display != "none" and "Alternative 2" in mon.next_button.description
     assert "finished" in mon.status.value and mon.stop_button.disabled
     # the monitor imports no recipe code: without a starter handed in, there is no button to start one

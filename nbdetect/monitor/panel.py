@@ -65,8 +65,10 @@ class PanelMonitor(Monitor):
         self.next_button.on_click(self._on_next)
         self.log_lr_toggle.observe(self._on_log_lr, names="value")
         controls = widgets.HBox([self.stop_button, self.log_lr_toggle, self.next_button])
+        self.curves_caption = widgets.HTML(value="")  # what the image shows, for readers and tests
         self.widget = widgets.VBox(
-            [self.header, widgets.HBox([self.bar, self.progress_text]), self.image, self.verdict_box, controls,
+            [self.header, widgets.HBox([self.bar, self.progress_text]), self.image, self.curves_caption,
+             self.verdict_box, controls,
              self.status, self.output],
             layout=widgets.Layout(border="1px solid #ccc", padding="6px"))
         self.widget.add_class("nbdetect-monitor")
@@ -92,11 +94,14 @@ class PanelMonitor(Monitor):
 
     def show_curves(self, png: bytes) -> None:
         self.image.value = png
+        self.curves_caption.value = (f"<small class='nbdetect-curves' data-epoch='{int(self.drawn_epoch)}' "
+                                     f"style='color:#888'>{html.escape(self.image_title or '')}</small>")
 
     @staticmethod
     def _verdict_html(verdict) -> str:
         colour = VERDICT_COLOURS.get(verdict.status, "#333")
-        return (f"<div class='nbdetect-verdict' data-status='{verdict.status}' style='border-left:4px solid {colour};"
+        return (f"<div class='nbdetect-verdict' data-status='{verdict.status}' data-epoch='{int(verdict.epoch or 0)}' "
+                f"style='border-left:4px solid {colour};"
                 f"padding:4px 8px;margin:4px 0'><b style='color:{colour}'>Verdict: {html.escape(verdict.headline)}"
                 f"</b><br><small>{html.escape(verdict.rule_text)}</small></div>")
 
