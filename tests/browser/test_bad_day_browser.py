@@ -156,7 +156,10 @@ def _restart_kernel(page, frontend: str) -> None:
     page.click(f"{SHOWN} jp-button[data-command='notebook:restart-kernel']")
     page.click(".jp-Dialog .jp-mod-accept")
     page.wait_for_selector(".jp-Dialog", state="detached", timeout=30_000)
-    time.sleep(2)  # the status goes restarting -> starting -> idle
+    try:  # the status goes restarting -> starting -> idle: wait to see it leave idle (a fast restart may not show it)
+        page.wait_for_selector(FRONTENDS[frontend][2], state="detached", timeout=5_000)
+    except Exception:
+        pass
     page.wait_for_selector(FRONTENDS[frontend][2], timeout=90_000)
 
 
@@ -207,6 +210,21 @@ def _epoch(p: dict) -> int:
     return int(m.group(1)) if m else -1
 
 
+def _save(page, server, name: str, timeout: float = 30) -> None:
+    """Ctrl+S, then wait until the notebook on disk holds the first cell's outputs (saved: state, not a sleep)."""
+    path = server.root / name
+    page.keyboard.press("Control+s")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if json.loads(path.read_text(encoding="utf-8"))["cells"][0].get("outputs"):
+                return
+        except (OSError, ValueError, KeyError, IndexError):
+            pass  # being written
+        time.sleep(0.2)
+    raise AssertionError(f"{name} was not saved with its outputs within {timeout} s")
+
+
 def _log_size(server) -> int:
     return len(server.log.read_text(errors="replace"))
 
@@ -237,8 +255,7 @@ def test_start_next_button_starts_alternative_2(frontend, request, page):
 def test_start_next_button_after_reopen_and_restart(frontend, request, page):
     server, since = _start_switch_run(request, frontend, page, "reopen.ipynb")
     _wait_panel(page, "Alternative 1", _finished_suggesting_switch, "finished with a Start button")
-    page.keyboard.press("Control+s")
-    time.sleep(1)
+    _save(page, server, "reopen.ipynb")
     # reopened: the kernel kept running; the panel (restored from it) still works
     page.goto("about:blank")
     _open(page, server, frontend, "reopen.ipynb")
@@ -264,15 +281,14 @@ def test_start_next_button_in_notebook7_after_jupyterlab(lab_server, page):
     _open(page, server, "jupyterlab4", "report.ipynb")
     _run_cell(page, 0)
     _wait_panel(page, "Alternative 1", _finished_suggesting_switch, "finished with a Start button")
-    page.keyboard.press("Control+s")
-    time.sleep(1)
+    _save(page, server, "report.ipynb")
     with page.context.expect_page(timeout=30_000) as opened:
         page.click(f"{SHOWN} jp-button[data-command='jupyter-notebook:open-notebook']")
     nb7 = opened.value
     nb7.wait_for_selector(f"{CELL} .cm-content", timeout=90_000)
     assert "/notebooks/report.ipynb" in nb7.url, nb7.url
     nb7.wait_for_selector(FRONTENDS["notebook7"][2], timeout=90_000)
-    time.sleep(2)
+    _wait_panel(nb7, "Alternative 1", _finished_suggesting_switch, "restored in Notebook 7", timeout=60)
     page.bring_to_front()
     _restart_kernel(page, "jupyterlab4")  # Notebook 7 only sees the new kernel start
     nb7.bring_to_front()
