@@ -11,6 +11,7 @@ import pytest
 
 import nbdetect.curve_facts as cf
 import nbdetect.verdict as vd
+import nbdetect.verdict_data as vdata
 from judge_cases import generate, violations
 from verdict_histories import diverging, flat_bad_data, healthy, seed_multistep_plateau
 from nbdetect.history_readers import read_history
@@ -218,7 +219,8 @@ def test_the_battery_passes_on_the_judge_as_it_is():
 
 
 RULES = [rule.__name__ for rule in vd.POLICY] + ["rule_final"]
-THRESHOLDS = [(vd, name) for name in ("DIVERGENCE_RATIO", "DIVERGENCE_RISE", "OVERFIT_RISE", "OVERFIT_PATIENCE",
+# the thresholds are patched where the rules read them (verdict_rules reads verdict_data.NAME at each call)
+THRESHOLDS = [(vdata, name) for name in ("DIVERGENCE_RATIO", "DIVERGENCE_RISE", "OVERFIT_RISE", "OVERFIT_PATIENCE",
                                       "LEARNED_RATIO", "CUT_HELPED", "LOW_LR_FRACTION", "NOT_LEARNING_EPOCHS",
                                       "PATIENCE_SHARE", "MIN_PATIENCE", "DETECTOR_LR_FLOOR")] + \
              [(cf, name) for name in ("MIN_DELTA", "NOISE_MARGIN", "MAP_COLLAPSE", "MEANINGFUL_GAIN",
