@@ -29,7 +29,8 @@ from .verdict_data import (CONVERGED_RATIO, CUT_HELPED, DETECTOR_LR_FLOOR, DIVER
 from .verdict_rules import (Context, Finding, rule_decision, rule_divergence, rule_final,  # noqa: F401
                             rule_final_own_evidence, rule_lr_cut_too_early, rule_map_collapse, rule_nonfinite,
                             rule_not_learning, rule_overfitting, rule_stalled)
-from .verdict_text import _fmt, _pct, series_read
+from . import verdict_text as _text
+from .verdict_text import series_read
 
 __all__ = ["OUTCOMES", "STOP_STATUSES", "POLICY", "OVERRIDE_FINAL", "REGISTRY", "RULES", "Context", "Finding", "Rule",
            "RuleEntry", "UserThresholds", "Verdict", "decide", "judge", "judge_history", "reference_of", "rules",
@@ -100,8 +101,8 @@ def reference_of(epochs: list[dict]) -> float | None:
 
 
 
-#: Lightning's EarlyStopping checks (non-finite, divergence, ...). Add a rule: a function in verdict_rules.py, a line here and its
-#: verdict_data.REGISTRY entry.
+#: Lightning's EarlyStopping checks (non-finite, divergence, ...). Add a rule: a function in verdict_rules.py, a
+#: line here and its verdict_data.REGISTRY entry.
 POLICY: tuple = (
     rule_nonfinite,
     rule_divergence,
@@ -151,11 +152,11 @@ def _compose(found: list[Verdict], facts: CurveFacts, recipe_name: str) -> Verdi
     top = found[0]
     others = [v for v in found[1:] if v.is_problem]
     if others:
-        also = " ".join(f"Also: {v.headline}" for v in others[:2])
+        also = _text.also([v.headline for v in others[:2]])
         if top.rule_id and top.rule_id.startswith("final") and top.status in ("fail", "partial"):
             # the grading is the consequence; the most severe other finding is the cause, and names the code
             cause = others[0]
-            top.headline = f"{top.headline} {cause.headline}"
+            top.headline = _text.with_cause(top.headline, cause.headline)
             top.code = cause.code
             if cause.rule_id == "lr_too_low":
                 top.next_action = cause.next_action
@@ -223,37 +224,22 @@ def judge_history(history, recipe: str | None = None, thresholds: UserThresholds
     facts = curve_facts(epochs, int(total) if total else None, lr_per_epoch, reference_loss, lr_plateau_driven)
     composed = verdict_from(facts, recipe, thresholds, error, convention)
     if error is not None and (composed is None or composed.rule_id != "nonfinite"):
-        text = f"{type(error).__name__}: {error}" if isinstance(error, BaseException) else str(error)
-        return Verdict("fail", f"Training failed: {text}",
-                       "The run stopped with an error (its last checkpoint is kept; see the run's message). Fix "
-                       "the cause and continue with resume=True." + (f" Before it: {composed.headline}"
-                                                                    if composed is not None else ""),
+        text = _text.error_text(error)
+        return Verdict("fail", *_text.run_failed(text, composed.headline if composed is not None else None),
                        "diagnose", "run_failed", facts.n_epochs, {"error": text}, "run_failed",
                        [composed] if composed is not None else [], facts)
     if composed is not None:
         return composed
     if not epochs:
-        return Verdict("pending", "Waiting for the first epoch.", "No rule applies before the first epoch ends.",
-                       epoch=0, facts=facts)
+        return Verdict("pending", *_text.PENDING_NO_EPOCH, epoch=0, facts=facts)
     if not facts.reference:
-        return Verdict("pending", "No loss recorded yet.", "The first epoch has no finite loss to compare with.",
-                       epoch=facts.n_epochs, facts=facts)
+        return Verdict("pending", *_text.PENDING_NO_LOSS, epoch=facts.n_epochs, facts=facts)
     ctx = Context(facts, recipe, thresholds, None, False, uses_guide_lines(recipe, thresholds, convention))
     decision = ctx.rule("decision")
     next_check = decision.scaled_epoch(facts.total_epochs) if decision is not None else None
-    if next_check and next_check > facts.n_epochs:
-        nxt = f"next check at epoch {next_check}"
-    elif not unknown_plan:
-        nxt = f"graded after epoch {facts.total_epochs}"
-    else:
-        nxt = "its planned length is unknown, so it is judged on its curves only"
     value = facts.current
-    evidence = ("" if facts.enough_evidence else
-                f"; {len(facts.points)} of the {facts.evidence_points} judged epochs a stop would need at this noise")
-    return Verdict("continue", f"Training; {nxt}.",
-                   f"No rule fires: {ctx.level()} {_fmt(value)} is {_pct(value / facts.reference)} of the starting "
-                   f"loss {_fmt(facts.reference)} ({ctx.trend_text()}{evidence}); {nxt}. {series_read(facts)}",
-                   None, None, facts.n_epochs, {"value": value, "reference": facts.reference}, "curve_ok", [], facts)
+    return Verdict("continue", *_text.no_rule_fires(facts, next_check, unknown_plan), None, None, facts.n_epochs,
+                   {"value": value, "reference": facts.reference}, "curve_ok", [], facts)
 
 
 def decide(history_epochs, recipe_name: str, total_epochs: int | None, lr_per_epoch: list[float] | None = None,

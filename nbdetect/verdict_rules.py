@@ -14,8 +14,7 @@ from . import verdict_data as _data
 from . import verdict_text as _text
 from .curve_facts import MEANINGFUL_MAP_GAIN, CurveFacts, is_finite, significant_slope, theil_sen
 from .verdict_data import _GUIDE_RULES, Rule, UserThresholds, rules
-from .verdict_text import (_action, _fmt, _map_name, _metric_name, _pct, _recipe_title, _scaled_note,
-                           describe_line, level, trend_text)
+from .verdict_text import _metric_name, _pct, _recipe_title, describe_line, level, trend_text
 
 
 @dataclass
@@ -239,7 +238,8 @@ def rule_lr_cut_too_early(ctx: Context) -> Finding | None:
         projected, said_end = f.projected_end, None
     nxt = ctx.next_on_failure
     return ctx.verdict(
-        "switch", *_text.lr_cut_too_early(f, nxt, cut, at_cut, pre_trend, len(pre), goal, said_end), nxt, "lr_too_low", "lr_decay_before_convergence", peak_lr=f.lr.peak, cut_lr=cut.after,
+        "switch", *_text.lr_cut_too_early(f, nxt, cut, at_cut, pre_trend, len(pre), goal, said_end), nxt, "lr_too_low",
+        "lr_decay_before_convergence", peak_lr=f.lr.peak, cut_lr=cut.after,
         cut_epoch=cut.epoch, loss_at_cut=at_cut, loss_now=f.current, projected=projected, line=goal)
 
 
@@ -356,7 +356,7 @@ def rule_not_learning(ctx: Context) -> Finding | None:
                 flat_from_start or (len(f.points) > _data.NOT_LEARNING_EPOCHS and past_warmup and f.enough_evidence
                                     and not learned)):
             return None
-        when, ratio_note = f"flat since the start for {f.points[-1][0] - 1} epochs", ""
+        early = False
     else:
         at = rule.scaled_epoch(f.total_epochs)
         if f.current <= rule.ratio * f.reference:
@@ -364,31 +364,15 @@ def rule_not_learning(ctx: Context) -> Finding | None:
         slow = f.n_epochs >= at and len(f.points) >= 3 and not f.pace_matters() and past_warmup
         if not (flat_from_start or slow):
             return None
-        when = (f"early warning at {_scaled_note(rule, f.total_epochs)}" if f.n_epochs >= at
-                else f"flat since the start for {f.points[-1][0] - 1} epochs")
-        ratio_note = f"; the guide expects a drop of {_pct(1 - rule.ratio)} by then"
-    drop = 1 - f.current / f.reference
-    what = ("has not dropped" if drop < f.margin else
-            f"has dropped only {_pct(drop)} and stopped falling")
+        early = f.n_epochs >= at
     decision = ctx.rule("decision")
-    nc = (f" The decision comes at epoch {decision.scaled_epoch(f.total_epochs)}."
-          if decision is not None and f.n_epochs < decision.scaled_epoch(f.total_epochs) else "")
-    maps = (f"; {_map_name(f)} has not improved either ({f.map_points[-1][1]:.3f})" if f.has_map else "")
-    guide_text = f": {rule.guide_text}" if rule is not None else ""
+    decision_at = decision.scaled_epoch(f.total_epochs) if decision is not None else None
+    rule_id = rule.id if rule is not None else "not_learning"
     too_low = _lr_too_low(f) if f.lr.current is not None and f.lr.current < _data.DETECTOR_LR_FLOOR else ""
     if too_low:  # a flat curve at an LR no detector learns with: the LR is the cause, whatever the schedule
-        return ctx.verdict("warn", f"Not learning: {too_low}.",
-                           f"Rule (not learning, LR range): the {ctx.level()} {_fmt(f.current)} is "
-                           f"{_pct(f.current / f.reference)} of the starting loss {_fmt(f.reference)} after "
-                           f"{f.n_epochs} epochs ({ctx.trend_text()}); {too_low}: raise it.",
-                           _recipes.ALTERNATIVE_3.name, rule.id if rule is not None else "not_learning",
+        return ctx.verdict("warn", *_text.not_learning_lr_range(f, too_low), _recipes.ALTERNATIVE_3.name, rule_id,
                            "lr_too_low", value=f.current, reference=f.reference)
-    return ctx.verdict("warn", f"Warning: the loss {what} by epoch {f.n_epochs}.",
-                       f"Rule ({'guide, ' if rule is not None else ''}{when}{guide_text}): {ctx.metric} "
-                       f"{_fmt(f.current)} is {_pct(f.current / f.reference)} of the starting loss "
-                       f"{_fmt(f.reference)} (a drop below {_pct(f.margin)} is within the noise{ratio_note}; "
-                       f"{ctx.trend_text()}){maps}. Check the data (nbdetect.diagnose()) and the LR." + nc,
-                       "diagnose", rule.id if rule is not None else "not_learning", "loss_plateau",
+    return ctx.verdict("warn", *_text.not_learning(f, rule, early, decision_at), "diagnose", rule_id, "loss_plateau",
                        value=f.current, reference=f.reference)
 
 
@@ -397,13 +381,9 @@ def rule_map_collapse(ctx: Context) -> Finding | None:
     f = ctx.facts
     if not f.map_collapsed:
         return None
-    (be, bv), (le, lv) = f.map_best, f.map_points[-1]
-    return ctx.verdict("warn", f"{_map_name(f)} collapsed: {lv:.3f} at epoch {le}, below half of its best {bv:.3f} "
-                               f"(epoch {be}).",
-                       f"Rule (mAP collapse): the task metric fell {_pct(1 - lv / bv)} from its best while the "
-                       f"{ctx.metric} reads {_fmt(f.current)}; the loss alone does not show it. Keep the checkpoint "
-                       "of the best mAP epoch; if it keeps falling, lower the LR.", "use_best", "map_collapse",
-                       "map_collapse", best_epoch=be, best_map=bv, map=lv)
+    (be, bv), lv = f.map_best, f.map_points[-1][1]
+    return ctx.verdict("warn", *_text.map_collapse(f), "use_best", "map_collapse", "map_collapse", best_epoch=be,
+                       best_map=bv, map=lv)
 
 
 def rule_final(ctx: Context) -> Finding | None:
@@ -417,60 +397,39 @@ def rule_final(ctx: Context) -> Finding | None:
     best, ref = f.best, f.reference
     lines = _Lines(rule, ref, ctx.thresholds)
     nxt_fail = ctx.next_on_failure
-    title = _recipe_title(ctx.recipe)
+    said = _text.Final(f, _recipe_title(ctx.recipe), rule, lines)
     details = {"best": best, "reference": ref, "line": lines.line}
     if rule.id == "final_lr_boost":
-        text = (f"Rule (guide, {title}: {rule.guide_text}): best {ctx.metric} {_fmt(best)} is {_pct(best / ref)} "
-                f"of the loss before the boost {_fmt(ref)} (needs <= {_pct(rule.ratio)})")
         first = _recipes.FIRST
         if best <= rule.ratio * ref:
-            return ctx.verdict("partial", f"The LR boost helped; for a final model run {first.short_title}.",
-                               text + " -> the higher LR helps; the guide does not recommend this for final "
-                                      "training.", first.name, rule.id, "curve_ok", **details)
-        return ctx.verdict("fail", f"The LR boost did not help: run {_action(nxt_fail)}.",
-                           text + f" -> run {_action(nxt_fail)}.", nxt_fail, rule.id, "below_expected_curve",
-                           **details)
-    prefix = (f"Rule (guide, {title} after the last epoch {f.total_epochs}: {rule.guide_text}): best "
-              f"{ctx.metric} ")
+            return ctx.verdict("partial", *said.boost_helped(first), first.name, rule.id, "curve_ok", **details)
+        return ctx.verdict("fail", *said.boost_failed(nxt_fail), nxt_fail, rule.id, "below_expected_curve", **details)
     if best < lines.line:
-        return ctx.verdict("success", f"Success: use this model for the submission (best {ctx.metric} "
-                                      f"{_fmt(best)}).", prefix + lines.describe(best) + " -> success.",
-                           "submission", rule.id, "curve_ok", **details)
+        return ctx.verdict("success", *said.success(), "submission", rule.id, "curve_ok", **details)
     if lines.partial is not None:  # the text below cites the partial line: the plot draws that one
         details.update(line=lines.partial, success_line=lines.line)
     rising = _still_improving(f)
     if lines.partial is not None and best < lines.partial:
-        more = (f" It was still improving when it ended ({rising}): a longer run should get further."
-                if rising else "")
-        return ctx.verdict("partial", f"Partial success: the model might still work (best {ctx.metric} "
-                                      f"{_fmt(best)}); use it for the submission.",
-                           prefix + lines.describe(best, "partial") + " -> partial success (the guide: might still "
-                           "work)." + more, "submission", rule.id, "below_expected_curve", **details)
-    described = lines.describe(best, "partial" if lines.partial is not None else "line")
+        return ctx.verdict("partial", *said.partial(rising), "submission", rule.id, "below_expected_curve", **details)
     target = lines.partial if lines.partial is not None else lines.line
     reaches = f.current is not None and f.current * math.exp(max(f.trend * f.n_epochs, -700.0)) <= target
     if rising and not reaches:
         rising = ""  # improving, but at this pace another run as long still ends above the line
     if rising:  # never 'not good enough' for a run that was still getting better
-        return ctx.verdict("partial", f"Still improving when it ended: a longer run should get further (best "
-                                      f"{ctx.metric} {_fmt(best)}, above the guide's line).",
-                           prefix + described + f" -> above the line, but {rising}; the guide's line is not met "
-                           f"yet, not missed: run more epochs before changing recipe.", "train_longer", rule.id,
-                           "below_expected_curve", **details)
-    return ctx.verdict("fail", f"Not good enough: run {_action(nxt_fail)}.",
-                       prefix + described + f" and no longer improving -> {_action(nxt_fail)}.", nxt_fail, rule.id,
-                       "below_expected_curve", **details)
+        return ctx.verdict("partial", *said.still_improving(rising), "train_longer", rule.id, "below_expected_curve",
+                           **details)
+    return ctx.verdict("fail", *said.not_good_enough(nxt_fail), nxt_fail, rule.id, "below_expected_curve", **details)
 
 
 def _still_improving(f: CurveFacts) -> str:
-    """Why the run counts as still improving at its end, at a pace that matters ("" when it does not): a
-    significant trend that, kept for another half of the run (at least 10 epochs), gains more than the noise
-    and 5% of the loss (or 0.01 mAP)."""
+    """How the run is still improving at its end, at a pace that matters: ``"map"`` (mAP), ``"loss"`` or ``""``
+    (it is not): a significant trend that, kept for another half of the run (at least 10 epochs), gains more
+    than the noise and 5% of the loss (or 0.01 mAP)."""
     horizon = max(10, f.n_epochs / 2)
     if f.map_rising and is_finite(f.map_trend) and f.map_trend * horizon > max(MEANINGFUL_MAP_GAIN, f.map_margin):
-        return f"{_map_name(f)} still rising, {f.map_points[-1][1]:.3f} at the end"
+        return "map"
     if f.pace_matters():
-        return f"the {_metric_name(f.metric)} still falling {100 * (1 - math.exp(f.trend)):.2g}%/epoch"
+        return "loss"
     return ""
 
 
@@ -481,38 +440,19 @@ def rule_final_own_evidence(ctx: Context, rule: Rule) -> Finding:
     learned = f.dropped > f.margin or map_gain
     little = not map_gain and f.dropped < 1 - _data.LEARNED_RATIO  # lost less than 20% of the start
     rising = _still_improving(f)
-    maps = ""
-    if f.has_map:
-        (be, bv), (fe, fv), (le, lv) = f.map_best, f.map_points[0], f.map_points[-1]
-        maps = f"; {_map_name(f)} {fv:.3f} (epoch {fe}) -> {lv:.3f} (epoch {le}), best {bv:.3f} at epoch {be}"
-    text = (f"Rule ({rule.guide_text}): the {ctx.metric} went from {_fmt(f.reference)} to {_fmt(f.current)} "
-            f"({_pct(f.dropped)} lower; best {_fmt(f.best)} at epoch {f.best_epoch}; {ctx.trend_text()}){maps}")
+    said = _text.OwnEvidence(f, rule)
     details = {"best": f.best, "reference": f.reference}
     if not learned:
-        return ctx.verdict("fail", "Finished without learning: neither the loss nor mAP improved beyond the noise.",
-                           text + " -> check the data and the LR.", "diagnose", rule.id, "loss_plateau", **details)
+        return ctx.verdict("fail", *said.not_learned(), "diagnose", rule.id, "loss_plateau", **details)
     patience = max(_data.MIN_PATIENCE, math.ceil(_data.PATIENCE_SHARE * f.n_epochs))
     since = f.points[-1][0] - f.plateau_epochs
     at_start = f.lr.fraction_at(since)
     if not rising and f.plateau_epochs >= patience and at_start is not None and at_start >= 0.5 \
             and not (f.has_map and f.map_points[-1][0] - f.map_best[0] < patience):
-        return ctx.verdict("partial", f"Finished on a plateau that began at epoch {since} with the LR still at "
-                                      f"{_pct(at_start)} of its peak: a lower LR would likely go further.",
-                           text + f" -> no improvement beyond the noise for {f.plateau_epochs} epochs, the plateau "
-                           f"began at full LR ({_fmt(f.lr.peak * at_start)}), so it is not the schedule's end: lower "
-                           "the LR (or decay it) and train again from the best checkpoint.", "lower_lr", rule.id,
-                           "loss_plateau", **details)
+        return ctx.verdict("partial", *said.plateau_at_full_lr(since, at_start), "lower_lr", rule.id, "loss_plateau",
+                           **details)
     if little:
-        return ctx.verdict("warn", f"Finished having lost only {_pct(f.dropped)} of its starting loss: it barely "
-                                   "learned.", text + " -> a detector that learns loses far more than 20% of its "
-                           "starting loss; check the data (boxes, labels, images) and the LR.", "diagnose", rule.id,
-                           "loss_plateau", **details)
+        return ctx.verdict("warn", *said.barely_learned(), "diagnose", rule.id, "loss_plateau", **details)
     if rising:
-        return ctx.verdict("success", f"Finished and still improving ({rising}): use the best checkpoint; more "
-                                      "epochs would likely help.", text + f" -> learned, {rising}.", "submission",
-                           rule.id, "curve_ok", **details)
-    return ctx.verdict("success", "Finished and converged: use the best checkpoint.",
-                       text + " -> learned and levelled off.", "submission", rule.id, "curve_ok", **details)
-
-
-#: The policy: every rule runs at every epoch; the first (most severe) applicable problem wins, in the order
+        return ctx.verdict("success", *said.still_improving(rising), "submission", rule.id, "curve_ok", **details)
+    return ctx.verdict("success", *said.converged(), "submission", rule.id, "curve_ok", **details)

@@ -210,7 +210,9 @@ class Decision:
 
 def _lr_note(f: CurveFacts) -> str:
     lr = f.lr
-    return f"; the LR is now {_fmt(lr.current)}, {_pct(lr.fraction_of_peak)} of its peak {_fmt(lr.peak)}" if lr.known else ""
+    if not lr.known:
+        return ""
+    return f"; the LR is now {_fmt(lr.current)}, {_pct(lr.fraction_of_peak)} of its peak {_fmt(lr.peak)}"
 
 
 def _maps_not_improved(f: CurveFacts) -> str:
@@ -269,3 +271,173 @@ def stalled_guide(f: CurveFacts, since: int | None, projected: float, goal: floa
             f"({_pct(f.current / f.reference)} of the start {_fmt(f.reference)}; {trend_text(f)}); "
             f"even on an optimistic power law it is projected {_fmt(projected)} at epoch "
             f"{f.total_epochs} vs the goal {_fmt(goal)} ({goal_src}){_lr_note(f)}.")
+
+
+def not_learning_lr_range(f: CurveFacts, too_low: str) -> tuple[str, str]:
+    return (f"Not learning: {too_low}.",
+            f"Rule (not learning, LR range): the {level(f)} {_fmt(f.current)} is "
+            f"{_pct(f.current / f.reference)} of the starting loss {_fmt(f.reference)} after "
+            f"{f.n_epochs} epochs ({trend_text(f)}); {too_low}: raise it.")
+
+
+def not_learning(f: CurveFacts, rule, early: bool, decision_at: int | None) -> tuple[str, str]:
+    """``rule``: the guide's early warning (None: own evidence); ``early``: said at its (scaled) epoch."""
+    if rule is not None and early:
+        when = f"early warning at {_scaled_note(rule, f.total_epochs)}"
+    else:
+        when = f"flat since the start for {f.points[-1][0] - 1} epochs"
+    ratio_note = f"; the guide expects a drop of {_pct(1 - rule.ratio)} by then" if rule is not None else ""
+    drop = 1 - f.current / f.reference
+    what = ("has not dropped" if drop < f.margin else
+            f"has dropped only {_pct(drop)} and stopped falling")
+    nc = f" The decision comes at epoch {decision_at}." if decision_at is not None and f.n_epochs < decision_at else ""
+    maps = (f"; {_map_name(f)} has not improved either ({f.map_points[-1][1]:.3f})" if f.has_map else "")
+    guide_text = f": {rule.guide_text}" if rule is not None else ""
+    return (f"Warning: the loss {what} by epoch {f.n_epochs}.",
+            f"Rule ({'guide, ' if rule is not None else ''}{when}{guide_text}): {_metric_name(f.metric)} "
+            f"{_fmt(f.current)} is {_pct(f.current / f.reference)} of the starting loss "
+            f"{_fmt(f.reference)} (a drop below {_pct(f.margin)} is within the noise{ratio_note}; "
+            f"{trend_text(f)}){maps}. Check the data (nbdetect.diagnose()) and the LR." + nc)
+
+
+def map_collapse(f: CurveFacts) -> tuple[str, str]:
+    (be, bv), (le, lv) = f.map_best, f.map_points[-1]
+    return (f"{_map_name(f)} collapsed: {lv:.3f} at epoch {le}, below half of its best {bv:.3f} (epoch {be}).",
+            f"Rule (mAP collapse): the task metric fell {_pct(1 - lv / bv)} from its best while the "
+            f"{_metric_name(f.metric)} reads {_fmt(f.current)}; the loss alone does not show it. Keep the checkpoint "
+            "of the best mAP epoch; if it keeps falling, lower the LR.")
+
+
+def still_improving(f: CurveFacts, how: str) -> str:
+    """``how``: ``verdict_rules._still_improving``'s ``"map"`` or ``"loss"``."""
+    if how == "map":
+        return f"{_map_name(f)} still rising, {f.map_points[-1][1]:.3f} at the end"
+    return f"the {_metric_name(f.metric)} still falling {100 * (1 - math.exp(f.trend)):.2g}%/epoch"
+
+
+class Final:
+    """The words of the guide's grading after the last epoch (``final_*``) on ``lines``."""
+
+    def __init__(self, f: CurveFacts, title: str, rule, lines):
+        self.f, self.title, self.rule, self.lines = f, title, rule, lines
+        self.metric = _metric_name(f.metric)
+        self.prefix = (f"Rule (guide, {title} after the last epoch {f.total_epochs}: {rule.guide_text}): best "
+                       f"{self.metric} ")
+
+    def _boost(self) -> str:
+        f, rule = self.f, self.rule
+        return (f"Rule (guide, {self.title}: {rule.guide_text}): best {self.metric} {_fmt(f.best)} is "
+                f"{_pct(f.best / f.reference)} of the loss before the boost {_fmt(f.reference)} (needs <= "
+                f"{_pct(rule.ratio)})")
+
+    def boost_helped(self, first) -> tuple[str, str]:
+        return (f"The LR boost helped; for a final model run {first.short_title}.",
+                self._boost() + " -> the higher LR helps; the guide does not recommend this for final training.")
+
+    def boost_failed(self, nxt: str) -> tuple[str, str]:
+        return f"The LR boost did not help: run {_action(nxt)}.", self._boost() + f" -> run {_action(nxt)}."
+
+    def success(self) -> tuple[str, str]:
+        best = self.f.best
+        return (f"Success: use this model for the submission (best {self.metric} {_fmt(best)}).",
+                self.prefix + self.lines.describe(best) + " -> success.")
+
+    def partial(self, rising: str) -> tuple[str, str]:
+        best = self.f.best
+        more = (f" It was still improving when it ended ({still_improving(self.f, rising)}): a longer run should "
+                "get further." if rising else "")
+        return (f"Partial success: the model might still work (best {self.metric} {_fmt(best)}); use it for the "
+                "submission.",
+                self.prefix + self.lines.describe(best, "partial") + " -> partial success (the guide: might still "
+                "work)." + more)
+
+    def _described(self) -> str:
+        return self.lines.describe(self.f.best, "partial" if self.lines.partial is not None else "line")
+
+    def still_improving(self, rising: str) -> tuple[str, str]:
+        return (f"Still improving when it ended: a longer run should get further (best {self.metric} "
+                f"{_fmt(self.f.best)}, above the guide's line).",
+                self.prefix + self._described() + f" -> above the line, but {still_improving(self.f, rising)}; the "
+                "guide's line is not met yet, not missed: run more epochs before changing recipe.")
+
+    def not_good_enough(self, nxt: str) -> tuple[str, str]:
+        return (f"Not good enough: run {_action(nxt)}.",
+                self.prefix + self._described() + f" and no longer improving -> {_action(nxt)}.")
+
+
+class OwnEvidence:
+    """The words of the grading of a run of unknown convention (``final_own_evidence``)."""
+
+    def __init__(self, f: CurveFacts, rule):
+        self.f = f
+        maps = ""
+        if f.has_map:
+            (be, bv), (fe, fv), (le, lv) = f.map_best, f.map_points[0], f.map_points[-1]
+            maps = f"; {_map_name(f)} {fv:.3f} (epoch {fe}) -> {lv:.3f} (epoch {le}), best {bv:.3f} at epoch {be}"
+        self.text = (f"Rule ({rule.guide_text}): the {_metric_name(f.metric)} went from {_fmt(f.reference)} to "
+                     f"{_fmt(f.current)} ({_pct(f.dropped)} lower; best {_fmt(f.best)} at epoch {f.best_epoch}; "
+                     f"{trend_text(f)}){maps}")
+
+    def not_learned(self) -> tuple[str, str]:
+        return ("Finished without learning: neither the loss nor mAP improved beyond the noise.",
+                self.text + " -> check the data and the LR.")
+
+    def plateau_at_full_lr(self, since: int, at_start: float) -> tuple[str, str]:
+        f = self.f
+        return (f"Finished on a plateau that began at epoch {since} with the LR still at {_pct(at_start)} of its "
+                "peak: a lower LR would likely go further.",
+                self.text + f" -> no improvement beyond the noise for {f.plateau_epochs} epochs, the plateau "
+                f"began at full LR ({_fmt(f.lr.peak * at_start)}), so it is not the schedule's end: lower "
+                "the LR (or decay it) and train again from the best checkpoint.")
+
+    def barely_learned(self) -> tuple[str, str]:
+        return (f"Finished having lost only {_pct(self.f.dropped)} of its starting loss: it barely learned.",
+                self.text + " -> a detector that learns loses far more than 20% of its starting loss; check the "
+                "data (boxes, labels, images) and the LR.")
+
+    def still_improving(self, rising: str) -> tuple[str, str]:
+        said = still_improving(self.f, rising)
+        return (f"Finished and still improving ({said}): use the best checkpoint; more epochs would likely help.",
+                self.text + f" -> learned, {said}.")
+
+    def converged(self) -> tuple[str, str]:
+        return "Finished and converged: use the best checkpoint.", self.text + " -> learned and levelled off."
+
+
+# -- the composed verdict's own words (nbdetect.verdict) ------------------------------------------------------
+PENDING_NO_EPOCH = ("Waiting for the first epoch.", "No rule applies before the first epoch ends.")
+PENDING_NO_LOSS = ("No loss recorded yet.", "The first epoch has no finite loss to compare with.")
+
+
+def error_text(error) -> str:
+    return f"{type(error).__name__}: {error}" if isinstance(error, BaseException) else str(error)
+
+
+def run_failed(text: str, before: str | None) -> tuple[str, str]:
+    """``before``: the headline of the verdict before the error, if any."""
+    return (f"Training failed: {text}",
+            "The run stopped with an error (its last checkpoint is kept; see the run's message). Fix "
+            "the cause and continue with resume=True." + (f" Before it: {before}" if before is not None else ""))
+
+
+def no_rule_fires(f: CurveFacts, next_check: int | None, unknown_plan: bool) -> tuple[str, str]:
+    if next_check and next_check > f.n_epochs:
+        nxt = f"next check at epoch {next_check}"
+    elif not unknown_plan:
+        nxt = f"graded after epoch {f.total_epochs}"
+    else:
+        nxt = "its planned length is unknown, so it is judged on its curves only"
+    value = f.current
+    evidence = ("" if f.enough_evidence else
+                f"; {len(f.points)} of the {f.evidence_points} judged epochs a stop would need at this noise")
+    return (f"Training; {nxt}.",
+            f"No rule fires: {level(f)} {_fmt(value)} is {_pct(value / f.reference)} of the starting "
+            f"loss {_fmt(f.reference)} ({trend_text(f)}{evidence}); {nxt}. {series_read(f)}")
+
+
+def also(headlines: list[str]) -> str:
+    return " ".join(f"Also: {h}" for h in headlines)
+
+
+def with_cause(headline: str, cause: str) -> str:
+    return f"{headline} {cause}"
