@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 from . import recipes as _recipes
 from .curve_facts import CurveFacts, by_epoch, curve_facts
+# re-exported for importers; the thresholds here are copies: the rules read verdict_data's (patch those)
 from .verdict_data import (CONVERGED_RATIO, CUT_HELPED, DETECTOR_LR_FLOOR, DIVERGENCE_RATIO,  # noqa: F401
                            DIVERGENCE_RISE, FRCNN_START, LEARNED_RATIO, LOW_LR_FRACTION, MIN_PATIENCE,
                            NOT_LEARNING_EPOCHS, OVERFIT_PATIENCE, OVERFIT_RISE, PATIENCE_SHARE, REGISTRY,
