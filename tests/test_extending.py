@@ -109,6 +109,34 @@ def _run(out_dir, callbacks=(), epochs=2):
                        callbacks=callbacks)
 
 
+def test_a_new_verdict_rule_is_a_function_a_policy_place_and_a_registry_entry(monkeypatch):
+    """docs/ARCHITECTURE.md, "a verdict rule": a rule function returning a Finding, its place in POLICY and one
+    REGISTRY entry (done here, in the test file alone) are all the judge needs: the live verdict, decide() and
+    diagnose() report it under its one id and its code, and the registry names both."""
+    import nbdetect.verdict as vd
+    import nbdetect.verdict_data as vdata
+    from nbdetect.verdict_rules import Finding as RuleFinding
+
+    def rule_epoch_seven(ctx):
+        f = ctx.facts
+        if f.n_epochs < 7:
+            return None
+        return ctx.verdict("warn", "Seven epochs in: a test rule fired.", f"Rule (test): {f.n_epochs} epochs read.",
+                           "use_best", "epoch_seven", "loss_plateau", epochs=f.n_epochs)
+
+    monkeypatch.setattr(vd, "POLICY", vd.POLICY + (rule_epoch_seven,))
+    monkeypatch.setattr(vdata, "REGISTRY", vdata.REGISTRY + (
+        vdata.RuleEntry("epoch_seven", ("rule_epoch_seven",), ("loss_plateau",), ("warn",)),))
+    losses = [1.8 * 0.9 ** e for e in range(8)]
+    assert decide(losses[:6], "custom", 50).rule_id is None
+    v = decide(losses, "custom", 50)
+    assert isinstance(rule_epoch_seven(vd.Context(v.facts, "custom", None, None, False, False)), RuleFinding)
+    assert (v.rule_id, v.code, v.status, v.next_action) == ("epoch_seven", "loss_plateau", "warn", "use_best")
+    assert v.details == {"epochs": 8} and vdata.entry(v.rule_id).codes == ("loss_plateau",)
+    report = diagnose(history=losses, epochs=50, plots=False)
+    assert any(f.code == "loss_plateau" and "test rule" in f.title for f in report.findings), report
+
+
 def test_hooks_see_every_event_in_order_and_their_state_travels_in_the_checkpoint(tmp_path):
     hook = Counting()
     run = _run(tmp_path, [hook]).run()

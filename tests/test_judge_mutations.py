@@ -1,7 +1,7 @@
 """Tests that can fail: delete each verdict rule, or scale each threshold by 2x and by 0.5x, one at a time;
 every such change must make the judge's battery (the generated histories judged at every epoch, the real public
 logs, the guide's own scenarios, boundary cases on either side of a threshold) find at least one wrong answer.
-Every deletion and every scaling is caught."""
+Deleting any rule (each id of nbdetect.verdict_data.REGISTRY alone) and scaling any threshold are caught."""
 import json
 import math
 import random
@@ -11,6 +11,7 @@ import pytest
 
 import nbdetect.curve_facts as cf
 import nbdetect.verdict as vd
+import nbdetect.verdict_data as vdata
 from judge_cases import generate, violations
 from verdict_histories import diverging, flat_bad_data, healthy, seed_multistep_plateau
 from nbdetect.history_readers import read_history
@@ -47,6 +48,9 @@ def _guide_scenarios() -> list[str]:
     v = vd.decide(flat_bad_data()[:20], "alternative_1", 50)
     if v.status != "switch":
         bad.append(f"bad data at 20: {v.status}")
+    v = vd.decide(flat_bad_data()[:15], "alternative_1", 50)  # "if the loss doesn't drop by epoch 15 ..."
+    if (v.rule_id, v.code) != ("early_epoch15", "loss_plateau"):
+        bad.append(f"bad data at the guide's epoch 15: {v.rule_id} {v.code}")
     h = healthy(epochs=50)
     for k in (5, 20, 35, 50):
         v = vd.decide(h[:k], "alternative_1", 50)
@@ -240,20 +244,33 @@ def test_the_battery_passes_on_the_judge_as_it_is():
     assert battery() == []
 
 
-RULES = [rule.__name__ for rule in vd.POLICY] + ["rule_final"]
-THRESHOLDS = [(vd, name) for name in ("DIVERGENCE_RATIO", "DIVERGENCE_RISE", "OVERFIT_RISE", "OVERFIT_PATIENCE",
+# every rule under its one identifier (nbdetect.verdict_data.REGISTRY), but the failed run (no rule of the policy)
+RULES = [e.id for e in vdata.REGISTRY if e.id != "run_failed"]
+# the thresholds are patched where the rules read them (verdict_rules reads verdict_data.NAME at each call)
+THRESHOLDS = [(vdata, name) for name in ("DIVERGENCE_RATIO", "DIVERGENCE_RISE", "OVERFIT_RISE", "OVERFIT_PATIENCE",
                                       "LEARNED_RATIO", "CUT_HELPED", "LOW_LR_FRACTION", "NOT_LEARNING_EPOCHS",
                                       "PATIENCE_SHARE", "MIN_PATIENCE", "DETECTOR_LR_FLOOR")] + \
              [(cf, name) for name in ("MIN_DELTA", "NOISE_MARGIN", "MAP_COLLAPSE", "MEANINGFUL_GAIN",
                                       "SLOPE_RESOLUTION")]
 
 
+def _without(function, rule_id):
+    """``function`` that no longer reports ``rule_id`` (its other findings kept)."""
+    def rule(ctx):
+        found = function(ctx)
+        return None if found is not None and vdata.entry(found.rule_id).id == rule_id else found
+    rule.__name__ = function.__name__
+    return rule
+
+
 @pytest.mark.parametrize("rule", RULES)
 def test_deleting_a_rule_fails_the_battery(rule, monkeypatch):
-    if rule == "rule_final":
-        monkeypatch.setattr(vd, "rule_final", lambda ctx: None)
+    """Each rule id deleted alone (a function that reports two ids, such as the decision's alt1/alt2, loses one)."""
+    functions = vdata.entry(rule).functions
+    if "rule_final" in functions:
+        monkeypatch.setattr(vd, "rule_final", _without(vd.rule_final, rule))
     else:
-        monkeypatch.setattr(vd, "POLICY", tuple(r for r in vd.POLICY if r.__name__ != rule))
+        monkeypatch.setattr(vd, "POLICY", tuple(_without(r, rule) if r.__name__ in functions else r for r in vd.POLICY))
     assert battery(first_only=True), f"deleting {rule} changed no answer"
 
 

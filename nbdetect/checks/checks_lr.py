@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 
+from ..verdict_data import DETECTOR_LR_FLOOR  # the verdict's floor: no detector learns below it
 from .report import Finding
 
 CHECK = "lr"
@@ -35,7 +36,6 @@ def _fmt_runs(lrs: list[float]) -> str:
                      for a, b, lr in runs)
 
 
-DETECTOR_LR_FLOOR = 1e-6  # the verdict's floor (nbdetect.verdict.DETECTOR_LR_FLOOR): no detector learns below it
 
 
 def check_optimizer_covers_model(model, optimizer) -> list[Finding]:
