@@ -12,6 +12,8 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .numbers import fmt_score
+
 YOLO_MAP50 = "metrics/mAP50(B)"
 YOLO_MAP = "metrics/mAP50-95(B)"
 
