@@ -295,3 +295,35 @@ def test_a_checkpoint_with_an_unknown_hook_key_loads_with_a_warning(tmp_path, re
     recwarn.clear()
     legacy.resume_from(tmp_path / "old.pt")
     assert legacy.checkpointer.best_metric == best and not [w for w in recwarn if "hooks" in str(w.message)]
+
+
+def test_the_loop_calls_its_strategy_for_everything_one_or_n_processes_do_differently(tmp_path):
+    from nbdetect.strategy import DDP, SingleProcess, choose
+
+    assert type(choose(1)) is SingleProcess and type(choose(2)) is DDP and choose(2).world == 2
+
+    class Recording(SingleProcess):
+        def __init__(self):
+            self.calls = []
+
+        def __getattribute__(self, name):
+            attr = object.__getattribute__(self, name)
+            if not callable(attr) or name.startswith("_"):
+                return attr
+
+            def recorded(*args, **kwargs):
+                object.__getattribute__(self, "calls").append(name)
+                return attr(*args, **kwargs)
+
+            return recorded
+
+    strategy = Recording()
+    torch.manual_seed(0)
+    model = build_model("retinanet_tiny", 2, weights=None, min_size=96, max_size=96)
+    loader = DataLoader(toy_samples(8), batch_size=4, shuffle=False, collate_fn=collate)
+    run = TrainingRun(model, loader, loader, recipe=ALTERNATIVE_1.replace(epochs=1), out_dir=tmp_path,
+                      eval_map_every=0, tensorboard=False, strategy=strategy).run()
+    assert run.status == "finished" and run.is_main and run.devices == 1 and run.group is None
+    called = set(strategy.calls)
+    assert {"device_for", "place", "attach", "launch", "agree", "mean", "val_part", "gather", "teardown"} <= called
+    assert strategy.calls.count("mean") == run.step == 2  # the loss of every step goes through it
