@@ -7,6 +7,10 @@ training error. ``stop()`` sets a flag checked between iterations: the run
 saves a checkpoint at that exact iteration and ends with status ``"stopped"``;
 ``TrainingRun.resume`` (or ``alternative_1(resume=True)``) continues from it
 with the same LR sequence and batch order as an uninterrupted run.
+
+The loop (``_fit``) is the same code on one process and on each of N: what differs (placing and wrapping the
+model, each process's share of the data, the mean of the loss, agreeing on stop, which process writes) is a
+method of ``run.strategy`` (:mod:`nbdetect.strategy`).
 """
 from __future__ import annotations
 
