@@ -111,8 +111,8 @@ class Checkpointer(Callback):
 class Throughput(Callback):
     """Images per second over the last ``window_s`` seconds, and the ETA from it.
 
-    Runs ``on_iteration_end``: records (time, images seen) in its own window; changes nothing on the run
-    (``run.progress()`` reads it)."""
+    Runs ``on_iteration_end``: records (time, images seen) in its own window; changes nothing on the run.
+    :meth:`progress` is the run's progress view (``run.progress()``: counters, images/s, ETA) for the displays."""
 
     def __init__(self, window_s: float = 20.0):
         self.window_s = window_s
@@ -136,6 +136,30 @@ class Throughput(Callback):
         batch = run.images_seen / run.step if run.step else math.nan
         steps_left = run.total_steps - run.step
         return steps_left * batch / ips if ips > 0 and not math.isnan(ips) else math.nan
+
+    def progress(self, run) -> dict:
+        """Where the run is: epoch/iteration counters, images/s over the last seconds, ETA.
+
+        A run that has ended shows where it ended (a finished run: its last epoch, every iteration done) and no
+        ETA; images/s is then the mean over the whole run."""
+        elapsed = (run.ended_at or time.monotonic()) - run.started_at if run.started_at else 0.0
+        ended = run.status in ("finished", "stopped", "failed")
+        epoch, iteration = run.epoch, run.iteration
+        if iteration or (run.status == "running" and epoch < run.epochs):
+            epoch += 1  # inside epoch ``epoch + 1``
+        elif epoch:
+            iteration = run.steps_per_epoch  # at an epoch boundary: the last epoch is complete
+        if ended:
+            seconds = ((run.ended_at or time.monotonic()) - run.started_at) if run.started_at else 0.0
+            ips = (run.images_seen - run.images_at_start) / seconds if seconds > 0 else math.nan
+            eta = math.nan
+        else:
+            ips, eta = self.images_per_s(), self.eta_s(run)
+        return {"epoch": epoch, "epochs": run.epochs, "iteration": iteration, "steps_per_epoch": run.steps_per_epoch,
+                "step": run.step, "total_steps": run.total_steps, "elapsed_s": elapsed,
+                "images_per_s": ips, "eta_s": eta, "status": run.status, "device": run.device.type,
+                "threads": run.threads, "gpu_memory_gb": run.gpu_memory_gb(), "processes": run.devices,
+                "gpu_memory_gb_per_process": run.rank_memory_gb}
 
 
 class LossBefore(Callback):
@@ -173,6 +197,7 @@ class WeightEMA(Callback):
     weights. Critical: its state is in last.pt."""
 
     critical = True
+    every_rank = True  # each process averages its own replica (they stay equal under DDP)
 
     def __init__(self, share: float = 0.05, max_window: int = 2000):
         self.share, self.max_window = share, max_window

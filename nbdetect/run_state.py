@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 
 from . import schedules
+from .callbacks import hook_states, load_hook_states, state_key
 from .checkpoint import load_checkpoint, load_scheduler_state, save_checkpoint, scheduler_state
 from .history import History
 from .errors import CheckpointError, MissingError
@@ -85,17 +86,16 @@ class RunState:
                 "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None, "epoch": self.epoch,
                 "iteration": self.iteration, "step": self.step, "steps_per_epoch": self.steps_per_epoch,
                 "images_seen": self.images_seen, "epoch_acc": dict(self._epoch_acc),
-                "best_metric": self.checkpointer.best_metric, "history": self.history.to_dict(),
-                "hooks": {type(h).__name__: h.state_dict() for h in self.callbacks if hasattr(h, "state_dict")},
+                "history": self.history.to_dict(), "hooks": hook_states(self.callbacks),
                 "recipe": dataclasses.asdict(self.recipe), "meta": self.meta, "rng": rng}
 
     def save(self, name: str = "last.pt") -> Path:
-        if not getattr(self, "is_main", True):  # in a distributed run only rank 0 writes
+        if not self.strategy.is_global_zero:  # in a distributed run only rank 0 writes
             return self.last_checkpoint
         self.last_checkpoint = save_checkpoint(self.state_dict(), self.out_dir / name)
         return self.last_checkpoint
 
-    def load_state_dict(self, state: dict) -> None:
+    def load_state_dict(self, state: dict, where: str = "the checkpoint") -> None:
         self.model.load_state_dict(state["model"])
         self._match_group_layout(state["optimizer"])
         self.optimizer.load_state_dict(state["optimizer"])
@@ -106,10 +106,9 @@ class RunState:
         self.images_seen = int(state.get("images_seen", 0))
         self._epoch_acc = dict(state.get("epoch_acc", self._epoch_acc))
         hooks = state.get("hooks", {})
-        for h in self.callbacks:
-            if type(h).__name__ in hooks and hasattr(h, "load_state_dict"):
-                h.load_state_dict(hooks[type(h).__name__])
-        if "Checkpointer" not in hooks:  # checkpoints written before hooks kept their own state
+        # a rank other than 0 has only the hooks every rank runs: the others' state is rank 0's
+        load_hook_states(self.callbacks, hooks, where, warn=self.strategy.is_global_zero)
+        if state_key(self.checkpointer) not in hooks and "Checkpointer" not in hooks:  # written before hook state
             self.checkpointer.load_state_dict({"best_metric": state.get("best_metric", math.inf)})
         self.history = History.from_dict(state["history"])
         self._restored_rng = state.get("rng")
@@ -147,7 +146,7 @@ class RunState:
                 f"iteration {state['iteration']}) of a loader with {state['steps_per_epoch']} batches per epoch, "
                 f"but this loader has {self.steps_per_epoch}", where="train / batch_size",
                 fix="resume with the same training data and batch_size, or start a new run folder")
-        self.load_state_dict(state)
+        self.load_state_dict(state, str(path))
         self.last_checkpoint = Path(path)
         return self
 
@@ -159,28 +158,8 @@ class RunState:
             self._restored_rng = None
 
     def progress(self) -> dict:
-        """Where the run is: epoch/iteration counters, images/s over the last seconds, ETA.
-
-        A run that has ended shows where it ended (a finished run: its last epoch, every iteration done) and no
-        ETA; images/s is then the mean over the whole run."""
-        elapsed = (self.ended_at or time.monotonic()) - self.started_at if self.started_at else 0.0
-        ended = self.status in ("finished", "stopped", "failed")
-        epoch, iteration = self.epoch, self.iteration
-        if iteration or (self.status == "running" and epoch < self.epochs):
-            epoch += 1  # inside epoch ``epoch + 1``
-        elif epoch:
-            iteration = self.steps_per_epoch  # at an epoch boundary: the last epoch is complete
-        if ended:
-            seconds = ((self.ended_at or time.monotonic()) - self.started_at) if self.started_at else 0.0
-            ips = (self.images_seen - self.images_at_start) / seconds if seconds > 0 else math.nan
-            eta = math.nan
-        else:
-            ips, eta = self.throughput.images_per_s(), self.throughput.eta_s(self)
-        return {"epoch": epoch, "epochs": self.epochs, "iteration": iteration, "steps_per_epoch": self.steps_per_epoch,
-                "step": self.step, "total_steps": self.total_steps, "elapsed_s": elapsed,
-                "images_per_s": ips, "eta_s": eta, "status": self.status, "device": self.device.type,
-                "threads": self.threads, "gpu_memory_gb": self.gpu_memory_gb(), "processes": getattr(self, "devices", 1),
-                "gpu_memory_gb_per_process": getattr(self, "rank_memory_gb", None)}
+        """Where the run is: counters, images/s and ETA (the Throughput hook's view of the run)."""
+        return self.throughput.progress(self)
 
     def gpu_memory_gb(self) -> float | None:
         """Peak GPU memory this process allocated on the run's device (None on a CPU)."""

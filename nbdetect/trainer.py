@@ -7,6 +7,10 @@ training error. ``stop()`` sets a flag checked between iterations: the run
 saves a checkpoint at that exact iteration and ends with status ``"stopped"``;
 ``TrainingRun.resume`` (or ``alternative_1(resume=True)``) continues from it
 with the same LR sequence and batch order as an uninterrupted run.
+
+The loop (``_fit``) is the same code on one process and on each of N: what differs (placing and wrapping the
+model, each process's share of the data, the mean of the loss, agreeing on stop, which process writes) is a
+method of ``run.strategy`` (:mod:`nbdetect.strategy`).
 """
 from __future__ import annotations
 
@@ -18,15 +22,15 @@ from pathlib import Path
 import torch
 
 from . import engine, run_guard, schedules
-from .callbacks import dispatch
+from .callbacks import check_state_keys, dispatch
 from .data.loader import epoch_batches
 from .history import History
 from .hooks import Checkpointer, HistoryFiles, MapEvaluator, Throughput, WeightEMA
 from .models import default_device
 from .recipes import Recipe
 from .run_dirs import FolderLock
-from .run_ranks import RankedRun
 from .run_state import RunState, size_of
+from .strategy import choose as choose_strategy
 from .threads import choose_threads
 from .verdict import Verdict
 from .verdict_callback import VerdictCallback
@@ -35,31 +39,22 @@ from .errors import DataError, InputError
 STATUSES = ("pending", "running", "stopping", "stopped", "finished", "failed")
 
 
-class TrainingRun(RankedRun, RunState):
+class TrainingRun(RunState):
     """One training run; see the module docstring."""
 
     def __init__(self, model: torch.nn.Module, train_loader, val_loader=None, *, recipe: Recipe,
                  optimizer: torch.optim.Optimizer | None = None, device=None, out_dir: str | Path = "nbdetect_runs/run",
                  amp: bool = True, eval_map_every: int = 1, callbacks=(), meta: dict | None = None,
                  tensorboard: bool = True, max_history_points: int = 4000, checkpoint_every: int = 1,
-                 threads: int | None = None, devices: int = 1, group=None, sync_bn: bool = False):
+                 threads: int | None = None, devices: int = 1, group=None, sync_bn: bool = False, strategy=None):
         self.recipe = recipe
-        self.device = torch.device(device) if device is not None else default_device()
-        # devices > 1: the run forks its other processes when it starts (nbdetect.distributed); group: a process
-        # of a torchrun job, already in its process group
-        self.devices = group.world if group is not None else int(devices)
-        self.group = group
-        self.sync_bn = bool(sync_bn)  # BatchNorm statistics over the global batch (GPUs; nbdetect.distributed)
-        if group is not None:
-            from .distributed import device_of
-
-            self.device = device_of(group, self.device)
+        # how many processes train (nbdetect.strategy): devices > 1 forks the others when the run starts; group:
+        # a process of a torchrun job, already in its process group; sync_bn: BatchNorm over the global batch
+        self.strategy = strategy if strategy is not None else choose_strategy(devices, group, sync_bn)
+        self.device = self.strategy.device_for(torch.device(device) if device is not None else default_device())
         self.threads = choose_threads(self.device.type, threads)  # applied while the run trains (nbdetect.threads)
-        # a run that forks keeps the model off the GPU until then (CUDA cannot be initialised before a fork)
-        self.model = model.to(self.device) if self.devices == 1 or group is not None else model
-        self.train_model = self.model  # what the training step calls (DistributedDataParallel around the model)
-        self._val_shard = None  # a distributed rank's part of the validation data
-        self.rank_memory_gb: list | None = None  # a distributed run on GPUs: each process's peak memory
+        self.model = self.strategy.place(model, self.device)
+        self.rank_memory_gb: list | None = None  # a run on GPUs: each process's peak memory
         self.eval_model = self.model  # what validation, mAP and best.pt use (the weights' EMA when the recipe has one)
         self.train_loader, self.val_loader = train_loader, val_loader
         try:
@@ -85,11 +80,9 @@ class TrainingRun(RankedRun, RunState):
         self.throughput = Throughput()
         self.checkpointer = Checkpointer(checkpoint_every)
         self.judge = VerdictCallback()
-        self.hooks = [FolderLock(), *([WeightEMA()] if recipe.ema else []), MapEvaluator(eval_map_every),
-                      HistoryFiles(tensorboard), self.checkpointer, self.throughput, self.judge]
-        self.callbacks = [*self.hooks, *callbacks]
-        if group is not None:  # a torchrun process: its share of every batch; rank > 0 without files or display
-            self._become_rank(group)
+        self.callbacks = [FolderLock(), *([WeightEMA()] if recipe.ema else []), MapEvaluator(eval_map_every),
+                          HistoryFiles(tensorboard), self.checkpointer, self.throughput, self.judge, *callbacks]
+        check_state_keys(self.callbacks)
         self.verdict = Verdict("pending", "Waiting for the first epoch.", "No rule applies yet.")
 
         self.epoch = 0  # completed epochs
@@ -110,6 +103,22 @@ class TrainingRun(RankedRun, RunState):
         self._thread: threading.Thread | None = None
         self._epoch_acc = {"loss_sum": 0.0, "iterations": 0, "images": 0, "seconds": 0.0, "data_seconds": 0.0}
         self._restored_rng = None
+        self.strategy.attach(self)  # a torchrun process: its share of every batch; rank > 0 without files or display
+
+    @property
+    def is_main(self) -> bool:
+        """The process that writes files and drives the display (rank 0, or the only process)."""
+        return self.strategy.is_global_zero
+
+    @property
+    def group(self):
+        """The torch.distributed group of a run on several processes (None on one)."""
+        return self.strategy.group
+
+    @property
+    def devices(self) -> int:
+        """How many processes train this run."""
+        return self.strategy.world
 
     # -- control -----------------------------------------------------------
     def stop(self) -> None:
@@ -153,11 +162,18 @@ class TrainingRun(RankedRun, RunState):
         return f"after epoch {self.epoch}"
 
     # -- the loop --------------------------------------------------------------
+    def _should_stop(self) -> bool:
+        """Stop now? Every process gets the same answer at the same iteration (the strategy agrees on it)."""
+        stop = self.strategy.agree(self.stop_event.is_set())
+        if stop:
+            self.stop_event.set()
+        return stop
+
     def _on_iteration(self, epoch_idx: int):
         def on_iteration(i, loss, components, n_images, lr):
             self.step += 1
             self.iteration = i + 1
-            self.images_seen += n_images * (self.group.world if self.group is not None else 1)
+            self.images_seen += n_images * self.strategy.world
             rec = self.history.log_iteration(step=self.step, epoch=epoch_idx + 1, lr=lr, loss=loss, **components)
             dispatch(self.callbacks, "on_iteration_end", self, rec)
 
@@ -178,11 +194,11 @@ class TrainingRun(RankedRun, RunState):
                "lr": self.history.iterations[-1]["lr"] if self.history.iterations else math.nan,
                "time_s": acc["seconds"], "images_per_s": acc["images"] / acc["seconds"] if acc["seconds"] else math.nan,
                "data_wait_frac": acc["data_seconds"] / acc["seconds"] if acc["seconds"] else math.nan}
-        if self.group is not None and self.device.type == "cuda":  # every process's peak, for rank 0's panel
-            self.rank_memory_gb = self.group.gather(self.gpu_memory_gb())
+        if self.device.type == "cuda":  # every process's peak, for rank 0's panel
+            self.rank_memory_gb = self.strategy.gather(self.gpu_memory_gb())
         if self.val_loader is not None:
-            val_loss, parts = engine.evaluate_loss(self.eval_model, self._val_part(), self.device, self.amp,
-                                                   gather=self.group.gather if self.group is not None else None)
+            val_loss, parts = engine.evaluate_loss(self.eval_model, self.strategy.val_part(self.val_loader),
+                                                   self.device, self.amp, gather=self.strategy.gather)
             if not math.isfinite(val_loss):
                 raise engine.NonFiniteLossError(f"the validation loss became {val_loss} after epoch {epoch_idx + 1}")
             rec.update(val_loss=val_loss, **{f"val_{k}": v for k, v in parts.items()})
@@ -194,6 +210,7 @@ class TrainingRun(RankedRun, RunState):
         return rec
 
     def _fit(self) -> None:
+        """The loop: the same code for one process and for each of N (``self.strategy`` does what differs)."""
         self.status = "running"
         self.started_at, self.ended_at, self.images_at_start = time.monotonic(), None, self.images_seen
         threads_before = torch.get_num_threads()
@@ -201,8 +218,9 @@ class TrainingRun(RankedRun, RunState):
             torch.set_num_threads(self.threads)
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True  # fixed-size batches after the model's resize: worth tuning
+        train_model = None
         try:
-            self._start_ranks()
+            train_model = self.strategy.launch(self)  # the model, or DDP around it
             dispatch(self.callbacks, "on_run_start", self)
             for epoch_idx in range(self.epoch, self.epochs):
                 if self._should_stop():
@@ -211,14 +229,12 @@ class TrainingRun(RankedRun, RunState):
                 batches = epoch_batches(self.train_loader, epoch_idx, self.iteration)
                 self._restore_rng()
                 res = engine.train_one_epoch(
-                    self.train_model, self.optimizer, batches, self.device,
+                    train_model, self.optimizer, batches, self.device,
                     scheduler=self.scheduler, scaler=self.scaler, grad_clip=self.recipe.grad_clip, amp=self.amp,
                     should_stop=self._should_stop, on_iteration=self._on_iteration(epoch_idx),
-                    describe=self._describe(epoch_idx), start_iteration=self.iteration,
-                    average=self.group.mean if self.group is not None else None)
+                    describe=self._describe(epoch_idx), start_iteration=self.iteration, average=self.strategy.mean)
                 for key, value in (("loss_sum", res.loss * res.iterations if res.iterations else 0.0),
-                                   ("iterations", res.iterations),
-                                   ("images", res.images * (self.group.world if self.group is not None else 1)),
+                                   ("iterations", res.iterations), ("images", res.images * self.strategy.world),
                                    ("seconds", res.seconds), ("data_seconds", res.data_seconds)):
                     self._epoch_acc[key] += value
                 if res.stopped:
@@ -249,7 +265,7 @@ class TrainingRun(RankedRun, RunState):
             self.message = str(self.error)
         except BaseException as exc:  # keep the weights of a crashed run
             self.status = "failed"
-            self.error = self._rank_failure(exc)
+            self.error = self.strategy.failure(exc)
             said = f"{type(self.error).__name__}: {self.error}"
             try:
                 self.save("last.pt")
@@ -258,9 +274,8 @@ class TrainingRun(RankedRun, RunState):
                 self.message = f"failed with {said}"
         finally:
             self.ended_at = time.monotonic()
-            if self.group is not None and self.is_main:
-                self.train_model = self.model  # no DDP (and its process group) outlives the run
-                self.group.close()  # rank 0: the process group ends, the forked ranks are waited for (or ended)
+            train_model = None  # no DDP (and its process group) outlives the run
+            self.strategy.teardown(self)  # rank 0 of N: the group ends, the forked ranks are waited for (or ended)
             torch.set_num_threads(threads_before)
             run_guard.release(self)
             try:

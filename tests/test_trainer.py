@@ -216,3 +216,114 @@ def test_a_one_group_checkpoint_resumes_with_its_own_layout(tmp_path):
     resumed.resume_from(old.last_checkpoint).run()
     assert resumed.status == "finished" and resumed.step == 6 and len(resumed.optimizer.param_groups) == 1
     assert resumed.history.iterations[-1]["lr"] == pytest.approx(resumed.schedule.lr_at(5))
+
+
+def test_the_loop_is_short_and_has_no_distributed_branch():
+    """One loop for one or N processes: what differs is a method of run.strategy (nbdetect/strategy.py)."""
+    import ast
+    import inspect
+    import textwrap
+
+    source = textwrap.dedent(inspect.getsource(TrainingRun._fit))
+    assert len(source.splitlines()) <= 110
+    loop = "".join(textwrap.dedent(inspect.getsource(getattr(TrainingRun, name)))
+                   for name in ("_fit", "_should_stop", "_on_iteration", "_describe", "_end_epoch"))
+    names = {n.attr if isinstance(n, ast.Attribute) else n.id for n in ast.walk(ast.parse(loop))
+             if isinstance(n, (ast.Attribute, ast.Name))}
+    assert not names & {"group", "rank", "is_main", "devices", "world_size", "is_global_zero"}, names
+    tests = [n.test for n in ast.walk(ast.parse(loop)) if isinstance(n, (ast.If, ast.IfExp))]
+    assert not any("strategy" in ast.unparse(t) for t in tests)  # the strategy is called, never asked which it is
+
+
+class EveryN(Callback):
+    """Counts the steps it saw that are multiples of n: two instances with another n keep other counts."""
+
+    def __init__(self, n):
+        self.n, self.seen = n, 0
+
+    @property
+    def state_key(self):
+        return self.generate_state_key(n=self.n)
+
+    def on_iteration_end(self, run, rec):
+        self.seen += rec["step"] % self.n == 0
+
+    def state_dict(self):
+        return {"seen": self.seen}
+
+    def load_state_dict(self, state):
+        self.seen = state["seen"]
+
+
+def test_two_hooks_of_one_class_keep_their_own_state_across_resume(tmp_path):
+    every1, every2 = EveryN(1), EveryN(2)
+    part = make_run("retinanet_tiny", tmp_path, callbacks=[every1, every2, StopAt(3)]).run()
+    assert part.status == "stopped" and (every1.seen, every2.seen) == (3, 1)
+    ckpt = load_checkpoint(part.last_checkpoint)
+    assert ckpt["hooks"]["EveryN{'n': 1}"] == {"seen": 3} and ckpt["hooks"]["EveryN{'n': 2}"] == {"seen": 1}
+    assert "best_metric" not in ckpt and "best_metric" in ckpt["hooks"]["Checkpointer"]  # kept once
+    again1, again2 = EveryN(1), EveryN(2)
+    resumed = make_run("retinanet_tiny", tmp_path, callbacks=[again2, again1])  # the order does not matter
+    resumed.resume_from(part.last_checkpoint)
+    assert (again1.seen, again2.seen) == (3, 1)
+    resumed.run()
+    assert resumed.status == "finished" and (again1.seen, again2.seen) == (6, 3)
+
+    class Same(EveryN):  # two stateful hooks under one key would overwrite each other: refused
+        state_key = "same"
+
+    from nbdetect.errors import InputError
+
+    with pytest.raises(InputError, match="'same'"):
+        make_run("retinanet_tiny", tmp_path / "other", callbacks=[Same(1), Same(2)])
+
+
+def test_a_checkpoint_with_an_unknown_hook_key_loads_with_a_warning(tmp_path, recwarn):
+    part = make_run("retinanet_tiny", tmp_path, callbacks=[EveryN(2), StopAt(2)]).run()
+    assert part.status == "stopped"
+    resumed = make_run("retinanet_tiny", tmp_path)  # without that hook
+    with pytest.warns(UserWarning, match=r"hooks this run does not have: EveryN\{'n': 2\}"):
+        resumed.resume_from(part.last_checkpoint)
+    assert resumed.step == 2 and resumed.run().status == "finished"
+    # a checkpoint from before state keys (class names, the best metric at the top) still loads, silently
+    old = load_checkpoint(resumed.last_checkpoint)
+    best = old["hooks"].pop("Checkpointer")["best_metric"]
+    assert math.isfinite(best) and "EveryN{'n': 2}" not in old["hooks"]  # a state ignored is not written again
+    old.update(best_metric=best, hooks={**old["hooks"], "MapEvaluator": {}})
+    torch.save(old, tmp_path / "old.pt")
+    legacy = make_run("retinanet_tiny", tmp_path)
+    recwarn.clear()
+    legacy.resume_from(tmp_path / "old.pt")
+    assert legacy.checkpointer.best_metric == best and not [w for w in recwarn if "hooks" in str(w.message)]
+
+
+def test_the_loop_calls_its_strategy_for_everything_one_or_n_processes_do_differently(tmp_path):
+    from nbdetect.strategy import DDP, SingleProcess, choose
+
+    assert type(choose(1)) is SingleProcess and type(choose(2)) is DDP and choose(2).world == 2
+
+    class Recording(SingleProcess):
+        def __init__(self):
+            self.calls = []
+
+        def __getattribute__(self, name):
+            attr = object.__getattribute__(self, name)
+            if not callable(attr) or name.startswith("_"):
+                return attr
+
+            def recorded(*args, **kwargs):
+                object.__getattribute__(self, "calls").append(name)
+                return attr(*args, **kwargs)
+
+            return recorded
+
+    strategy = Recording()
+    torch.manual_seed(0)
+    model = build_model("retinanet_tiny", 2, weights=None, min_size=96, max_size=96)
+    loader = DataLoader(toy_samples(8), batch_size=4, shuffle=False, collate_fn=collate)
+    run = TrainingRun(model, loader, loader, recipe=ALTERNATIVE_1.replace(epochs=1), out_dir=tmp_path,
+                      eval_map_every=0, tensorboard=False, strategy=strategy).run()
+    assert run.status == "finished" and run.is_main and run.devices == 1 and run.group is None
+    called = set(strategy.calls)
+    assert {"device_for", "place", "attach", "launch", "agree", "mean", "val_part", "gather", "teardown"} <= called
+    assert strategy.calls.count("mean") == run.step == 2  # the loss of every step goes through it
