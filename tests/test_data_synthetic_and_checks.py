@@ -6,6 +6,7 @@ from nbdetect.data import (SyntheticSigns, as_detection_dataset, check_dataset, 
 from nbdetect.data.loader import ResumableSampler
 
 
+@pytest.mark.slow
 def test_synthetic_is_deterministic_and_boxes_cover_the_signs():
     a, b = SyntheticSigns(6, seed=3), SyntheticSigns(6, seed=3)
     for i in range(6):

@@ -8,6 +8,7 @@ from nbdetect.checks import diagnose
 pytestmark = pytest.mark.skipif(not (GTSDB / "gt.txt").exists(), reason="GTSDB data not present")
 
 
+@pytest.mark.slow
 def test_gtsdb_is_clean_data_with_small_signs_for_a_256px_model():
     ds = gtsdb_dataset(GTSDB)
     model = tiny(num_classes=43)  # resizes 1360x800 images to 128 px on the short side

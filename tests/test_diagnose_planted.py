@@ -217,6 +217,7 @@ PLANTED = [  # (state, root cause code, next action)
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("state,code,action", PLANTED, ids=[s.__name__[2:] for s, _, _ in PLANTED])
 def test_a_planted_bug_is_the_root_cause_with_the_right_next_step(state, code, action, tmp_path):
     report = diagnose(**state(tmp_path), **QUICK)
@@ -296,6 +297,7 @@ HEALTHY = [h_clean_retina, h_clean_fasterrcnn, h_finished_step_schedule, h_valid
            h_plateau_scheduler_healthy, h_ultralytics_healthy, h_quick_overfit_check]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("state", HEALTHY, ids=[s.__name__[2:] for s in HEALTHY])
 def test_a_healthy_state_gets_no_false_alarm(state, tmp_path):
     kwargs = {**QUICK, **state(tmp_path)}
@@ -305,6 +307,7 @@ def test_a_healthy_state_gets_no_false_alarm(state, tmp_path):
     assert report.next_action == "continue", report.to_text()
 
 
+@pytest.mark.slow
 def test_a_validation_loss_is_named_and_scaled_by_its_own_loader(tmp_path):
     report = diagnose(**s_val_loss_summed(tmp_path), **QUICK)
     assert "val loss is summed over the 4 batches of the validation loader" in report.root_cause.title

@@ -24,6 +24,7 @@ def assert_root(report, code, action):
     assert report.next_action == action, report.to_text()
 
 
+@pytest.mark.slow
 def test_images_in_0_255():
     data = mapped(scenes(), image=lambda im: im * 255.0)
     report = diagnose(tiny(), data=loader(data), **FAST)
@@ -39,6 +40,7 @@ def test_boxes_given_as_xywh():
     assert report.samples and report.samples[0].code == "box_xywh"  # and drawn
 
 
+@pytest.mark.slow
 def test_boxes_normalised_0_1():
     data = mapped(scenes(), boxes=lambda b, im: b / im.shape[-1])
     report = diagnose(tiny(), data=loader(data), overfit=False)
@@ -83,6 +85,7 @@ def test_retinanet_head_recreated_without_prior_bias():
     assert "classification loss now" in report.root_cause.evidence
 
 
+@pytest.mark.slow
 def test_loss_summed_over_batches():
     data = scenes(16)
     dl = loader(data, batch_size=2)
@@ -119,6 +122,7 @@ def test_multistep_lr_dropping_before_convergence():
     assert report.lr_timeline.per_epoch[45] == pytest.approx(2e-6)
 
 
+@pytest.mark.slow
 def test_lr_far_too_high_diverges():
     model = tiny()
     opt = torch.optim.Adam(model.parameters(), lr=0.5)
@@ -129,6 +133,7 @@ def test_lr_far_too_high_diverges():
     assert report.get("overfit_ok") is not None, report.to_text()
 
 
+@pytest.mark.slow
 def test_healthy_setup_has_no_false_failure():
     data = scenes(8)
     dl = loader(data, batch_size=4)

@@ -20,8 +20,9 @@ from nbdetect.models import build_model
 from nbdetect.recipes import ALTERNATIVE_1
 from nbdetect.trainer import TrainingRun
 
-pytestmark = pytest.mark.skipif(not torch.distributed.is_available() or os.name != "posix",
-                                reason="needs torch.distributed and fork")
+pytestmark = [pytest.mark.skipif(not torch.distributed.is_available() or os.name != "posix",
+                                 reason="needs torch.distributed and fork"),
+              pytest.mark.slow]  # every test here starts processes
 
 
 def frozen_bn(model):
@@ -73,6 +74,7 @@ def test_each_rank_takes_its_share_of_every_global_batch_and_the_same_number_of_
         assert list(resumed) == shares[-1][batch // world:]
 
 
+@pytest.mark.slow
 def test_two_processes_train_exactly_as_one_on_the_same_global_batch(tmp_path, capsys):
     one = make_run(tmp_path / "one", 1).run()
     two = make_run(tmp_path / "two", 2).run()
@@ -91,6 +93,7 @@ def test_two_processes_train_exactly_as_one_on_the_same_global_batch(tmp_path, c
     assert sorted(p.name for p in (tmp_path / "two").iterdir()) == sorted(p.name for p in (tmp_path / "one").iterdir())
 
 
+@pytest.mark.slow
 def test_stop_reaches_every_rank_and_a_two_process_run_resumes_on_one_and_back(tmp_path):
     full = make_run(tmp_path / "full", 1, epochs=3).run()
     part = make_run(tmp_path / "run", 2, epochs=3, callbacks=[StopAt(3)]).start()
@@ -168,6 +171,7 @@ def test_devices_and_batch_size_are_checked_before_anything_starts(tmp_path):
     assert check_devices(2, "cpu", 4) == 2
 
 
+@pytest.mark.slow
 def test_a_notebook_cell_with_devices_2_shows_one_panel_stops_on_click_and_resumes_on_one_process(tmp_path):
     nbformat = pytest.importorskip("nbformat")
     nbclient = pytest.importorskip("nbclient")
@@ -215,6 +219,7 @@ def test_sync_batchnorm_keeps_the_optimizers_parameters_and_leaves_frozen_batchn
     assert err.value.where == "sync_bn"
 
 
+@pytest.mark.slow
 def test_torchrun_runs_the_same_code_path_and_its_checkpoint_resumes_on_one_process(tmp_path):
     import json
     import subprocess
@@ -256,6 +261,7 @@ def test_every_rank_of_a_torchrun_job_takes_its_share_of_the_batch_and_only_rank
     assert len(runs[0].callbacks) > 3 and runs[1].save() is None and not any(tmp_path.iterdir())
 
 
+@pytest.mark.slow
 def test_a_failure_in_rank_0_ends_the_forked_rank_too(tmp_path):
     class FailsInRank0(FailsInRank1):
         def __getitem__(self, i):
@@ -270,6 +276,7 @@ def test_a_failure_in_rank_0_ends_the_forked_rank_too(tmp_path):
     assert run.status == "failed" and run.step == 1 and all(not p.is_alive() for p in run.group.workers)
 
 
+@pytest.mark.slow
 def test_a_forked_rank_may_load_its_batches_with_dataloader_workers(tmp_path):
     run = make_run(tmp_path, 2, epochs=1, num_workers=1).run()
     assert run.status == "finished" and run.step == 2 and no_orphans(run) == [0]

@@ -161,6 +161,7 @@ def test_every_error_path_is_documented():
     assert set(PATHS) | set(BAD_FILES) <= documented, (set(PATHS) | set(BAD_FILES)) - documented
 
 
+@pytest.mark.slow
 def test_a_refusal_in_a_notebook_shows_a_short_message_not_a_traceback(tmp_path):
     nbformat = pytest.importorskip("nbformat")
     nbclient = pytest.importorskip("nbclient")

@@ -137,6 +137,7 @@ def test_a_new_verdict_rule_is_a_function_a_policy_place_and_a_registry_entry(mo
     assert any(f.code == "loss_plateau" and "test rule" in f.title for f in report.findings), report
 
 
+@pytest.mark.slow
 def test_hooks_see_every_event_in_order_and_their_state_travels_in_the_checkpoint(tmp_path):
     hook = Counting()
     run = _run(tmp_path, [hook]).run()
@@ -159,6 +160,7 @@ class Broken(Callback):
         raise OSError("disk full")
 
 
+@pytest.mark.slow
 def test_a_broken_display_is_disabled_but_a_broken_critical_hook_fails_the_run(tmp_path):
     with pytest.warns(UserWarning, match="Broken.on_epoch_end failed and was disabled"):
         run = _run(tmp_path / "a", [Broken(critical=False)], epochs=1).run()
@@ -176,6 +178,7 @@ def test_a_run_whose_folder_cannot_be_created_ends_failed_not_running(tmp_path):
     assert run.status == "failed" and not run.is_active and run.error is not None
 
 
+@pytest.mark.slow
 def test_the_pure_floors_import_no_widgets_and_no_torch():
     code = ("import sys, nbdetect.verdict, nbdetect.recipes, nbdetect.actions, nbdetect.cells; "
             "print([m for m in ('ipywidgets', 'matplotlib', 'torch') if m in sys.modules])")
@@ -253,6 +256,7 @@ def fcos_recipe():
     del recipes.RECIPES[fcos.name]
 
 
+@pytest.mark.slow
 def test_fcos_is_a_family_whose_recipe_trains_through_the_same_cells_verdict_and_diagnose(fcos_recipe, tmp_path,
                                                                                           monkeypatch):
     assert families.of_preset("fcos_tiny") is families.FCOS and families.of_recipe(fcos_recipe) is families.FCOS
@@ -303,6 +307,7 @@ def new_family():
     families.unregister(SSD.name)
 
 
+@pytest.mark.slow
 def test_a_new_family_and_its_recipe_are_two_records_read_by_models_cells_verdict_and_diagnose(new_family, tmp_path,
                                                                                               monkeypatch):
     model = build_model("ssdlite_tiny", 2, weights=None)

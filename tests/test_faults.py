@@ -99,6 +99,7 @@ KILLER = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("delay", [0.0, 0.4, 1.1])
 def test_sigkill_at_any_moment_leaves_a_loadable_checkpoint(tmp_path, delay):
     """SIGKILL a training process while it writes checkpoints every epoch, ``delay`` seconds after its first
@@ -127,6 +128,7 @@ def test_sigkill_at_any_moment_leaves_a_loadable_checkpoint(tmp_path, delay):
     assert not list(tmp_path.glob(".*.tmp"))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("recipe,preset,workers", [("alternative_1", "retinanet_tiny", 0),
                                                     ("alternative_2", "fasterrcnn_tiny", 0),
                                                     ("seed_multistep", "retinanet_tiny", 1)])
@@ -196,6 +198,7 @@ def test_submission_boxes_are_in_original_pixels_csv_and_coco_agree_and_no_backg
         assert row["label"] == "1" and res["category_id"] == 1
 
 
+@pytest.mark.slow
 def test_alternative_3_resumes_mid_epoch_exactly_with_a_shuffled_user_loader(tmp_path):
     import nbdetect
 

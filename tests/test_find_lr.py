@@ -71,6 +71,7 @@ def test_one_outlier_batch_does_not_end_the_sweep_but_a_blow_up_and_nan_do():
     assert suggest(lrs, losses).status == "ok"
 
 
+@pytest.mark.slow
 def test_find_lr_restores_the_model_and_the_optimizer(capsys):
     from toy_data import toy_samples
     from nbdetect import build_model
@@ -104,6 +105,7 @@ def test_find_lr_refuses_a_reversed_range():
         find_lr(None, None, start_lr=1.0, end_lr=1e-3)
 
 
+@pytest.mark.slow
 def test_lr_auto_trains_with_the_suggestion_or_says_why_not(tmp_path, capsys):
     from toy_data import toy_samples
 

@@ -211,6 +211,7 @@ def histories(draw):
 
 
 @settings(max_examples=300, deadline=None, derandomize=True)
+@pytest.mark.slow
 @given(histories(), st.one_of(st.none(), st.integers(1, 2000)),
        st.sampled_from(["custom", "alternative_1", "alternative_2", "alternative_3", "seed_multistep"]))
 def test_the_judge_never_raises_on_any_history(epochs, total, recipe):

@@ -143,6 +143,7 @@ def test_every_next_action_names_something_a_user_can_call():
         assert actions.call(name) == code and code in actions.instruction(name)
 
 
+@pytest.mark.slow
 def test_the_line_on_the_plot_is_the_number_in_the_text():
     """The panel draws details['line']; the verdict's text must cite that same number, at every epoch."""
     from nbdetect.numbers import fmt_value as _fmt

@@ -168,6 +168,7 @@ def test_panel_healthy_run_has_no_switch_button():
     assert mon.next_button.layout.display == "none"
 
 
+@pytest.mark.slow
 def test_stop_button_sets_the_event_and_panel_says_stopped():
     run = FakeRun(epochs=10)
     mon = PanelMonitor().bind(run)

@@ -33,6 +33,7 @@ def _clean_registry():
         registry._RUNS.clear()
 
 
+@pytest.mark.slow
 def test_panel_stop_button_stops_a_background_run_with_a_checkpoint(tmp_path):
     run = make_run(tmp_path, epochs=200)
     registry.claim(run)  # what a cell does before showing the panel
@@ -64,6 +65,7 @@ def test_panel_stop_button_stops_a_background_run_with_a_checkpoint(tmp_path):
     registry.claim(make_run(tmp_path / "third", epochs=1))  # no longer blocks
 
 
+@pytest.mark.slow
 def test_training_error_shows_in_panel_and_wait_reraises(tmp_path):
     run = make_run(tmp_path, epochs=1)
     attach(run, mode="panel", display=False)
@@ -88,6 +90,7 @@ def test_text_mode_on_a_real_run(tmp_path):
     assert "verdict:" in text and "finished" in text.splitlines()[-1]
 
 
+@pytest.mark.slow
 def test_a_finished_run_shows_its_last_epoch_complete_and_no_eta(tmp_path):
     run = make_run(tmp_path, epochs=2)
     attach(run, mode="panel", display=False)

@@ -14,6 +14,8 @@ import pytest
 from jupyter_servers import start_jupyter
 from nbdetect.cells import as_json
 
+pytestmark = pytest.mark.slow  # every test here starts a Jupyter server
+
 pytest.importorskip("jupyter_server")
 
 BASE_URL = "/base/"  # a non-root base_url: the route must follow it
@@ -36,6 +38,7 @@ def _request(url: str, method: str = "GET", token: str | None = None, data: byte
         return err.code, err.headers, err.read()
 
 
+@pytest.mark.slow
 def test_extension_is_loaded(server):
     _, _, log = server
     assert "nbdetect: serving the notebook cells" in log.read_text()

@@ -34,6 +34,7 @@ class StopAt(Callback):
             run.stop()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("preset", ["retinanet_tiny", "fasterrcnn_tiny"])
 def test_resumed_run_matches_uninterrupted_run(tmp_path, preset):
     full = make_run(preset, tmp_path / "full").run()
@@ -128,6 +129,7 @@ def test_validation_loss_does_not_touch_batchnorm_or_grads(toy_loader):
     assert all(p.grad is None for p in model.parameters())
 
 
+@pytest.mark.slow
 def test_cpu_threads_are_chosen_applied_while_training_and_restored(tmp_path):
     from nbdetect.errors import InputError
     from nbdetect.threads import choose_threads
@@ -154,6 +156,7 @@ def test_cpu_threads_are_chosen_applied_while_training_and_restored(tmp_path):
     assert "(cpu, 1 thread)" in progress_line(run.progress())
 
 
+@pytest.mark.slow
 def test_weight_ema_is_validated_saved_and_resumed_exactly(tmp_path, monkeypatch):
     from functools import partialmethod
 
