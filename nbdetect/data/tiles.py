@@ -19,7 +19,8 @@ Pure functions on tensors; nothing here trains.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+import numbers
+from dataclasses import asdict, dataclass, fields, replace
 
 import torch
 from torch.utils.data import Dataset
@@ -55,9 +56,9 @@ def tile_config(value) -> TileConfig | None:
     if isinstance(value, TileConfig):
         cfg = value
     elif isinstance(value, bool):
-        raise ValueError("is True: give the tile size, e.g. 320")
-    elif isinstance(value, int):
-        cfg = TileConfig(size=value)
+        raise ValueError("is a bool: give the tile size, e.g. 320")
+    elif isinstance(value, numbers.Integral):
+        cfg = TileConfig(size=int(value))
     elif isinstance(value, dict):
         known = {f.name for f in fields(TileConfig)}
         unknown = sorted(set(value) - known)
@@ -66,15 +67,17 @@ def tile_config(value) -> TileConfig | None:
         cfg = TileConfig(**value)
     else:
         raise ValueError(f"is a {type(value).__name__}: give a tile size (int) or a dict")
+    if isinstance(cfg.size, numbers.Integral) and isinstance(cfg.seed, numbers.Integral):
+        cfg = replace(cfg, size=int(cfg.size), seed=int(cfg.seed))
     if isinstance(cfg.size, bool) or not isinstance(cfg.size, int) or not MIN_TILE <= cfg.size <= MAX_TILE:
-        raise ValueError(f"size {cfg.size!r} must be a whole number of pixels from {MIN_TILE} to {MAX_TILE}")
+        raise ValueError(f"has size {cfg.size!r}: a tile side is a whole number of pixels from {MIN_TILE} to {MAX_TILE}")
     for name, lo, hi, hi_open in (("overlap", 0.0, 0.9, False), ("background", 0.0, 1.0, True),
                                   ("min_visible", 0.01, 1.0, False)):
         v = getattr(cfg, name)
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not (lo <= v < hi if hi_open else lo <= v <= hi):
-            raise ValueError(f"{name} {v!r} must be a number from {lo:g} to {hi:g}" + (" (excluded)" if hi_open else ""))
+            raise ValueError(f"has {name} {v!r}: it must be a number from {lo:g} to {hi:g}" + (" (excluded)" if hi_open else ""))
     if isinstance(cfg.seed, bool) or not isinstance(cfg.seed, int) or cfg.seed < 0:
-        raise ValueError(f"seed {cfg.seed!r} must be a whole number >= 0")
+        raise ValueError(f"has seed {cfg.seed!r}: it must be a whole number >= 0")
     return cfg
 
 
