@@ -120,8 +120,8 @@ def predict_sliced(model, batches: Iterable, device, cfg: TileConfig, *, score_t
     model.eval()
     holder = model.roi_heads if hasattr(model, "roi_heads") else model
     internal = getattr(holder, "score_thresh", None)
-    if internal is not None and floor < internal:
-        holder.score_thresh = floor
+    if score_threshold is not None and internal is not None and floor < internal:
+        holder.score_thresh = floor  # as engine.predict: None keeps the model's own cut (torchvision: 0.05)
     out = []
     try:
         for images, targets in batches:
