@@ -30,6 +30,9 @@ def run_meta(run) -> dict:
         meta["reference_loss"] = float(reference)
     if thresholds is not None:
         meta["thresholds"] = asdict(thresholds)
+    tiles = (getattr(run, "meta", None) or {}).get("tiles")
+    if tiles:  # the run trains on tiles (nbdetect.data.tiles): said by diagnose(history=<run folder>)
+        meta["tiles"] = dict(tiles)
     return meta
 
 

@@ -26,6 +26,13 @@ def test_alternative_1_trains_on_tiles_and_submits_full_frames(tmp_path, monkeyp
     assert tiles["size"] == 320 and tiles["seed"] == 1 and tiles["frames"] == 4 and tiles["tiles"] > 4
     assert run.meta["min_size"] == run.meta["max_size"] == 320  # tiles go in at native resolution
     assert "map" in run.history.epochs[-1]  # the per-epoch mAP, on the full validation frames by slices
+    # the panel's header and diagnose (of the run folder, and of the tiled data) say the run uses tiles
+    from nbdetect.checks import diagnose
+    from nbdetect.monitor.panel import PanelMonitor
+
+    assert "320-px tiles" in PanelMonitor(min_render_interval=0.0).bind(run).header.value
+    assert "320-px tiles" in diagnose(history=run.out_dir, plots=False).to_text()
+    assert "the data are tiles" in diagnose(data=run.train_loader, plots=False, overfit=False).to_text()
 
     images = [frames.records[8].source]  # (an untrained model scores about 0.02: a low threshold writes boxes)
     sub = nbdetect.make_submission(run, images, out_dir="sub", score_threshold=0.01)

@@ -96,8 +96,9 @@ def _images(ctx):
 
 
 def _boxes(ctx):
+    from ..data.tiles import tiled_of
     from .checks_boxes import check_boxes
-    return check_boxes(ctx.scan, ctx.info)
+    return check_boxes(ctx.scan, ctx.info, tiled=tiled_of(ctx.data))
 
 
 def _labels(ctx):
