@@ -451,6 +451,11 @@ def alternative_1(train=None, val=None, *, num_classes=None, class_names=None, m
     replace: stop a run still active in this kernel (checkpoint saved) instead of waiting for it (a run of
         another recipe) or refusing to start (a re-run of the same recipe while it trains).
     thresholds: nbdetect.verdict.UserThresholds, the guide's numbers in your own loss convention.
+    tiles: train on square tiles cut at native resolution from your full frames (any data above): a tile size
+        such as 320, or a dict {"size": 320, "overlap": 0.25, "background": 0.2, "seed": 0, "min_visible": 0.6}.
+        Boxes are clipped and kept when mostly inside; ``background`` is the share of tiles without objects. The
+        model takes tiles unresized; the per-epoch mAP and make_submission predict whole frames by overlapping
+        slices, merged, in the frames' own pixels. A resumed run uses the checkpoint's tiles.
     """
     return run_recipe(ALTERNATIVE_1, train, val, num_classes=num_classes, class_names=class_names, model=model,
                       preset=preset, weights=weights, epochs=epochs, batch_size=batch_size, lr=lr,
