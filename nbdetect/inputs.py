@@ -145,13 +145,14 @@ def prepare_data(train=None, val=None, *, num_classes=None, class_names=None, la
         val_ds = TiledDataset(val_ds, tiles) if val_ds is not None else None
         train = _dataset_of(train)  # the tiles get nbdetect's loader
         val = _dataset_of(val)
-        if len(train_ds) == 0:
-            from .errors import DataError
+        for split, ds in (("train", train_ds), ("val", val_ds)):
+            if ds is not None and len(ds) == 0:
+                from .errors import DataError
 
-            raise DataError(f"tiles={tiles.size}: no {tiles.size}x{tiles.size} px tile holds a box mostly inside "
-                            f"(at least {tiles.min_visible:g} of its area) and no tile is background",
-                            where="tiles", fix="pass a larger tile size (boxes larger than a tile are never inside "
-                                               "one), or a lower min_visible")
+                raise DataError(f"tiles={tiles.size}: no {tiles.size}x{tiles.size} px tile of the {split} frames holds "
+                                f"a box mostly inside (at least {tiles.min_visible:g} of its area) and none is "
+                                "background", where="tiles", fix="pass a larger tile size (boxes larger than a tile "
+                                                                  "are never inside one), or a lower min_visible")
 
     def loader(obj, ds, shuffle):
         if isinstance(obj, DataLoader) and label_base == 1:  # the user's own loader, made resumable

@@ -125,3 +125,18 @@ def test_predict_sliced_returns_boxes_in_frame_pixels():
     (pred,) = predict_sliced(_Echo(), [([image], [{"image_id": 7}])], "cpu", cfg)
     assert pred["image_id"] == 7
     assert sorted(b[0] for b in pred["boxes"].tolist()) == [45, 145, 245]
+
+
+def test_any_loader_is_tiled_a_yolo_folder_here(tmp_path):
+    from bad_input_cases import yolo
+    from nbdetect.data.tiles import tiled_of
+    from nbdetect.inputs import prepare_data
+
+    folder = yolo(tmp_path, line="0 0.25 0.5 0.1 0.1", size=(400, 200))  # one 40x20 box at (80..120, 90..110)
+    cfg = tile_config({"size": 128, "background": 0.5})
+    assert tiled_of(prepare_data(folder, num_classes=1, tiles=cfg, augment=True).train_loader) is not None
+    data = prepare_data(folder, num_classes=1, tiles=cfg)
+    assert tiled_of(data.train_loader) is not None and data.tiles.size == 128
+    images, targets = next(iter(data.train_loader))
+    assert all(im.shape == (3, 128, 128) and im.dtype == torch.float32 for im in images)
+    assert any(len(t["boxes"]) for t in targets) and any(not len(t["boxes"]) for t in targets)

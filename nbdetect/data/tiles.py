@@ -200,14 +200,22 @@ class TiledDataset(Dataset):
         return len(self.plan)
 
     def frame(self, index: int):
+        """Full frame ``index`` as (image, target); nbdetect's datasets give their cached uint8 image (the tile
+        is converted to float after the cut, not the whole frame)."""
         if self._last[0] != index:
-            self._last = (index, self.base[index])
+            if hasattr(self.base, "load_uint8") and hasattr(self.base, "target"):
+                target = self.base.target(index)
+                self._last = (index, (self.base.load_uint8(index), target))
+            else:
+                self._last = (index, self.base[index])
         return self._last[1]
 
     def __getitem__(self, index: int):
         tile = self.plan[index]
         image, target = self.frame(tile.image)
         crop, out = cut(image, target, tile.window, self.cfg.min_visible)
+        # a new tensor either way: the frame stays as it was for its next tile (augmentation may work in place)
+        crop = crop.float().div_(255.0) if crop.dtype == torch.uint8 else crop.clone()
         out["frame"] = tile.image
         out["image_id"] = index
         return crop, out
