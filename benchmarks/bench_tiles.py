@@ -1,8 +1,8 @@
 """Tiles vs whole frames on GTSDB: full-frame mAP of a model trained on tiles, predicted by slices or not.
 
 A short CPU training of alternative_1 (retinanet_tiny, from scratch, weights=None) on 256-px tiles cut from
-GTSDB frames 0..N-1 (``--train``, at most 480; ``--classes 1``: "sign" vs background, default, since 43 classes
-learn nothing from scratch in minutes on a CPU; ``--classes 4``: the super-classes; ``--classes 43``), then its
+GTSDB frames 0..N-1 (``--train``, at most 480; ``--classes 4``: the four super-classes, default, since 43 classes
+learn nothing from scratch in minutes on a CPU; ``--classes 1``: "sign" vs background; ``--classes 43``), then its
 last weights scored on frames from 480 on that it never saw (``--val``, up to 120), by one evaluator
 (nbdetect.metrics.coco_map, the frames' own pixels):
 
@@ -18,7 +18,6 @@ Boxes per image are counted after the cap (at most 100, score >= 0.001).
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import time
 
@@ -34,6 +33,7 @@ def main(argv=None) -> int:
     ap.add_argument("--classes", type=int, default=4, choices=(1, 4, 43))
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--out", default="/tmp/nbdetect_bench_tiles")
+    ap.add_argument("--checkpoint", help="score this checkpoint of an earlier run (no training)")
     args = ap.parse_args(argv)
     if not (GTSDB / "gt.txt").exists():
         print(f"no GTSDB at {GTSDB}: skipped")
@@ -42,12 +42,7 @@ def main(argv=None) -> int:
 
     import nbdetect
     from nbdetect.data import load_gtsdb
-    from nbdetect.data.loader import make_loader
     from nbdetect.data.tiles import tile_config
-    from nbdetect.engine import predict
-    from nbdetect.metrics import coco_map
-    from nbdetect.slicing import cap, predict_sliced
-    from nbdetect.submission import load_model
 
     torch.set_num_threads(max(1, torch.get_num_threads()))
     frames = load_gtsdb(GTSDB, superclasses=args.classes == 4)
@@ -61,18 +56,36 @@ def main(argv=None) -> int:
     held = frames.subset(range(480, 480 + min(args.val, 120)))
     cfg = tile_config({"size": args.size, "background": 0.1, "seed": 0})
     t0 = time.perf_counter()
+    if args.checkpoint:
+        return score(args, args.checkpoint, held, None)
     run = nbdetect.alternative_1(train, None, epochs=args.epochs, preset="retinanet_tiny", weights=None,
                                  device="cpu", monitor="text", threads=2, tiles=cfg.to_dict(), lr=args.lr, out_dir=args.out,
                                  exist_ok=True, eval_map_every=0, verify_data=False)
     train_s = time.perf_counter() - t0
     run.save("best.pt")  # no validation split: the last weights are the ones scored
-    model, meta = load_model(run.out_dir / "best.pt", "cpu")
+    return score(args, run.out_dir / "best.pt", held, train_s)
+
+
+def score(args, checkpoint, held, train_s) -> int:
+    """The checkpoint's full-frame mAP on ``held``, predicted by slices, whole at native size, whole resized."""
+    import statistics
+
+    from nbdetect.data.loader import make_loader
+    from nbdetect.data.tiles import tile_config
+    from nbdetect.engine import predict
+    from nbdetect.metrics import coco_map
+    from nbdetect.slicing import cap, predict_sliced
+    from nbdetect.submission import load_model
+
+    model, meta = load_model(checkpoint, "cpu")
+    saved = meta["tiles"]
+    cfg = tile_config({k: saved[k] for k in ("size", "overlap", "background", "seed", "min_visible")})
     targets = [held.target(i) for i in range(len(held))]
     sizes = [held.image_size(i) for i in range(len(held))]
     loader = make_loader(held, batch_size=2, shuffle=False)
-    figures = {"train_frames": args.train, "tiles": meta["tiles"]["tiles"],
-               "background_tiles": meta["tiles"]["background_tiles"], "epochs": args.epochs,
-               "train_seconds": round(train_s, 1), "val_frames": len(held), "classes": args.classes}
+    figures = {"epochs": args.epochs if train_s else None, "train_frames": saved["frames"], "tiles": saved["tiles"], "background_tiles": saved["background_tiles"],
+               "train_seconds": round(train_s, 1) if train_s else None, "val_frames": len(held),
+               "classes": meta["num_classes"]}
     modes = {}
     t = time.perf_counter()
     modes["sliced"] = predict_sliced(model, loader, "cpu", cfg)
@@ -81,7 +94,7 @@ def main(argv=None) -> int:
     t = time.perf_counter()
     modes["full_native"] = [cap(p) for p in predict(model, loader, "cpu")]
     modes["full_native_s"] = time.perf_counter() - t
-    model.transform.min_size, model.transform.max_size = (args.size,), args.size
+    model.transform.min_size, model.transform.max_size = (cfg.size,), cfg.size
     t = time.perf_counter()
     modes["full_resized"] = [cap(p) for p in predict(model, loader, "cpu")]
     modes["full_resized_s"] = time.perf_counter() - t

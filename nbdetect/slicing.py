@@ -6,11 +6,14 @@ grid (tile size, overlap), runs the model on the slices in batches, shifts every
 merges the boxes of neighbouring slices (:func:`merge`), then keeps at most :data:`MAX_DETS` boxes per frame
 above :data:`SCORE_FLOOR` (:func:`cap`: what COCO's evaluator can score; more is only file size).
 
-The merge is greedy non-maximum merging (as SAHI's default postprocess, written here on
-``torchvision.ops``): boxes of one class are taken by score; a lower box whose intersection covers at least
-``match`` of the smaller box (IoS, not IoU: the half of a sign cut by a slice edge lies inside the whole sign)
-is absorbed into the higher one, whose box grows to the union. ``method="nms"`` drops the lower box instead
-(torchvision.ops.batched_nms at IoU ``match``). docs/ARCHITECTURE.md says why this is not SAHI itself.
+The merge (``method="nmm"``) is greedy, per class, by score, on ``torchvision.ops`` boxes: a lower box that
+overlaps the kept one at IoU >= ``match`` is a duplicate and dropped (NMS); a box cut by an inner slice edge
+(it touches an edge of its slice that is not the frame's) from another slice, whose intersection covers at
+least ``match`` of the smaller box (IoS: the part of a sign cut by a slice edge lies inside the whole sign), is
+merged: the kept box grows to the union. Only cut boxes grow boxes: merging every overlapping box (SAHI's
+GREEDYNMM) grows a weak model's nested boxes into large wrong ones (bench_tiles: mAP@.5 0.000 vs 0.034 for NMS
+on the same slices). ``method="nms"``: class-wise torchvision.ops.batched_nms at IoU ``match``.
+docs/ARCHITECTURE.md says why this is not SAHI itself.
 """
 from __future__ import annotations
 
@@ -46,12 +49,17 @@ def _ios(box: torch.Tensor, others: torch.Tensor) -> torch.Tensor:
 
 
 def merge(boxes: torch.Tensor, scores: torch.Tensor, labels: torch.Tensor, match: float = 0.5,
-          method: str = "nmm") -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """One box per object from the boxes of overlapping slices (all in frame pixels): greedy non-maximum merging
-    by IoS (``"nmm"``) or class-wise NMS by IoU (``"nms"``); returns (boxes, scores, labels), highest first."""
-    from torchvision.ops import batched_nms
+          method: str = "nmm", cut: torch.Tensor | None = None,
+          slice_ids: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One box per object from the boxes of overlapping slices (all in frame pixels): duplicates (IoU >=
+    ``match``) dropped and boxes ``cut`` by their slice's inner edge merged with the overlapping boxes of other
+    slices (``"nmm"``), or class-wise NMS by IoU (``"nms"``); returns (boxes, scores, labels), highest first."""
+    from torchvision.ops import batched_nms, box_iou
 
     boxes, scores, labels = boxes.reshape(-1, 4).float(), scores.reshape(-1).float(), labels.reshape(-1)
+    n = len(boxes)
+    cut = torch.zeros(n, dtype=torch.bool) if cut is None else cut.reshape(-1).bool()
+    slice_ids = torch.zeros(n, dtype=torch.int64) if slice_ids is None else slice_ids.reshape(-1)
     if method == "nms":
         keep = batched_nms(boxes, scores, labels, match)
         return boxes[keep], scores[keep], labels[keep]
@@ -61,7 +69,7 @@ def merge(boxes: torch.Tensor, scores: torch.Tensor, labels: torch.Tensor, match
     for label in labels.unique().tolist():
         idx = torch.nonzero(labels == label).flatten()
         idx = idx[torch.argsort(scores[idx], descending=True)]
-        b, s = boxes[idx], scores[idx]
+        b, s, c, sid = boxes[idx], scores[idx], cut[idx], slice_ids[idx]
         alive = torch.ones(len(idx), dtype=torch.bool)
         for i in range(len(idx)):
             if not alive[i]:
@@ -70,11 +78,14 @@ def merge(boxes: torch.Tensor, scores: torch.Tensor, labels: torch.Tensor, match
             rest = torch.nonzero(alive).flatten()
             rest = rest[rest > i]
             if len(rest):
-                hit = rest[_ios(b[i], b[rest]) >= match]
-                if len(hit):
-                    merged[:2] = torch.minimum(merged[:2], b[hit, :2].min(dim=0).values)
-                    merged[2:] = torch.maximum(merged[2:], b[hit, 2:].max(dim=0).values)
-                    alive[hit] = False
+                ios = _ios(b[i], b[rest])
+                parts = rest[(c[rest] | c[i]) & (sid[rest] != sid[i]) & (ios >= match)]  # one object cut by slices
+                if len(parts):
+                    merged[:2] = torch.minimum(merged[:2], b[parts, :2].min(dim=0).values)
+                    merged[2:] = torch.maximum(merged[2:], b[parts, 2:].max(dim=0).values)
+                dupes = rest[box_iou(b[i][None], b[rest])[0] >= match]
+                alive[parts] = False
+                alive[dupes] = False
             out_b.append(merged)
             out_s.append(s[i])
             out_l.append(label)
@@ -85,25 +96,40 @@ def merge(boxes: torch.Tensor, scores: torch.Tensor, labels: torch.Tensor, match
     return b[order], s[order], lab[order]
 
 
-def slice_image(image: torch.Tensor, cfg: TileConfig) -> tuple[list[torch.Tensor], list[tuple[int, int]]]:
-    """The slices of ``image`` [C, H, W] (the training grid's windows) and each one's (x, y) offset."""
+def slice_image(image: torch.Tensor, cfg: TileConfig) -> tuple[list[torch.Tensor], list[tuple[int, int, int, int]]]:
+    """The slices of ``image`` [C, H, W] (the training grid's windows) and each one's window (x1, y1, x2, y2)."""
     h, w = int(image.shape[-2]), int(image.shape[-1])
     wins = windows(h, w, cfg.size, cfg.stride)
-    return [image[..., y1:y2, x1:x2] for x1, y1, x2, y2 in wins], [(x1, y1) for x1, y1, _, _ in wins]
+    return [image[..., y1:y2, x1:x2] for x1, y1, x2, y2 in wins], wins
 
 
-def merge_slices(dets: list[dict], offsets: list[tuple[int, int]], match: float = 0.5, method: str = "nmm",
-                 max_dets: int = MAX_DETS, score_floor: float = SCORE_FLOOR) -> dict:
-    """The detections of one frame's slices (each in its slice's pixels) as one capped set in frame pixels."""
-    boxes, scores, labels = [], [], []
-    for det, (x, y) in zip(dets, offsets):
+def cut_by_edge(boxes: torch.Tensor, window, frame_w: int, frame_h: int, tol: float = 2.0) -> torch.Tensor:
+    """Which ``boxes`` (frame pixels) touch an edge of ``window`` that is inside the frame: cut by the slice."""
+    x1, y1, x2, y2 = window
+    return (((boxes[:, 0] <= x1 + tol) & (x1 > 0)) | ((boxes[:, 1] <= y1 + tol) & (y1 > 0))
+            | ((boxes[:, 2] >= x2 - tol) & (x2 < frame_w)) | ((boxes[:, 3] >= y2 - tol) & (y2 < frame_h)))
+
+
+def merge_slices(dets: list[dict], windows_: list[tuple[int, int, int, int]], match: float = 0.5,
+                 method: str = "nmm", max_dets: int = MAX_DETS, score_floor: float = SCORE_FLOOR) -> dict:
+    """The detections of one frame's slices (each in its slice's pixels; ``windows_`` the slices' (x1, y1, x2,
+    y2) in the frame, which they cover) as one capped set in frame pixels."""
+    frame_w = max(w[2] for w in windows_) if windows_ else 0
+    frame_h = max(w[3] for w in windows_) if windows_ else 0
+    boxes, scores, labels, cut, ids = [], [], [], [], []
+    for k, (det, win) in enumerate(zip(dets, windows_)):
         keep = det["scores"] >= score_floor
-        boxes.append(det["boxes"][keep].float().cpu() + torch.tensor([x, y, x, y], dtype=torch.float32))
+        x, y = win[0], win[1]
+        b = det["boxes"][keep].float().cpu() + torch.tensor([x, y, x, y], dtype=torch.float32)
+        boxes.append(b)
         scores.append(det["scores"][keep].float().cpu())
         labels.append(det["labels"][keep].cpu())
+        cut.append(cut_by_edge(b, win, frame_w, frame_h))
+        ids.append(torch.full((len(b),), k, dtype=torch.int64))
     if not boxes:
         return {"boxes": torch.zeros(0, 4), "scores": torch.zeros(0), "labels": torch.zeros(0, dtype=torch.int64)}
-    b, s, lab = merge(torch.cat(boxes), torch.cat(scores), torch.cat(labels), match, method)
+    b, s, lab = merge(torch.cat(boxes), torch.cat(scores), torch.cat(labels), match, method, torch.cat(cut),
+                      torch.cat(ids))
     return cap({"boxes": b, "scores": s, "labels": lab}, max_dets, score_floor)
 
 
@@ -126,13 +152,13 @@ def predict_sliced(model, batches: Iterable, device, cfg: TileConfig, *, score_t
     try:
         for images, targets in batches:
             for image, target in zip(images, targets):
-                slices, offsets = slice_image(image, cfg)
+                slices, wins = slice_image(image, cfg)
                 dets = []
                 for k in range(0, len(slices), batch_slices):
                     chunk = [s.to(device, non_blocking=True) for s in slices[k:k + batch_slices]]
                     with _autocast(torch.device(device), amp):
                         dets += model(chunk)
-                merged = merge_slices(dets, offsets, match, method, max_dets, floor)
+                merged = merge_slices(dets, wins, match, method, max_dets, floor)
                 image_id = _image_id(target)
                 out.append({"image_id": len(out) if image_id is None else image_id, **merged})
     finally:

@@ -81,14 +81,25 @@ def test_a_box_split_over_two_slices_comes_back_as_one_box_in_frame_pixels():
     dets = [{"boxes": torch.tensor([[150., 20., 200., 60.]]), "scores": torch.tensor([0.6]), "labels": torch.tensor([3])},
             {"boxes": torch.tensor([[50., 20., 200., 60.]]), "scores": torch.tensor([0.9]), "labels": torch.tensor([3])},
             {"boxes": torch.tensor([[0., 20., 110., 60.]]), "scores": torch.tensor([0.7]), "labels": torch.tensor([3])}]
-    out = merge_slices(dets, [(0, 0), (100, 0), (200, 0)])
+    wins = [(0, 0, 200, 100), (100, 0, 300, 100), (200, 0, 400, 100)]
+    out = merge_slices(dets, wins)
     assert out["boxes"].tolist() == [[150, 20, 310, 60]] and out["scores"].tolist() == [pytest.approx(0.9)]
-    # two halves only (no slice sees it whole): still one box, the union
-    out = merge_slices([dets[0], dets[2]], [(0, 0), (200, 0)], match=0.0)
-    assert len(out["boxes"]) == 1
-    # another class at the same place, and a box far away, are kept
+    # a 200-px sign at x 100..300 and slices 0..200 and 120..320: no slice sees it whole; its two parts, one box
+    halves = [{"boxes": torch.tensor([[100., 20., 200., 60.]]), "scores": torch.tensor([0.6]), "labels": torch.tensor([3])},
+              {"boxes": torch.tensor([[0., 20., 180., 60.]]), "scores": torch.tensor([0.7]), "labels": torch.tensor([3])}]
+    out = merge_slices(halves, [(0, 0, 200, 100), (120, 0, 320, 100)])
+    assert out["boxes"].tolist() == [[100, 20, 300, 60]]
+    # another class at the same place is kept
     dets[2]["labels"] = torch.tensor([4])
-    assert len(merge_slices(dets, [(0, 0), (100, 0), (200, 0)])["boxes"]) == 2
+    assert len(merge_slices(dets, wins)["boxes"]) == 2
+
+
+def test_boxes_not_cut_by_a_slice_edge_are_not_merged_into_a_larger_box():
+    # a weak model's small box inside a larger one, both well inside their slices: NMS keeps both, no union grows
+    dets = [{"boxes": torch.tensor([[40., 40., 60., 60.]]), "scores": torch.tensor([0.9]), "labels": torch.tensor([1])},
+            {"boxes": torch.tensor([[5., 20., 150., 90.]]), "scores": torch.tensor([0.5]), "labels": torch.tensor([1])}]
+    out = merge_slices(dets, [(0, 0, 200, 200), (30, 0, 230, 200)])
+    assert out["boxes"].tolist() == [[40, 40, 60, 60], [35, 20, 180, 90]]
 
 
 def test_nms_merge_keeps_the_best_of_overlapping_boxes():
@@ -121,7 +132,7 @@ def test_predict_sliced_returns_boxes_in_frame_pixels():
     cfg = TileConfig(size=100, overlap=0.0)
     image = torch.rand(3, 100, 300)
     slices, offsets = slice_image(image, cfg)
-    assert len(slices) == 3 and offsets == [(0, 0), (100, 0), (200, 0)]
+    assert len(slices) == 3 and offsets == [(0, 0, 100, 100), (100, 0, 200, 100), (200, 0, 300, 100)]
     (pred,) = predict_sliced(_Echo(), [([image], [{"image_id": 7}])], "cpu", cfg)
     assert pred["image_id"] == 7
     assert sorted(b[0] for b in pred["boxes"].tolist()) == [45, 145, 245]
