@@ -12,7 +12,7 @@ last weights scored on frames from 480 on that it never saw (``--val``, up to 12
 
 Boxes per image are counted after the cap (at most 100, score >= 0.001).
 
-    python benchmarks/bench_tiles.py                    # ~6 min on 2 idle CPU cores
+    python benchmarks/bench_tiles.py                    # ~12 min on 2 idle CPU cores (3x on a shared one)
     python benchmarks/bench_tiles.py --train 480 --val 120 --epochs 4 --classes 4
 """
 from __future__ import annotations
