@@ -21,6 +21,7 @@ from .recipes import (ALTERNATIVE_1, ALTERNATIVE_2, ALTERNATIVE_3, CPU_EPOCHS, C
 from .trainer import TrainingRun
 from .arguments import public
 from .errors import InputError, RunError
+from .data.tiles import tiled_of
 
 
 def data_image_size(dataset, limit: int = 4) -> tuple[int, int] | None:
@@ -142,6 +143,8 @@ def start_next(run, action: str):
         kwargs.update(preset=target.tiny_preset, weights=None)
     if meta.get("min_size") and meta.get("max_size"):
         kwargs["image_size"] = (meta["min_size"], meta["max_size"])
+    if meta.get("tiles"):  # the loaders already hold the tiles: the next recipe trains on them as they are
+        kwargs["meta"] = {"tiles": meta["tiles"]}
     out_dir = run.out_dir.parent / action if getattr(run, "out_dir", None) is not None else None
     return run_recipe(target, run.train_loader, run.val_loader, num_classes=meta.get("num_classes"),
                       class_names=meta.get("class_names"), device=getattr(run, "device", None), epochs=epochs,
@@ -179,6 +182,8 @@ def _launch(run: TrainingRun, monitor, background, replace=False, thresholds=Non
 def _build(recipe: Recipe, data, preset, weights, device, image_size, synthetic, seed, meta):
     """The recipe's model for this data: its preset (CPU-sized on a CPU), image size, anchors fitted to the
     boxes; returns (model, preset, meta with what load_model needs to rebuild it)."""
+    if image_size is None and data.tiles is not None:  # tiles go in at native resolution: no resize
+        image_size = (data.tiles.size, data.tiles.size)
     preset, image_size = _pick_preset(recipe, preset, data.synthetic, device, image_size,
                                       data.train_loader.dataset)
     size = {}
@@ -246,7 +251,7 @@ def _match_anchors(recipe: Recipe, model, meta: dict, yours: bool = False) -> No
 _RUN_OPTIONS = ("train", "val", "num_classes", "class_names", "model", "preset", "weights", "epochs", "batch_size",
                 "lr", "label_base", "device", "out_dir", "resume", "monitor", "background", "image_size",
                 "num_workers", "eval_map_every", "seed", "amp", "synthetic", "optimizer", "meta", "callbacks",
-                "replace", "thresholds", "exist_ok", "verify_data", "threads", "devices", "sync_bn")
+                "replace", "thresholds", "exist_ok", "verify_data", "threads", "devices", "sync_bn", "tiles")
 #: Recipe fields a call may override (``warmup_epochs=2``); the rest describe the recipe itself.
 _RECIPE_OPTIONS = ("warmup_epochs", "min_lr", "weight_decay", "momentum", "grad_clip", "milestones", "gamma",
                    "decision_epoch", "augment", "ema", "data_anchors", "match_iou", "schedule")
@@ -326,13 +331,37 @@ def _show_active(monitor) -> None:
         display(active.monitor.widget)
 
 
+def resumed_tiles(tiles, resume, out_dir, name):
+    """The tile config a run trains on: ``tiles`` as given; on resume the checkpoint's (the same tiles as before),
+    refused when the call asks for other tiles."""
+    from .data.tiles import tile_config
+
+    if not resume:
+        return tiles
+    try:
+        ckpt = Path(resume) if isinstance(resume, (str, Path)) else run_dirs.choose(out_dir, name, resume=True) / "last.pt"
+    except Exception:  # noqa: BLE001 - nothing to resume: run_recipe says so in its own words
+        return tiles
+    if not ckpt.is_file():
+        return tiles
+    from .run_state import read_checkpoint
+
+    saved = (read_checkpoint(ckpt).get("meta") or {}).get("tiles")
+    saved = tile_config({k: saved[k] for k in ("size", "overlap", "background", "seed", "min_visible")}) if saved else None
+    if tiles is not None and tiles != saved:
+        raise InputError(f"resume continues a run trained on {saved.describe() if saved else 'whole frames'}, "
+                         f"not tiles={tiles.size}", where="tiles",
+                         fix="leave tiles out when resuming (the checkpoint's are used), or start a new run")
+    return saved
+
+
 @public
 def run_recipe(recipe: Recipe | str, train=None, val=None, *, num_classes=None, class_names=None, model=None,
                preset=None, weights="DEFAULT", epochs=None, batch_size=None, lr=None, label_base=1, device=None,
                out_dir=None, resume=False, monitor="auto", background=None, image_size=None, num_workers=0,
                eval_map_every=1, seed=0, amp=True, synthetic=None, optimizer=None, meta=None, callbacks=(),
                replace=False, thresholds=None, exist_ok=False, verify_data=True, threads=None, devices=1,
-               sync_bn=False, announce=(), **overrides) -> TrainingRun:
+               sync_bn=False, tiles=None, announce=(), **overrides) -> TrainingRun:
     """Train ``recipe`` on the given data; see :func:`alternative_1` for the arguments.
 
     Every argument is checked first (nbdetect.arguments): a refusal comes before any data is loaded, any line
@@ -346,12 +375,13 @@ def run_recipe(recipe: Recipe | str, train=None, val=None, *, num_classes=None, 
         out_dir=out_dir, resume=resume, monitor=monitor, background=background, image_size=image_size,
         num_workers=num_workers, eval_map_every=eval_map_every, seed=seed, amp=amp, optimizer=optimizer,
         replace=replace, thresholds=thresholds, exist_ok=exist_ok, verify_data=verify_data, threads=threads,
-        devices=devices, sync_bn=sync_bn), overrides)
+        devices=devices, sync_bn=sync_bn, tiles=tiles), overrides)
     (num_classes, class_names, model, preset, weights, epochs, batch_size, lr, label_base, device, out_dir, resume,
      monitor, image_size, num_workers, eval_map_every, seed, devices, threads) = (
         v[k] for k in ("num_classes", "class_names", "model", "preset", "weights", "epochs", "batch_size", "lr",
                        "label_base", "device", "out_dir", "resume", "monitor", "image_size", "num_workers",
                        "eval_map_every", "seed", "devices", "threads"))
+    tiles = resumed_tiles(v["tiles"], resume, out_dir, recipe.name)
     overrides = {k: v[k] for k in overrides}
     refuse_rerun(recipe.name, replace, monitor)
     auto_lr = isinstance(lr, str)
@@ -368,9 +398,14 @@ def run_recipe(recipe: Recipe | str, train=None, val=None, *, num_classes=None, 
         num_classes = num_classes_of(model)
     data = prepare_data(train, val, num_classes=num_classes, class_names=class_names, label_base=label_base,
                         batch_size=recipe.batch_size, seed=seed, num_workers=num_workers, synthetic=synthetic,
-                        validate=verify_data, augment=recipe.augment)
+                        validate=verify_data, augment=recipe.augment, tiles=tiles)
     for w in data.warnings[:5]:
         print(f"nbdetect warning: {w}")
+    tiled = tiled_of(data.train_loader)
+    if tiled is not None:  # recorded for the panel, diagnose, resume and make_submission
+        meta = {**(meta or {}), "tiles": tiled.summary()}
+        print(f"nbdetect: training on {tiled.describe()}; mAP and make_submission predict full frames by "
+              f"{tiled.cfg.size}-px slices")
     if model is None:
         model, preset, meta = _build(recipe, data, preset, weights, device, image_size, synthetic, seed, meta)
     else:
@@ -444,6 +479,11 @@ def alternative_1(train=None, val=None, *, num_classes=None, class_names=None, m
     replace: stop a run still active in this kernel (checkpoint saved) instead of waiting for it (a run of
         another recipe) or refusing to start (a re-run of the same recipe while it trains).
     thresholds: nbdetect.verdict.UserThresholds, the guide's numbers in your own loss convention.
+    tiles: train on square tiles cut at native resolution from your full frames (any data above): a tile size
+        such as 320, or a dict {"size": 320, "overlap": 0.25, "background": 0.2, "seed": 0, "min_visible": 0.6}.
+        Boxes are clipped and kept when mostly inside; ``background`` is the share of tiles without objects. The
+        model takes tiles unresized; the per-epoch mAP and make_submission predict whole frames by overlapping
+        slices, merged, in the frames' own pixels. A resumed run uses the checkpoint's tiles.
     """
     return run_recipe(ALTERNATIVE_1, train, val, num_classes=num_classes, class_names=class_names, model=model,
                       preset=preset, weights=weights, epochs=epochs, batch_size=batch_size, lr=lr,

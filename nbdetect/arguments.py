@@ -351,6 +351,19 @@ def _images(value, notes, name):
     raise _Refuse(f"is a {type(value).__name__}: pass a folder, a list of image paths or a Dataset")
 
 
+def _tiles(value, notes, name):
+    """``tiles=``: None/False (off), a tile size in pixels, or a dict of nbdetect.data.tiles.TileConfig fields."""
+    from .data.tiles import tile_config
+
+    if isinstance(value, str) and value.strip().isdigit():
+        notes.append(f"{name}={value!r} read as {int(value)}")
+        value = int(value)
+    try:
+        return tile_config(value)
+    except (ValueError, TypeError) as exc:
+        raise _Refuse(str(exc)) from None
+
+
 ARGS: dict[str, Arg] = {a.name: a for a in [
     Arg("epochs", "a whole number >= 1", _whole(1), "epochs=50"),
     Arg("batch_size", "a whole number >= 1", _whole(1), "batch_size=4"),
@@ -401,6 +414,10 @@ ARGS: dict[str, Arg] = {a.name: a for a in [
     Arg("min_lr", "a number >= 0", _real(positive=False, lo=0.0), "min_lr=1e-6"),
     Arg("momentum", "a number from 0 to 1", _real(positive=False, lo=0.0, hi=1.0), "momentum=0.9"),
     Arg("grad_clip", "None or a positive number", _real(), "grad_clip=10"),
+    Arg("tiles", "None, a tile size in px (64..4096) or a dict: size, overlap (0..0.9), background (share, 0..<1), "
+        "seed, min_visible", _tiles, "tiles=320 or tiles={'size': 320, 'background': 0.2}"),
+    Arg("slices", "None (as the run was trained), False (whole frames), or a tile size / dict as tiles=", _tiles,
+        "slices=320"),
 ]}
 
 #: Words students write for an argument, that difflib cannot guess.

@@ -248,4 +248,7 @@ def run_meta(run) -> dict:
         from dataclasses import asdict
 
         meta["thresholds"] = asdict(thresholds)
+    tiles = (getattr(run, "meta", None) or {}).get("tiles")
+    if tiles:  # the run trains on tiles (nbdetect.data.tiles): said by diagnose(history=<run folder>)
+        meta["tiles"] = dict(tiles)
     return meta

@@ -33,9 +33,20 @@ class MapEvaluator(Callback):
         if run.val_loader is None or not self.every:
             return
         if epoch % self.every == 0 or epoch == run.epochs:
+            from .data.tiles import tiled_of
             from .metrics import evaluate_map
 
-            rec.update(evaluate_map(run.eval_model, run.val_loader, run.device, run.amp))
+            tiled = tiled_of(run.val_loader)  # a tiled run: its full validation frames, predicted by slices
+            rec.update(evaluate_map(run.eval_model, run.val_loader, run.device, run.amp) if tiled is None else
+                       evaluate_map(run.eval_model, frames_of(tiled, run.val_loader), run.device, run.amp,
+                                    slices=tiled.cfg))
+
+
+def frames_of(tiled, loader):
+    """Batches of the full frames a TiledDataset was cut from (the val loader's batch size)."""
+    from .data.loader import make_loader
+
+    return make_loader(tiled.base, batch_size=getattr(loader, "batch_size", None) or 1, shuffle=False)
 
 
 class HistoryFiles(Callback):

@@ -28,6 +28,7 @@ class PreparedData:
     class_names: list = field(default_factory=list)
     synthetic: bool = False
     warnings: list = field(default_factory=list)
+    tiles: object = None  # the TileConfig both splits were cut with (nbdetect.data.tiles), or None
 
 
 def _dataset_of(obj):
@@ -99,11 +100,13 @@ def _check_not_empty(dataset, name: str) -> None:
 
 def prepare_data(train=None, val=None, *, num_classes=None, class_names=None, label_base=1, batch_size=4,
                  seed=0, num_workers=0, synthetic=None, validate=True, max_validate=None,
-                 augment=False) -> PreparedData:
+                 augment=False, tiles=None) -> PreparedData:
     """Resolve, validate (raising a ValueError naming bad samples) and wrap the data in loaders.
 
     ``augment`` (True or an :class:`~nbdetect.data.augment.AugmentConfig`): augment the training split when
-    nbdetect builds its loader; a DataLoader of yours is used as it is (your own transforms stay yours)."""
+    nbdetect builds its loader; a DataLoader of yours is used as it is (your own transforms stay yours).
+    ``tiles`` (a :class:`~nbdetect.data.tiles.TileConfig`): both splits are cut into tiles after the full frames
+    were validated (a DataLoader's dataset is tiled and nbdetect builds the loader, with its batch size)."""
     is_synthetic = train is None
     if is_synthetic:
         train, val_default = synthetic_split(**{**DEFAULT_SYNTHETIC, **(synthetic or {})})
@@ -134,7 +137,22 @@ def prepare_data(train=None, val=None, *, num_classes=None, class_names=None, la
                 continue
             problems = check_dataset(ds, k, label_base=1, max_samples=max_validate) + verify_images(ds)
             raise_if_invalid(problems)
-            warnings += [f"{name} data: {p.message}" for p in problems if p.severity != "error"]
+            warnings += [f"{name} data: {p.message}" for p in problems if p.severity == "warning"]
+    if tiles is not None:
+        from .data.tiles import TiledDataset
+
+        train_ds = TiledDataset(train_ds, tiles)
+        val_ds = TiledDataset(val_ds, tiles) if val_ds is not None else None
+        train = _dataset_of(train)  # the tiles get nbdetect's loader
+        val = _dataset_of(val)
+        for split, ds in (("train", train_ds), ("val", val_ds)):
+            if ds is not None and len(ds) == 0:
+                from .errors import DataError
+
+                raise DataError(f"tiles={tiles.size}: no {tiles.size}x{tiles.size} px tile of the {split} frames holds "
+                                f"a box mostly inside (at least {tiles.min_visible:g} of its area) and none is "
+                                "background", where="tiles", fix="pass a larger tile size (boxes larger than a tile "
+                                                                  "are never inside one), or a lower min_visible")
 
     def loader(obj, ds, shuffle):
         if isinstance(obj, DataLoader) and label_base == 1:  # the user's own loader, made resumable
@@ -155,4 +173,5 @@ def prepare_data(train=None, val=None, *, num_classes=None, class_names=None, la
         class_names=names,
         synthetic=is_synthetic,
         warnings=warnings,
+        tiles=tiles,
     )

@@ -55,9 +55,11 @@ def coco_map(predictions: list[dict], targets: list[dict], image_sizes: list[tup
     return {"map": float(max(stats[0], 0.0)), "map50": float(max(stats[1], 0.0)), "map75": float(max(stats[2], 0.0))}
 
 
-def evaluate_map(model, batches, device, amp: bool = False) -> dict:
-    """Run the model over ``batches`` and score it with :func:`coco_map`."""
+def evaluate_map(model, batches, device, amp: bool = False, slices=None) -> dict:
+    """Run the model over ``batches`` and score it with :func:`coco_map`. ``slices`` (a
+    :class:`~nbdetect.data.tiles.TileConfig`): predict each image by overlapping slices (nbdetect.slicing)."""
     from .engine import predict
+    from .slicing import cap, predict_sliced
 
     batches = list(batches) if not hasattr(batches, "__len__") else batches
     targets, sizes = [], []
@@ -68,5 +70,8 @@ def evaluate_map(model, batches, device, amp: bool = False) -> dict:
             sizes.extend(tuple(img.shape[-2:]) for img in images)
             yield images, tgts
 
-    preds = predict(model, tee(), device, amp=amp)
+    if slices is not None:
+        preds = predict_sliced(model, tee(), device, slices, amp=amp)
+    else:  # the boxes COCO's evaluator can score (it keeps the best 100 per image anyway)
+        preds = [cap(p) for p in predict(model, tee(), device, amp=amp)]
     return coco_map(preds, targets, sizes)

@@ -11,6 +11,7 @@ from torch.utils.data import DataLoader, Dataset
 from .arguments import public
 from .conventions import class_name
 from .engine import predict
+from .slicing import MAX_DETS, SCORE_FLOOR, cap, predict_sliced
 from .models import build_model, default_device
 from .errors import CheckpointError, DataError, InputError, MissingError
 
@@ -102,7 +103,8 @@ class Submission(dict):
 
     def summary_lines(self) -> list[str]:
         per = self["boxes_per_image"]
-        lines = [f"{self['boxes']} boxes on {self['images']} images (score >= {self['score_threshold']:g}); "
+        sliced = f"; each image predicted by {self['slices']}-px slices, merged" if self.get("slices") else ""
+        lines = [f"{self['boxes']} boxes on {self['images']} images (score >= {self['score_threshold']:g}{sliced}); "
                  f"per image: min {min(per, default=0)}, median {_median(per):g}, max {max(per, default=0)}"]
         if self["scores"]:
             q = sorted(self["scores"])
@@ -178,7 +180,7 @@ def _median(values) -> float:
 
 @public
 def make_submission(model, images, out_dir="submission", *, score_threshold=0.3, class_names=None, device=None,
-                    batch_size=4, label_base: int = 1) -> Submission:
+                    batch_size=4, label_base: int = 1, slices=None) -> Submission:
     """Predict on ``images`` (a folder, a list of paths or a Dataset) and write the files.
 
     ``model`` is a torchvision detector, a checkpoint path written by nbdetect, a run folder or a run (its
@@ -188,14 +190,18 @@ def make_submission(model, images, out_dir="submission", *, score_threshold=0.3,
     bbox as [x, y, w, h]; ``image_id`` is the row's image_id, mapped to file names in ``image_ids.csv``).
     ``label_base``: 1 writes labels 1..K (nbdetect's), 0 writes 0..K-1 (YOLO-style). The background slot of
     the model's head is never written. Returns a :class:`Submission` (a dict with a summary).
+    ``slices``: None predicts as the model was trained (a run trained on tiles predicts each full frame by
+    overlapping slices of its tile size, merged in frame pixels: nbdetect.slicing); False whole frames; a tile
+    size or dict (as ``tiles=``) slices of that size. At most 100 boxes per image are written (all COCO's
+    evaluator scores), the highest first.
     """
     from . import arguments
     from .run_guard import wait_for_active
 
     v = arguments.check(dict(images=images, out_dir=out_dir, score_threshold=score_threshold, class_names=class_names,
-                             device=device, batch_size=batch_size, label_base=label_base))
-    score_threshold, class_names, device, batch_size, label_base = (
-        v[k] for k in ("score_threshold", "class_names", "device", "batch_size", "label_base"))
+                             device=device, batch_size=batch_size, label_base=label_base, slices=slices))
+    score_threshold, class_names, device, batch_size, label_base, slicing = (
+        v[k] for k in ("score_threshold", "class_names", "device", "batch_size", "label_base", "slices"))
     if batch_size is None:
         raise InputError("batch_size=None", where="batch_size", fix="pass a whole number >= 1, e.g. batch_size=4")
     if out_dir is None:
@@ -214,12 +220,21 @@ def make_submission(model, images, out_dir="submission", *, score_threshold=0.3,
         model, meta = load_model(model, device)
         class_names = class_names or meta.get("class_names")
         num_classes = meta.get("num_classes")
+        if slices is None and meta.get("tiles"):  # a run trained on tiles predicts by slices of its tiles
+            from .data.tiles import tile_config
+
+            saved = meta["tiles"]
+            slicing = tile_config({k: saved[k] for k in ("size", "overlap", "background", "seed", "min_visible")})
     device = torch.device(device) if device is not None else next(model.parameters()).device
     dataset = images if isinstance(images, Dataset) else ImageFolder(images)
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=lambda b: tuple(zip(*b)))
     paths = getattr(dataset, "paths", None)
     names = [Path(p).name for p in paths] if paths is not None else [str(i) for i in range(len(dataset))]
-    preds = predict(model, loader, device, score_threshold=score_threshold)
+    if slicing is not None:
+        preds = predict_sliced(model, loader, device, slicing, score_threshold=score_threshold)
+    else:
+        preds = [cap(p, MAX_DETS, max(score_threshold, SCORE_FLOOR)) for p in
+                 predict(model, loader, device, score_threshold=score_threshold)]
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     csv_path, json_path, ids_path = out / "predictions.csv", out / "predictions_coco.json", out / "image_ids.csv"
@@ -255,7 +270,7 @@ def make_submission(model, images, out_dir="submission", *, score_threshold=0.3,
     return Submission(csv=csv_path, coco_json=json_path, image_ids=ids_path, boxes=len(results), images=len(preds),
                       boxes_per_image=per_image, scores=scores, classes=classes, score_threshold=score_threshold,
                       label_base=label_base, num_classes=num_classes or len(class_names or []) or top_label,
-                      hint=hint)
+                      hint=hint, slices=slicing.size if slicing is not None else None)
 
 
 def _best_score(model, loader, device) -> float:

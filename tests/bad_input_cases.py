@@ -222,6 +222,14 @@ for value in (-1, "big", 100000, 0, 31, 96.5, True, (0, 100), (96,), (96, 96, 96
 case("image_size=96", "image_size", lambda tmp: a1(image_size=96), expect="accept")
 case("image_size=(96, 128)", "image_size", lambda tmp: a1(image_size=(96, 128)), expect="accept")
 
+for value in (True, 16, 5000, 320.5, "big", [320], {"size": 320, "overlap": 2}, {"sise": 320},
+              {"size": 320, "background": 1.0}, {"size": 320, "seed": -1}):
+    case(f"tiles={value!r}", "tiles", lambda tmp, v=value: a1(tiles=v), ["tiles"])
+case("tiles=64", "tiles", lambda tmp: a1(tiles=64), expect="accept")
+case("tiles='64'", "tiles", lambda tmp: a1(tiles="64"), expect="accept", said=["read as 64"])
+case("alternative_2(tiles=0)", "tiles", lambda tmp: a2(tiles=0), ["tiles"])
+case("make_submission(slices=8)", "slices", lambda tmp: submit(tmp, slices=8), ["slices"])
+
 for value in (2, -1, "zero", True, None, 0.5):
     case(f"label_base={value!r}", "label_base", lambda tmp, v=value: a1(label_base=v), ["label_base"])
 case("label_base='1'", "label_base", lambda tmp: a1(label_base="1"), expect="accept", said=["read as 1"])

@@ -154,8 +154,21 @@ def test_boxes_too_small_for_the_anchors():
     found = {f.code: f for f in check_boxes(scan(data, num_classes=2), probe(model))}
     f = found["box_too_small_for_anchors"]
     assert f.status == "warn" and f.indices == list(range(6)) and "smallest anchor 12 px" in f.evidence
+    assert "tiles=128" in f.fix  # tiles of the model's input size keep the signs' pixels
     ok = {f.code for f in check_boxes(scan(scenes(6), num_classes=2), probe(model))}
     assert "anchors_ok" in ok
+
+
+def test_diagnose_says_the_data_are_tiles_and_background_tiles_are_no_warning():
+    from nbdetect.checks import diagnose
+    from nbdetect.data.tiles import TileConfig, TiledDataset
+
+    frames = scenes(4, size=400, obj=(20, 30))
+    tiled = TiledDataset(frames, TileConfig(size=128, background=0.6))
+    report = diagnose(tiny(), data=tiled, overfit=False, plots=False)
+    boxes = [f for f in report.findings if f.check == "boxes"]
+    assert boxes and all("tiles" in f.title + f.evidence for f in boxes), report.to_text()
+    assert report.get("no_boxes") is None, report.to_text()
 
 
 def test_class_imbalance_and_missing_classes():

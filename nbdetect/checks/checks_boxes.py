@@ -14,7 +14,19 @@ def _validate_indices(scan, code) -> set[int]:
     return {p.index for p in scan.problems if p.code == code and p.index >= 0}
 
 
-def check_boxes(scan, model_info=None, *, small_iou: float = 0.4) -> list[Finding]:
+def tiles_fix(model_info, tiled=None) -> str:
+    """The suggestion for boxes small against the model's input: tiles at native resolution (when the data is not
+    tiled yet), a larger resize, smaller anchors, or Faster R-CNN."""
+    size = max(64, int(model_info.min_size or 320)) if model_info is not None else 320  # a tile goes in unresized
+    tiles = ("" if tiled is not None else
+             f"Train on tiles cut at native resolution, alternative_1(..., tiles={size}) (the signs keep their "
+             "pixels; mAP and make_submission predict whole frames by slices), or raise")
+    return (f"{tiles or 'Raise'} the model's min_size/max_size (less downscaling), add smaller anchor sizes, "
+            "or use Faster R-CNN (alternative_2), which copes better with small objects.")
+
+
+def check_boxes(scan, model_info=None, *, small_iou: float = 0.4, tiled=None) -> list[Finding]:
+    """``tiled``: the TiledDataset the samples come from (nbdetect.data.tiles), said in every summary."""
     samples = [s for s in scan.samples]
     if not samples:
         return []
@@ -23,6 +35,8 @@ def check_boxes(scan, model_info=None, *, small_iou: float = 0.4) -> list[Findin
     n_boxes = sum(len(b) for b in all_boxes)
     empty = [s.index for s in samples if len(s.boxes) == 0]
     summary = f"{n_boxes} boxes in {len(samples)} samples ({len(empty)} without boxes)"
+    if tiled is not None:
+        summary += f"; the data are tiles: {tiled.describe()}"
     if n_boxes == 0:
         out.append(Finding(CHECK, "no_boxes", "fail", "no sample has any box: nothing to learn", summary,
                            "Check the annotation loading: every target['boxes'] is empty.", empty[:50]))
@@ -113,12 +127,12 @@ def check_boxes(scan, model_info=None, *, small_iou: float = 0.4) -> list[Findin
             if frac > 0.25:
                 out.append(Finding(CHECK, "box_too_small_for_anchors", "warn",
                                    f"{frac:.0%} of boxes are smaller than the smallest anchor after resizing",
-                                   evidence,
-                                   "Raise the model's min_size/max_size (less downscaling), add smaller anchor sizes, "
-                                   "or use Faster R-CNN (alternative_2), which copes better with small objects.", idx))
+                                   evidence, tiles_fix(model_info, tiled), idx))
             else:
-                out.append(Finding(CHECK, "anchors_ok", "pass", "box sizes are covered by the model's anchors", evidence))
-    if len(empty) > 0.5 * len(samples):
+                out.append(Finding(CHECK, "anchors_ok", "pass", "box sizes are covered by the model's anchors" +
+                                   (f" (the data are {tiled.cfg.size}-px tiles at native resolution)" if tiled else ""),
+                                   evidence))
+    if len(empty) > 0.5 * len(samples) and tiled is None:  # a tile plan's background share is chosen
         out.append(Finding(CHECK, "no_boxes", "warn", f"{len(empty)} of {len(samples)} images have no boxes",
                            summary, "Mostly-empty data slows learning; check that annotations were matched to "
                                     "the right image files.", empty))
@@ -130,4 +144,6 @@ def check_boxes(scan, model_info=None, *, small_iou: float = 0.4) -> list[Findin
 
 def run_boxes(ctx) -> list[Finding]:
     """The "boxes" check of the registry (nbdetect.checks.registry), on diagnose's shared context."""
-    return check_boxes(ctx.scan, ctx.info)
+    from ..data.tiles import tiled_of
+
+    return check_boxes(ctx.scan, ctx.info, tiled=tiled_of(ctx.data))

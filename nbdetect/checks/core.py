@@ -141,6 +141,12 @@ def diagnose(model=None, optimizer=None, scheduler=None, data=None, history=None
         except Exception as exc:  # a check that breaks on odd input says so and the others go on
             failed.add(f"{check.name} (the check could not run)", exc)
     ctx.findings += failed.findings()
+    tiles = (hist.meta.get("tiles") if hist is not None else None) or {}
+    for f in ctx.findings if tiles.get("size") else ():  # a run folder of a run trained on tiles says so
+        if f.check == "curve":
+            f.evidence = (f.evidence + "\n" if f.evidence else "") + (
+                f"the run trains on {tiles['size']}-px tiles at native resolution ({tiles.get('tiles', '?')} tiles "
+                f"from {tiles.get('frames', '?')} frames); its mAP predicts whole frames by slices")
     if optimizer is None:
         skipped.append("LR timeline: no optimizer given" + (" (the history's logged LR is used)"
                                                             if hist is not None and hist.has_lr() else ""))

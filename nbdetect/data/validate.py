@@ -25,7 +25,7 @@ class Problem:
     index: int  # sample index (-1: the dataset as a whole)
     code: str
     message: str
-    severity: str = "error"  # "error" | "warning"
+    severity: str = "error"  # "error" | "warning" | "info" (normal data worth knowing: a background image)
 
 
 def check_image(index: int, image) -> tuple[list[Problem], tuple[int, int] | None]:
@@ -87,7 +87,7 @@ def target_format_problem(index: int, target) -> Problem | None:
 
 def _check_boxes(index, where, boxes, labels, num_classes, hw, label_base) -> list[Problem]:
     if boxes.numel() == 0:
-        return [Problem(index, "no_boxes", f"{where}: no objects (a background image)", "warning")]
+        return [Problem(index, "no_boxes", f"{where}: no objects (a background image)", "info")]
     if boxes.ndim != 2 or boxes.shape[1] != 4:
         return [Problem(index, "box_shape", f"{where}: boxes have shape {tuple(boxes.shape)}, expected [N, 4]")]
     out = []

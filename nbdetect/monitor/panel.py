@@ -78,7 +78,10 @@ class PanelMonitor(Monitor):
         super().bind(run)
         recipe = getattr(run, "recipe", None)
         title = getattr(recipe, "title", None) or getattr(recipe, "name", "run")
-        self.header.value = (f"<b>{html.escape(str(title))}</b> &middot; {getattr(run, 'epochs', '?')} epochs "
+        tiles = (getattr(run, "meta", None) or {}).get("tiles")
+        tiled = (f" &middot; <span class='nbdetect-tiles'>{tiles['size']}-px tiles ({tiles['tiles']} from "
+                 f"{tiles['frames']} frames; mAP by slices)</span>") if tiles else ""
+        self.header.value = (f"<b>{html.escape(str(title))}</b> &middot; {getattr(run, 'epochs', '?')} epochs{tiled} "
                              f"&middot; <code>{html.escape(str(getattr(run, 'out_dir', '')))}</code>")
         self.bar.max = max(1, int(getattr(run, "total_steps", 1) or 1))
         self.bar.value = int(getattr(run, "step", 0) or 0)
