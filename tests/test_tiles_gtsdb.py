@@ -8,7 +8,8 @@ import pytest
 import nbdetect
 from nbdetect_test_paths import GTSDB
 
-pytestmark = pytest.mark.skipif(not (GTSDB / "gt.txt").exists(), reason="GTSDB data not present")
+pytestmark = [pytest.mark.skipif(not (GTSDB / "gt.txt").exists(), reason="GTSDB data not present"),
+              pytest.mark.slow]  # trains and predicts real frames
 
 
 def test_alternative_1_trains_on_tiles_and_submits_full_frames(tmp_path, monkeypatch, capsys):
