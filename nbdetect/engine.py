@@ -180,6 +180,22 @@ def evaluate_loss(model: nn.Module, batches: Iterable, device: torch.device, amp
 
 
 @torch.no_grad()
+@contextlib.contextmanager
+def native_resolution(model: nn.Module):
+    """Inside it, a torchvision detector sees each image at its own size: its transform's resize (to
+    ``min_size``/``max_size``) is skipped, normalisation and batching kept. A model trained on native-resolution
+    tiles then predicts whole frames at the scale it learned, instead of shrunk to the tile size."""
+    transform = getattr(model, "transform", None)
+    if transform is None or not hasattr(transform, "resize"):
+        yield model
+        return
+    transform.resize = lambda image, target=None: (image, target)  # an instance attribute over the method
+    try:
+        yield model
+    finally:
+        del transform.resize
+
+
 def predict(model: nn.Module, batches: Iterable, device: torch.device, amp: bool = False,
             score_threshold: float | None = None) -> list[dict]:
     """Detections for every image: ``{"image_id", "boxes", "scores", "labels"}`` (CPU tensors).

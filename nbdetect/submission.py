@@ -1,6 +1,7 @@
 """Run a trained model on test images and write predictions as CSV and COCO results JSON."""
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 from pathlib import Path
@@ -10,7 +11,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from .arguments import public
 from .conventions import class_name
-from .engine import predict
+from .engine import native_resolution, predict
 from .slicing import MAX_DETS, SCORE_FLOOR, cap, predict_sliced
 from .models import build_model, default_device
 from .errors import CheckpointError, DataError, InputError, MissingError
@@ -191,7 +192,8 @@ def make_submission(model, images, out_dir="submission", *, score_threshold=0.3,
     ``label_base``: 1 writes labels 1..K (nbdetect's), 0 writes 0..K-1 (YOLO-style). The background slot of
     the model's head is never written. Returns a :class:`Submission` (a dict with a summary).
     ``slices``: None predicts as the model was trained (a run trained on tiles predicts each full frame by
-    overlapping slices of its tile size, merged in frame pixels: nbdetect.slicing); False whole frames; a tile
+    overlapping slices of its tile size, merged in frame pixels: nbdetect.slicing); False whole frames (a run
+    trained on tiles sees them at their own resolution, the tiles' scale, not shrunk to the tile size); a tile
     size or dict (as ``tiles=``) slices of that size. At most 100 boxes per image are written (all COCO's
     evaluator scores), the highest first.
     """
@@ -211,7 +213,7 @@ def make_submission(model, images, out_dir="submission", *, score_threshold=0.3,
         _check_model_argument(model)
     wait_for_active("making the submission")  # Run All: the training cell above may still be running
     _check_model_argument(model)  # (a checkpoint path is checked once the run that writes it has ended)
-    num_classes = None
+    num_classes, native = None, False
     if hasattr(model, "out_dir") and hasattr(model, "history"):  # a TrainingRun: its best weights
         model = Path(model.out_dir) / "best.pt"
     if isinstance(model, (str, Path)) and Path(model).is_dir():  # a run folder
@@ -220,6 +222,7 @@ def make_submission(model, images, out_dir="submission", *, score_threshold=0.3,
         model, meta = load_model(model, device)
         class_names = class_names or meta.get("class_names")
         num_classes = meta.get("num_classes")
+        native = slices is False and bool(meta.get("tiles"))  # whole frames at the tiles' scale: not resized
         if slices is None and meta.get("tiles"):  # a run trained on tiles predicts by slices of its tiles
             from .data.tiles import tile_config
 
@@ -233,8 +236,9 @@ def make_submission(model, images, out_dir="submission", *, score_threshold=0.3,
     if slicing is not None:
         preds = predict_sliced(model, loader, device, slicing, score_threshold=score_threshold)
     else:
-        preds = [cap(p, MAX_DETS, max(score_threshold, SCORE_FLOOR)) for p in
-                 predict(model, loader, device, score_threshold=score_threshold)]
+        with native_resolution(model) if native else contextlib.nullcontext():
+            preds = [cap(p, MAX_DETS, max(score_threshold, SCORE_FLOOR)) for p in
+                     predict(model, loader, device, score_threshold=score_threshold)]
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     csv_path, json_path, ids_path = out / "predictions.csv", out / "predictions_coco.json", out / "image_ids.csv"

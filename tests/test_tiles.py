@@ -151,3 +151,21 @@ def test_any_loader_is_tiled_a_yolo_folder_here(tmp_path):
     images, targets = next(iter(data.train_loader))
     assert all(im.shape == (3, 128, 128) and im.dtype == torch.float32 for im in images)
     assert any(len(t["boxes"]) for t in targets) and any(not len(t["boxes"]) for t in targets)
+
+
+def test_native_resolution_predicts_a_whole_frame_at_its_own_size_then_restores_the_resize():
+    """A model built for 128-px tiles shrinks a 300x420 frame to 128 px; inside native_resolution() it sees the
+    frame at its own size (the scale its tiles had), and afterwards it resizes again."""
+    import torch
+    from nbdetect.engine import native_resolution
+    from nbdetect.models import build_model
+
+    model = build_model("retinanet_tiny", 3, weights=None, min_size=128, max_size=128).eval()
+    frame = torch.rand(3, 300, 420)
+    assert model.transform([frame])[0].image_sizes == [(91, 128)]
+    with native_resolution(model):
+        assert model.transform([frame])[0].image_sizes == [(300, 420)]
+        with torch.no_grad():
+            det = model([frame])[0]
+        assert det["boxes"].numel() == 0 or float(det["boxes"][:, 2].max()) <= 420.5
+    assert model.transform([frame])[0].image_sizes == [(91, 128)]

@@ -47,6 +47,12 @@ def test_alternative_1_trains_on_tiles_and_submits_full_frames(tmp_path, monkeyp
     ys = [float(r["y2"]) for r in rows]
     assert max(xs) > 320 and max(xs) <= 1360.5 and max(ys) <= 800.5
     assert {r["file_name"] for r in rows} <= {Path(p).name for p in images}
+    # slices=False: the whole frame in one pass, at its own resolution (the tiles' scale), boxes in its pixels
+    whole = nbdetect.make_submission(run, images, out_dir="sub_whole", score_threshold=0.01, slices=False)
+    assert whole["slices"] is None and whole["images"] == 1
+    with open(whole["csv"]) as fh:
+        xs = [float(r["x2"]) for r in csv.DictReader(fh)]
+    assert xs and max(xs) > 320 and max(xs) <= 1360.5
 
     # resumed without tiles=: the checkpoint's tiles (the same plan); other tiles are refused
     from nbdetect.errors import NbdetectError
