@@ -46,17 +46,11 @@ OUTCOMES = ("pending", "continue", "switch", "diagnose", "warn", "success", "par
 
 
 @dataclass
-class Verdict:
-    """The judgement after the latest epoch: the most severe finding, with the others kept in ``findings``."""
+class Verdict(Finding):
+    """The judgement after the latest epoch: the most severe finding (a rule's :class:`Finding`: status, one of
+    OUTCOMES; headline; rule_text; next_action; rule_id; epoch; details; code, the finding code diagnose()
+    reports for the same judgement), with the others kept in ``findings`` and the facts it read."""
 
-    status: str  # one of OUTCOMES
-    headline: str
-    rule_text: str
-    next_action: str | None = None
-    rule_id: str | None = None
-    epoch: int = 0
-    details: dict = field(default_factory=dict)
-    code: str = "curve_ok"  # the finding code diagnose() reports for the same judgement
     findings: list = field(default_factory=list)  # every applicable Verdict, most severe first
     facts: CurveFacts | None = None
 
