@@ -96,18 +96,25 @@ def reference_of(epochs: list[dict]) -> float | None:
 
 
 
-#: Lightning's EarlyStopping checks (non-finite, divergence, ...). Add a rule: a function in verdict_rules.py, a
-#: line here and its verdict_data.REGISTRY entry.
-POLICY: tuple = (
-    rule_nonfinite,
-    rule_divergence,
-    rule_overfitting,
-    rule_map_collapse,
-    rule_lr_cut_too_early,
-    rule_decision,
-    rule_stalled,
-    rule_not_learning,
-)
+#: Lightning's EarlyStopping checks (non-finite, divergence, ...), as verdict_data.REGISTRY lists them. Add a
+#: rule: a function in verdict_rules.py and its REGISTRY entry (at its place in the order).
+def policy_from(registry) -> tuple:
+    """The rule functions to run, in the registry's order (severity = position): each entry's own function
+    (its first), once, from :mod:`nbdetect.verdict_rules`."""
+    from . import verdict_rules
+
+    out = []
+    for entry in registry:
+        name = entry.functions[0] if entry.functions else ""
+        if not name.startswith("rule_") or name.startswith("rule_final"):
+            continue  # the final gradings (after the last epoch) and the failed run (judge_history) are not rules
+        function = getattr(verdict_rules, name)
+        if function not in out:
+            out.append(function)
+    return tuple(out)
+
+
+POLICY: tuple = policy_from(REGISTRY)
 #: After the last epoch the guide's grading leads, except over these (a broken run is never a success).
 OVERRIDE_FINAL = ("nonfinite", "divergence", "map_collapse", "overfitting")
 

@@ -109,12 +109,13 @@ def _run(out_dir, callbacks=(), epochs=2):
                        callbacks=callbacks)
 
 
-def test_a_new_verdict_rule_is_a_function_a_policy_place_and_a_registry_entry(monkeypatch):
-    """docs/ARCHITECTURE.md, "a verdict rule": a rule function returning a Finding, its place in POLICY and one
-    REGISTRY entry (done here, in the test file alone) are all the judge needs: the live verdict, decide() and
-    diagnose() report it under its one id and its code, and the registry names both."""
+def test_a_new_verdict_rule_is_a_function_and_a_registry_entry(monkeypatch):
+    """docs/ARCHITECTURE.md, "a verdict rule": a rule function in verdict_rules returning a Finding and one
+    REGISTRY entry (done here, in the test file alone) are all the judge needs: POLICY is read off the registry
+    (as at import), and the live verdict, decide() and diagnose() report it under its one id and its code."""
     import nbdetect.verdict as vd
     import nbdetect.verdict_data as vdata
+    import nbdetect.verdict_rules as vrules
     from nbdetect.verdict_rules import Finding as RuleFinding
 
     def rule_epoch_seven(ctx):
@@ -124,9 +125,11 @@ def test_a_new_verdict_rule_is_a_function_a_policy_place_and_a_registry_entry(mo
         return ctx.verdict("warn", "Seven epochs in: a test rule fired.", f"Rule (test): {f.n_epochs} epochs read.",
                            "use_best", "epoch_seven", "loss_plateau", epochs=f.n_epochs)
 
-    monkeypatch.setattr(vd, "POLICY", vd.POLICY + (rule_epoch_seven,))
-    monkeypatch.setattr(vdata, "REGISTRY", vdata.REGISTRY + (
-        vdata.RuleEntry("epoch_seven", ("rule_epoch_seven",), ("loss_plateau",), ("warn",)),))
+    monkeypatch.setattr(vrules, "rule_epoch_seven", rule_epoch_seven, raising=False)
+    registry = vdata.REGISTRY + (vdata.RuleEntry("epoch_seven", ("rule_epoch_seven",), ("loss_plateau",), ("warn",)),)
+    monkeypatch.setattr(vdata, "REGISTRY", registry)
+    monkeypatch.setattr(vd, "POLICY", vd.policy_from(registry))  # what importing nbdetect.verdict computes
+    assert vd.POLICY[-1] is rule_epoch_seven and len(vd.POLICY) == len(vd.policy_from(registry[:-1])) + 1
     losses = [1.8 * 0.9 ** e for e in range(8)]
     assert decide(losses[:6], "custom", 50).rule_id is None
     v = decide(losses, "custom", 50)
