@@ -179,7 +179,6 @@ def evaluate_loss(model: nn.Module, batches: Iterable, device: torch.device, amp
     return total / n, {k: v / n for k, v in parts.items()}
 
 
-@torch.no_grad()
 @contextlib.contextmanager
 def native_resolution(model: nn.Module):
     """Inside it, a torchvision detector sees each image at its own size: its transform's resize (to
@@ -196,6 +195,7 @@ def native_resolution(model: nn.Module):
         del transform.resize
 
 
+@torch.no_grad()
 def predict(model: nn.Module, batches: Iterable, device: torch.device, amp: bool = False,
             score_threshold: float | None = None) -> list[dict]:
     """Detections for every image: ``{"image_id", "boxes", "scores", "labels"}`` (CPU tensors).

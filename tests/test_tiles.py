@@ -169,3 +169,15 @@ def test_native_resolution_predicts_a_whole_frame_at_its_own_size_then_restores_
             det = model([frame])[0]
         assert det["boxes"].numel() == 0 or float(det["boxes"][:, 2].max()) <= 420.5
     assert model.transform([frame])[0].image_sizes == [(91, 128)]
+
+
+def test_predict_builds_no_autograd_graph():
+    """engine.predict runs under no_grad: its boxes and scores carry no graph (no memory held for backward)."""
+    from nbdetect.engine import predict
+    from nbdetect.models import build_model
+
+    model = build_model("retinanet_tiny", 3, weights=None, min_size=128, max_size=128)
+    model.head.classification_head.cls_logits.bias.data.fill_(5.0)  # every anchor scores high: boxes exist
+    preds = predict(model, [([torch.rand(3, 128, 128)], [{}])], torch.device("cpu"))
+    assert len(preds[0]["scores"]) > 0
+    assert not preds[0]["scores"].requires_grad and not preds[0]["boxes"].requires_grad
