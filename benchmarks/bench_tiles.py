@@ -71,7 +71,7 @@ def score(args, checkpoint, held, train_s) -> int:
     import statistics
 
     from nbdetect.data.loader import make_loader
-    from nbdetect.data.tiles import tile_config
+    from nbdetect.data.tiles import TileConfig
     from nbdetect.engine import predict
     from nbdetect.metrics import coco_map
     from nbdetect.slicing import cap, predict_sliced
@@ -79,7 +79,7 @@ def score(args, checkpoint, held, train_s) -> int:
 
     model, meta = load_model(checkpoint, "cpu")
     saved = meta["tiles"]
-    cfg = tile_config({k: saved[k] for k in ("size", "overlap", "background", "seed", "min_visible")})
+    cfg = TileConfig.from_summary(saved)
     targets = [held.target(i) for i in range(len(held))]
     sizes = [held.image_size(i) for i in range(len(held))]
     loader = make_loader(held, batch_size=2, shuffle=False)

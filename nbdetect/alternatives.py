@@ -334,7 +334,7 @@ def _show_active(monitor) -> None:
 def resumed_tiles(tiles, resume, out_dir, name):
     """The tile config a run trains on: ``tiles`` as given; on resume the checkpoint's (the same tiles as before),
     refused when the call asks for other tiles."""
-    from .data.tiles import tile_config
+    from .data.tiles import TileConfig
 
     if not resume:
         return tiles
@@ -347,7 +347,7 @@ def resumed_tiles(tiles, resume, out_dir, name):
     from .run_state import read_checkpoint
 
     saved = (read_checkpoint(ckpt).get("meta") or {}).get("tiles")
-    saved = tile_config({k: saved[k] for k in ("size", "overlap", "background", "seed", "min_visible")}) if saved else None
+    saved = TileConfig.from_summary(saved) if saved else None
     if tiles is not None and tiles != saved:
         raise InputError(f"resume continues a run trained on {saved.describe() if saved else 'whole frames'}, "
                          f"not tiles={tiles.size}", where="tiles",

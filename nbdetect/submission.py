@@ -224,10 +224,9 @@ def make_submission(model, images, out_dir="submission", *, score_threshold=0.3,
         num_classes = meta.get("num_classes")
         native = slices is False and bool(meta.get("tiles"))  # whole frames at the tiles' scale: not resized
         if slices is None and meta.get("tiles"):  # a run trained on tiles predicts by slices of its tiles
-            from .data.tiles import tile_config
+            from .data.tiles import TileConfig
 
-            saved = meta["tiles"]
-            slicing = tile_config({k: saved[k] for k in ("size", "overlap", "background", "seed", "min_visible")})
+            slicing = TileConfig.from_summary(meta["tiles"])
     device = torch.device(device) if device is not None else next(model.parameters()).device
     dataset = images if isinstance(images, Dataset) else ImageFolder(images)
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=lambda b: tuple(zip(*b)))

@@ -43,6 +43,11 @@ class TileConfig:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    @classmethod
+    def from_summary(cls, summary: dict) -> "TileConfig":
+        """The config of a run's saved tiles (``meta["tiles"]``: TiledDataset.summary(), which adds counts)."""
+        return cls(**{f.name: summary[f.name] for f in fields(cls)})
+
     def describe(self) -> str:
         return (f"{self.size}x{self.size} px tiles at native resolution (overlap {self.overlap:g}, "
                 f"background share {self.background:g}, seed {self.seed})")
