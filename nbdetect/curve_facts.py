@@ -220,9 +220,14 @@ class CurveFacts:
     def map_best(self) -> tuple[int, float] | None:
         return max(self.map_points, key=lambda p: p[1]) if self.map_points else None
 
+    @property
+    def trend_points(self) -> tuple[tuple[int, float], ...]:
+        """The series the trend is read from: the judged one, or the training loss when the trend comes from it."""
+        return self.points if self.trend_from in (None, self.metric) else self.train_points
+
     def loss_improving(self, n: int) -> bool:
         """The judged loss falls significantly over its last ``n`` points (slope beyond 2 standard errors)."""
-        pts = self.points if self.trend_from in (None, self.metric) else self.train_points
+        pts = self.trend_points
         return significant_slope(pts[-n:], self.noise, log=True) < 0
 
     def map_improving(self, n: int) -> bool:
@@ -269,7 +274,7 @@ class CurveFacts:
         last quarter of the run when longer):
         significantly, and kept for another half of the run (at least 10 epochs) it gains more than the noise
         margin and 5% of the loss."""
-        pts = self.points if self.trend_from in (None, self.metric) else self.train_points
+        pts = self.trend_points
         n = n or max(self.window + 1, len(pts) // 4)
         slope = significant_slope(pts[-n:], self.noise, log=True)
         horizon = max(10, self.n_epochs / 2)
@@ -283,7 +288,7 @@ class CurveFacts:
         many epochs, so "no pace" (flat, stalled) is never read from fewer. Points validated every k epochs
         carry k times the span each: fewer of them are needed."""
         pace = max(MEANINGFUL_GAIN, self.margin) / max(10, self.n_epochs / 2)
-        pts = self.points if self.trend_from in (None, self.metric) else self.train_points
+        pts = self.trend_points
         gaps = sorted(b[0] - a[0] for a, b in zip(pts, pts[1:]))
         spacing = max(1, gaps[len(gaps) // 2]) if gaps else 1  # validated every `spacing` epochs
         n = 3
@@ -294,7 +299,7 @@ class CurveFacts:
     @property
     def pace_window(self) -> int:
         """``pace_points``, at most the points there are (at least 3)."""
-        pts = self.points if self.trend_from in (None, self.metric) else self.train_points
+        pts = self.trend_points
         return min(self.pace_points, max(3, len(pts)))
 
     @property
