@@ -1,13 +1,14 @@
 """A training run's checkpointable state: what last.pt holds and how a run resumes from it.
 
-:class:`RunState` is mixed into :class:`nbdetect.trainer.TrainingRun`; hooks with state
-(``state_dict``/``load_state_dict``) travel in the same checkpoint under ``"hooks"``.
+:class:`RunState` is the base class of :class:`nbdetect.trainer.TrainingRun` and holds only that: the
+checkpoint's contents (``state_dict``/``load_state_dict``), writing it (``save``) and resuming (``resume_from``).
+Hooks with state travel in the same checkpoint under ``"hooks"``, each under its ``state_key``. The run's
+views (progress, the panel as a cell's value, ``repr``) are TrainingRun's own.
 """
 from __future__ import annotations
 
 import dataclasses
 import math
-import time
 from pathlib import Path
 
 import torch
@@ -76,7 +77,7 @@ def check_model_state(model, state: dict, path) -> None:
 
 
 class RunState:
-    """State, checkpoints, resume and the read-only views (progress, display) of a TrainingRun."""
+    """What a TrainingRun's checkpoint holds, how it is written and how a run resumes from it."""
     def state_dict(self) -> dict:
         rng = {"torch": torch.get_rng_state()}
         if torch.cuda.is_available():
@@ -156,27 +157,3 @@ class RunState:
             if "cuda" in self._restored_rng and torch.cuda.is_available():
                 torch.cuda.set_rng_state_all([s.cpu() for s in self._restored_rng["cuda"]])
             self._restored_rng = None
-
-    def progress(self) -> dict:
-        """Where the run is: counters, images/s and ETA (the Throughput hook's view of the run)."""
-        return self.throughput.progress(self)
-
-    def gpu_memory_gb(self) -> float | None:
-        """Peak GPU memory this process allocated on the run's device (None on a CPU)."""
-        if self.device.type != "cuda" or not torch.cuda.is_available():
-            return None
-        return torch.cuda.max_memory_allocated(self.device) / 1e9
-
-    def _ipython_display_(self) -> None:
-        """A run as the value of a cell shows its live panel again (after a re-run cell or a reopened notebook)."""
-        from IPython.display import display
-
-        widget = getattr(self.monitor, "widget", None)
-        if widget is not None:
-            display(widget)
-        else:
-            print(f"{self!r}\n{self.message or self.status}\nverdict: {self.verdict.headline}")
-
-    def __repr__(self) -> str:
-        return (f"<TrainingRun {self.recipe.name} {self.status}: epoch {self.epoch}/{self.epochs}, "
-                f"step {self.step}/{self.total_steps}, out_dir={str(self.out_dir)!r}>")

@@ -161,6 +161,31 @@ class TrainingRun(RunState):
             return f"at epoch {self.epoch + 1}, iteration {self.iteration}"
         return f"after epoch {self.epoch}"
 
+    # -- views of the run (the panel, a cell's value) ------------------------------
+    def progress(self) -> dict:
+        """Where the run is: counters, images/s and ETA (the Throughput hook's view of the run)."""
+        return self.throughput.progress(self)
+
+    def gpu_memory_gb(self) -> float | None:
+        """Peak GPU memory this process allocated on the run's device (None on a CPU)."""
+        if self.device.type != "cuda" or not torch.cuda.is_available():
+            return None
+        return torch.cuda.max_memory_allocated(self.device) / 1e9
+
+    def _ipython_display_(self) -> None:
+        """A run as the value of a cell shows its live panel again (after a re-run cell or a reopened notebook)."""
+        from IPython.display import display
+
+        widget = getattr(self.monitor, "widget", None)
+        if widget is not None:
+            display(widget)
+        else:
+            print(f"{self!r}\n{self.message or self.status}\nverdict: {self.verdict.headline}")
+
+    def __repr__(self) -> str:
+        return (f"<TrainingRun {self.recipe.name} {self.status}: epoch {self.epoch}/{self.epochs}, "
+                f"step {self.step}/{self.total_steps}, out_dir={str(self.out_dir)!r}>")
+
     # -- the loop --------------------------------------------------------------
     def _should_stop(self) -> bool:
         """Stop now? Every process gets the same answer at the same iteration (the strategy agrees on it)."""
