@@ -13,12 +13,14 @@ def _xywh(boxes: torch.Tensor) -> list[list[float]]:
     return torch.stack([b[:, 0], b[:, 1], b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]], dim=1).tolist() if len(b) else []
 
 
-def coco_map(predictions: list[dict], targets: list[dict], image_sizes: list[tuple[int, int]] | None = None) -> dict:
+def coco_map(predictions: list[dict], targets: list[dict], image_sizes: list[tuple[int, int]] | None = None,
+             per_class: bool = False) -> dict:
     """mAP of ``predictions`` against ``targets`` (same order, one dict per image).
 
     predictions: ``{"boxes" xyxy, "scores", "labels"}``; targets: ``{"boxes" xyxy, "labels"}``
     (``iscrowd``/``difficult`` entries are treated as crowd regions, as COCO does).
-    Returns ``{"map", "map50", "map75"}``; NaN when there is no ground truth at all.
+    Returns ``{"map", "map50", "map75"}``; NaN when there is no ground truth at all. ``per_class``: also
+    ``"map50_per_class"``, {label: AP@.5} for every label with ground truth.
     """
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
@@ -40,7 +42,8 @@ def coco_map(predictions: list[dict], targets: list[dict], image_sizes: list[tup
     if not annotations:
         return {"map": math.nan, "map50": math.nan, "map75": math.nan}
     if not results:
-        return {"map": 0.0, "map50": 0.0, "map75": 0.0}
+        zero = {"map": 0.0, "map50": 0.0, "map75": 0.0}
+        return {**zero, "map50_per_class": {c: 0.0 for c in sorted(labels)}} if per_class else zero
     categories = [{"id": c} for c in sorted(labels | {r["category_id"] for r in results})]
     with contextlib.redirect_stdout(io.StringIO()):
         gt = COCO()
@@ -52,7 +55,15 @@ def coco_map(predictions: list[dict], targets: list[dict], image_sizes: list[tup
         ev.accumulate()
         ev.summarize()
     stats = ev.stats
-    return {"map": float(max(stats[0], 0.0)), "map50": float(max(stats[1], 0.0)), "map75": float(max(stats[2], 0.0))}
+    out = {"map": float(max(stats[0], 0.0)), "map50": float(max(stats[1], 0.0)), "map75": float(max(stats[2], 0.0))}
+    if per_class:  # precision[iou 0.5, recall, class, area all, maxDets 100]; -1 where a class has no truth
+        with_truth = {a["category_id"] for a in annotations}
+        out["map50_per_class"] = {}
+        for k, cat in enumerate(ev.params.catIds):
+            if cat in with_truth:
+                p = ev.eval["precision"][0, :, k, 0, -1]
+                out["map50_per_class"][int(cat)] = float(p[p > -1].mean()) if (p > -1).any() else 0.0
+    return out
 
 
 def evaluate_map(model, batches, device, amp: bool = False, slices=None) -> dict:

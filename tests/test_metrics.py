@@ -28,3 +28,15 @@ def test_edge_cases():
     assert math.isnan(coco_map(empty, [_t(torch.zeros(0, 4), [])])["map"])
     with pytest.raises(ValueError):
         coco_map(empty, targets * 2)
+
+
+def test_per_class_ap50_names_the_class_that_is_missed():
+    targets = [_t([[10, 10, 50, 50], [60, 60, 90, 90]], [1, 2]), _t([[5, 5, 40, 45]], [1])]
+    found_1_only = [{"boxes": t["boxes"][t["labels"] == 1], "labels": t["labels"][t["labels"] == 1],
+                     "scores": torch.ones(int((t["labels"] == 1).sum()))} for t in targets]
+    r = coco_map(found_1_only, targets, per_class=True)
+    assert r["map50_per_class"] == {1: pytest.approx(1.0), 2: 0.0}
+    assert r["map50"] == pytest.approx(0.5)
+    assert "map50_per_class" not in coco_map(found_1_only, targets)
+    empty = [{"boxes": torch.zeros(0, 4), "scores": torch.zeros(0), "labels": torch.zeros(0, dtype=torch.int64)}] * 2
+    assert coco_map(empty, targets, per_class=True)["map50_per_class"] == {1: 0.0, 2: 0.0}
