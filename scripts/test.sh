@@ -30,6 +30,14 @@ if [ -z "${NBDETECT_NO_CHROMIUM:-}" ] && [ ! -x /usr/bin/chromium ] && command -
     || echo "scripts/test.sh: could not install chromium; browser tests will be skipped"
 fi
 
+# Two worker processes (pytest-xdist), each test file on one of them (its module fixtures, e.g. a Jupyter
+# server, start once): nbdetect trains on 1 thread on a 2-core machine, so two files run side by side.
+# NBDETECT_TEST_WORKERS=0 runs in one process; -n given, -p no:xdist or --collect-only: as given.
+workers=${NBDETECT_TEST_WORKERS:-2}
+case " $* " in *" -n "*|*" -n="*|*" --numprocesses"*|*"no:xdist"*|*" --collect-only "*|*" --co "*) workers=0 ;; esac
+if [ "$workers" != 0 ]; then
+  set -- -n "$workers" --dist loadfile "$@"
+fi
 "$PY" -m pytest "$@"
 
 # Tests write only to temporary directories: a test that leaves a file in the checkout fails the run.
