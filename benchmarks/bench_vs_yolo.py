@@ -1,13 +1,21 @@
 """nbdetect's recipes side by side with Ultralytics YOLOv8n on the same data, scored by one evaluator.
 
-The data is exported to YOLO format once (nbdetect's embedded demo set by default: 240 train / 60 val images,
-256 px, 6 classes; ``--gtsdb`` for ../shared/data/gtsdb split 480/120 and resized); every framework trains
-from scratch for the same epochs at the same image size, each in its own process (wall time and peak RSS
-measured per process), and its best checkpoint is scored on the validation images by the same pycocotools
-COCOeval (score >= 0.001, labels 1..K). Ultralytics is optional: without it the YOLOv8n row is skipped.
+The data is exported to YOLO format once, and every framework trains on those same images from scratch for
+the same epochs at the same image size, each in its own process (wall time, the training's CPU time and peak
+RSS measured per process); its best checkpoint is scored by the same pycocotools COCOeval (at most 100 boxes
+per image, score >= 0.001, labels 1..K, AP@.5 per class too). Ultralytics is optional: without it the YOLOv8n
+row is skipped.
+
+* demo (default): nbdetect's embedded synthetic set, 240 train / 60 val images, 256 px, 6 classes; scored on val.
+* ``--gtsdb``: ../shared/data/gtsdb frames split by number into train / val / test (disjoint; default 0-359,
+  360-479, 480-599), each split cut into tiles at native resolution by nbdetect's own tile plan (``--tile``
+  px, ``--overlap``, ``--background`` share, seed 0), GTSDB's 4 super-classes (``--classes 43``: all).
+  Checkpoints are chosen on the val tiles; every row is scored on the test tiles, and on the test frames
+  whole, predicted by slices of the tile size and merged into frame pixels (nbdetect.slicing), the
+  same slicing for every row.
 
     python benchmarks/bench_vs_yolo.py                 # demo data, 12 epochs
-    python benchmarks/bench_vs_yolo.py --gtsdb --imgsz 640 --epochs 12
+    python benchmarks/bench_vs_yolo.py --gtsdb --only alternative_1 yolov8n --epochs 6 12
     python benchmarks/bench_vs_yolo.py --only alternative_1 --ablation   # Alternative 1 with each change off
     python benchmarks/bench_vs_yolo.py --only alternative_1 --ablation "lr auto"
     python benchmarks/bench_vs_yolo.py --only --ablation      # the ablation rows alone (bench_vs_yolo_ablation.json)
@@ -40,8 +48,9 @@ def _write_split(root: Path, split: str, items, names) -> None:
         (root / "labels" / split / f"{i:05d}.txt").write_text("\n".join(lines) + ("\n" if lines else ""))
 
 
-def _yaml(root: Path, names) -> Path:
-    text = f"path: {root}\ntrain: images/train\nval: images/val\nnames:\n" + "".join(
+def _yaml(root: Path, names, test: bool = False) -> Path:
+    text = (f"path: {root}\ntrain: images/train\nval: images/val\n" + ("test: images/test\n" if test else "")
+            + "names:\n") + "".join(
         f"  {i}: {json.dumps(str(n))}\n" for i, n in enumerate(names))
     (root / "data.yaml").write_text(text)
     return root / "data.yaml"
@@ -64,46 +73,61 @@ def export_demo(root: Path, n_train=240, n_val=60, size=256) -> Path:
     return _yaml(root, train.class_names)
 
 
-def export_gtsdb(root: Path, folder: Path, n_train=480, size=None) -> Path:
-    """GTSDB's 600 images: the first ``n_train`` for training, the rest for validation (resized so the long
-    side is ``size`` px when given, boxes scaled alike)."""
-    from PIL import Image
+def parse_frames(text: str) -> range:
+    """``"0:360"`` -> range(0, 360): GTSDB frames by number (00000.ppm is frame 0)."""
+    a, b = text.split(":")
+    return range(int(a), int(b))
 
-    rows = {}
-    for line in (folder / "gt.txt").read_text().splitlines():
-        if line.strip():
-            name, x1, y1, x2, y2, cls = line.split(";")
-            rows.setdefault(Path(name).stem, []).append((float(x1), float(y1), float(x2), float(y2), int(cls) + 1))
-    images = folder / "images" if (folder / "images").is_dir() else folder
-    files = sorted(p.name for p in images.iterdir() if p.suffix.lower() in (".ppm", ".png", ".jpg"))
 
-    def items(names):
-        for name in names:
-            image = Image.open(images / name).convert("RGB")
-            f = (size / max(image.size)) if size else 1.0
-            if f != 1.0:
-                image = image.resize((round(image.width * f), round(image.height * f)))
-            yield image, [(x1 * f, y1 * f, x2 * f, y2 * f, c) for x1, y1, x2, y2, c in rows.get(Path(name).stem, [])]
+def export_gtsdb(root: Path, folder: Path, tile: dict, classes: int, splits: dict) -> Path:
+    """GTSDB frames cut into tiles at native resolution by nbdetect's own plan (nbdetect.data.tiles: seeded, a
+    box kept when mostly inside, a share of background tiles), one YOLO split per frame range: both frameworks
+    train on the same tile images. ``splits``: {"train": range, "val": range, "test": range}, disjoint.
+    ``classes`` 4: GTSDB's super-classes; 43: its classes. frames.json records the split and the tiles."""
+    from torchvision.transforms.functional import to_pil_image
 
-    names = [str(i) for i in range(43)]
-    _write_split(root, "train", items(files[:n_train]), names)
-    _write_split(root, "val", items(files[n_train:]), names)
-    return _yaml(root, names)
+    from nbdetect.data import load_gtsdb
+    from nbdetect.data.tiles import TiledDataset, tile_config
+
+    frames = load_gtsdb(folder, superclasses=classes == 4)
+    ranges = list(splits.values())
+    if any(set(a) & set(b) for i, a in enumerate(ranges) for b in ranges[i + 1:]):
+        sys.exit(f"the frame ranges overlap: {splits}")
+    cfg = tile_config(tile)
+    summary = {"tile": cfg.to_dict(), "classes": frames.class_names}
+    for split, frame_range in splits.items():
+        tiles = TiledDataset(frames.subset(frame_range), cfg)
+
+        def items(tiles=tiles):
+            for i in range(len(tiles)):
+                img, t = tiles[i]
+                yield to_pil_image(img), [(*b, int(c)) for b, c in zip(t["boxes"].tolist(), t["labels"].tolist())]
+
+        _write_split(root, split, items(), frames.class_names)
+        summary[split] = {**tiles.summary(), "frame_range": [frame_range.start, frame_range.stop]}
+    (root / "frames.json").write_text(json.dumps(summary, indent=1))
+    return _yaml(root, frames.class_names, test="test" in splits)
 
 
 # -- the common evaluator -----------------------------------------------------------------------------------
-def val_truth(yaml: Path):
-    """(image paths, targets with xyxy pixel boxes and labels 1..K) of the validation split."""
+def scored_split(yaml: Path) -> str:
+    """The split every row is scored on: ``test`` when the export has one (GTSDB: frames no row trained or
+    chose its checkpoint on), else ``val``."""
+    return "test" if (yaml.parent / "images" / "test").is_dir() else "val"
+
+
+def split_truth(yaml: Path, split: str):
+    """(image paths, targets with xyxy pixel boxes and labels 1..K, (h, w) sizes) of one exported split."""
     import torch
     from PIL import Image
 
     root = yaml.parent
-    paths = sorted((root / "images" / "val").glob("*.png"))
+    paths = sorted((root / "images" / split).glob("*.png"))
     targets, sizes = [], []
     for p in paths:
         w, h = Image.open(p).size
         boxes, labels = [], []
-        for line in (root / "labels" / "val" / f"{p.stem}.txt").read_text().split("\n"):
+        for line in (root / "labels" / split / f"{p.stem}.txt").read_text().split("\n"):
             if line.strip():
                 c, cx, cy, bw, bh = map(float, line.split())
                 boxes.append([(cx - bw / 2) * w, (cy - bh / 2) * h, (cx + bw / 2) * w, (cy + bh / 2) * h])
@@ -113,49 +137,83 @@ def val_truth(yaml: Path):
     return paths, targets, sizes
 
 
-def score(predictions, yaml: Path) -> dict:
-    from nbdetect.metrics import coco_map
+def evaluate(predict_images, yaml: Path) -> dict:
+    """One evaluator for every row. ``predict_images(list of [3, H, W] float images in 0..1)`` -> detections in
+    those images' pixels (labels 1..K). Scores the exported split (pycocotools COCOeval, at most 100 boxes per
+    image at score >= 0.001) and, for a GTSDB export, its full frames predicted by slices with the tiles'
+    size and overlap and merged (nbdetect.slicing), boxes in the frames' own pixels."""
+    from torchvision.transforms.functional import pil_to_tensor
+    from PIL import Image
 
-    _, targets, sizes = val_truth(yaml)
-    return coco_map(predictions, targets, sizes)
+    from nbdetect.metrics import coco_map
+    from nbdetect.slicing import cap, merge_slices, slice_image
+
+    split = scored_split(yaml)
+    paths, targets, sizes = split_truth(yaml, split)
+    preds = []
+    for k in range(0, len(paths), 8):
+        images = [pil_to_tensor(Image.open(p).convert("RGB")).float() / 255 for p in paths[k:k + 8]]
+        preds += [cap(d) for d in predict_images(images)]
+    result = {"scored_on": f"{split} ({len(paths)} images)", **coco_map(preds, targets, sizes, per_class=True)}
+    info = yaml.parent / "frames.json"
+    if split == "test" and info.exists():
+        from nbdetect.data import load_gtsdb
+        from nbdetect.data.tiles import TileConfig
+
+        meta = json.loads(info.read_text())
+        cfg = TileConfig(**meta["tile"])
+        frames = load_gtsdb(GTSDB, superclasses=len(meta["classes"]) == 4).subset(range(*meta["test"]["frame_range"]))
+        merged, truth, frame_sizes = [], [], []
+        for i in range(len(frames)):
+            image, target = frames[i]
+            slices, wins = slice_image(image, cfg)
+            merged.append(merge_slices(predict_images(slices), wins))
+            truth.append(target)
+            frame_sizes.append(tuple(image.shape[-2:]))
+        full = coco_map(merged, truth, frame_sizes, per_class=True)
+        result.update({f"full_frame_sliced_{k}": v for k, v in full.items()})
+    return result
 
 
 # -- one framework per process ------------------------------------------------------------------------------
-def run_nbdetect(recipe: str, yaml: Path, epochs: int, imgsz: int, out: Path, options: dict) -> dict:
+def train_nbdetect(recipe: str, yaml: Path, epochs: int, imgsz: int, out: Path, options: dict):
+    """(result, predict_images) of ``recipe`` trained from scratch on the export."""
     import torch
 
-    from nbdetect import make_submission, run_recipe
+    from nbdetect import run_recipe
     from nbdetect.engine import predict
-    from nbdetect.submission import ImageFolder, load_model
-
-    from torch.utils.data import DataLoader
+    from nbdetect.submission import load_model
 
     run = run_recipe(recipe, str(yaml), None, preset=options.pop("preset", None), weights=None, epochs=epochs,
                      image_size=imgsz, monitor=False, background=False, out_dir=out, device="cpu",
                      eval_map_every=0, verify_data=False, **options)
     model, _ = load_model(run.out_dir / "best.pt", "cpu")
-    paths, _, _ = val_truth(yaml)
-    loader = DataLoader(ImageFolder(paths), batch_size=4, collate_fn=lambda b: tuple(zip(*b)))
-    preds = predict(model, loader, torch.device("cpu"), score_threshold=0.001)
-    del make_submission
-    return {"epochs": run.epoch, "preset": run.recipe.preset, "lr": run.recipe.lr, **score(preds, yaml)}
+
+    def predict_images(images):
+        return predict(model, [(images, [{}] * len(images))], torch.device("cpu"), score_threshold=0.001)
+
+    return {"epochs": run.epoch, "preset": run.recipe.preset, "lr": run.recipe.lr}, predict_images
 
 
-def run_yolo(yaml: Path, epochs: int, imgsz: int, out: Path) -> dict:
+def train_yolo(yaml: Path, epochs: int, imgsz: int, out: Path):
+    """(result, predict_images) of Ultralytics YOLOv8n trained from scratch on the export (its own defaults:
+    SGD/auto optimizer, mosaic, best.pt chosen by its validation fitness)."""
     import torch
+    from torchvision.transforms.functional import to_pil_image
     from ultralytics import YOLO
 
     model = YOLO("yolov8n.yaml")  # from scratch, as the nbdetect rows (no pretrained weights offline)
     model.train(data=str(yaml), epochs=epochs, imgsz=imgsz, batch=16, device="cpu", workers=0, project=str(out),
                 name="yolo", exist_ok=True, plots=False, verbose=False, amp=False, seed=0)
     best = YOLO(str(out / "yolo" / "weights" / "best.pt"))
-    paths, _, _ = val_truth(yaml)
-    preds = []
-    for p in paths:
-        r = best.predict(str(p), imgsz=imgsz, conf=0.001, device="cpu", verbose=False, max_det=300)[0]
-        preds.append({"boxes": r.boxes.xyxy.cpu(), "scores": r.boxes.conf.cpu(),
-                      "labels": r.boxes.cls.cpu().to(torch.int64) + 1})
-    return {"epochs": epochs, **score(preds, yaml)}
+
+    def predict_images(images):
+        results = best.predict([to_pil_image(im) for im in images], imgsz=imgsz, conf=0.001, device="cpu",
+                               verbose=False, max_det=300)
+        return [{"boxes": r.boxes.xyxy.cpu(), "scores": r.boxes.conf.cpu(),
+                 "labels": r.boxes.cls.cpu().to(torch.int64) + 1} for r in results]
+
+    return {"epochs": epochs}, predict_images
 
 
 def child(args) -> None:
@@ -164,17 +222,20 @@ def child(args) -> None:
     torch.set_num_threads(args.threads)
     out = Path(args.out)
     options = json.loads(args.options or "{}")
-    t0 = time.perf_counter()
+    yaml = Path(args.data)
+    t0, c0 = time.perf_counter(), time.process_time()
     if args.one == "yolov8n":
-        result = run_yolo(Path(args.data), args.epochs, args.imgsz, out)
+        result, predict_images = train_yolo(yaml, args.epochs, args.imgsz, out)
     else:
-        result = run_nbdetect(args.one, Path(args.data), args.epochs, args.imgsz, out, options)
-    result["train_and_eval_s"] = time.perf_counter() - t0
+        result, predict_images = train_nbdetect(args.one, yaml, args.epochs, args.imgsz, out, options)
+    result.update(train_s=time.perf_counter() - t0, train_cpu_s=time.process_time() - c0)
+    t1 = time.perf_counter()
+    result.update(evaluate(predict_images, yaml), eval_s=time.perf_counter() - t1)
     print("RESULT " + json.dumps(result, default=float))
 
 
-def launch(name: str, data: Path, args, out: Path, options: dict | None = None) -> dict | None:
-    cmd = [sys.executable, str(HERE), "--one", name, "--data", str(data), "--epochs", str(args.epochs),
+def launch(name: str, data: Path, epochs: int, args, out: Path, options: dict | None = None) -> dict | None:
+    cmd = [sys.executable, str(HERE), "--one", name, "--data", str(data), "--epochs", str(epochs),
            "--imgsz", str(args.imgsz), "--out", str(out), "--threads", str(args.threads),
            "--options", json.dumps(options or {})]
     t0 = time.perf_counter()
@@ -190,7 +251,9 @@ def launch(name: str, data: Path, args, out: Path, options: dict | None = None) 
         return None
     n_train = len(list((data.parent / "images" / "train").glob("*.png")))
     result = found[-1]
-    result.update(wall_s=wall, peak_rss_mb=usage.ru_maxrss / 1024, images_per_s=n_train * args.epochs / wall)
+    result.update(wall_s=wall, cpu_s=usage.ru_utime + usage.ru_stime, peak_rss_mb=usage.ru_maxrss / 1024,
+                  images_per_s=n_train * epochs / result["train_s"])
+    print(f"{name} @{epochs}: " + json.dumps(result, default=float), flush=True)  # each row as it ends
     return result
 
 
@@ -206,10 +269,17 @@ ABLATIONS = {  # each change of the recipe turned off on its own (what it bought
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--epochs", type=int, default=12)
-    ap.add_argument("--imgsz", type=int, default=256)
+    ap.add_argument("--epochs", type=int, nargs="+", default=[12], help="one run per row for each budget")
+    ap.add_argument("--imgsz", type=int, default=None, help="input size (demo: 256; GTSDB: the tile size)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads per process")
-    ap.add_argument("--gtsdb", action="store_true", help="GTSDB (../shared/data/gtsdb) instead of the demo data")
+    ap.add_argument("--gtsdb", action="store_true", help="GTSDB tiles (../shared/data/gtsdb) instead of the demo data")
+    ap.add_argument("--tile", type=int, default=320, help="GTSDB: tile side in px, cut at native resolution")
+    ap.add_argument("--overlap", type=float, default=0.25, help="GTSDB: tile overlap (training grid and slices)")
+    ap.add_argument("--background", type=float, default=0.2, help="GTSDB: share of background tiles")
+    ap.add_argument("--classes", type=int, default=4, choices=(4, 43), help="GTSDB: super-classes or all 43")
+    ap.add_argument("--train-frames", default="0:360", help="GTSDB frames a:b to train on")
+    ap.add_argument("--val-frames", default="360:480", help="GTSDB frames a:b for the checkpoint choice")
+    ap.add_argument("--test-frames", default="480:600", help="GTSDB frames a:b scored (tiles and full frames)")
     ap.add_argument("--only", nargs="*", help="rows to run: alternative_1 alternative_2 yolov8n (none given: only "
                                               "the --ablation rows)")
     ap.add_argument("--ablation", nargs="*", help="also Alternative 1 with each change off (names of ABLATIONS; "
@@ -220,17 +290,27 @@ def main() -> None:
     ap.add_argument("--out", help=argparse.SUPPRESS)
     ap.add_argument("--options", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.imgsz is None:
+        args.imgsz = args.tile if args.gtsdb else 256
     if args.one:
+        args.epochs = args.epochs[0]
         return child(args)
 
-    work = Path(args.work) / ("gtsdb" if args.gtsdb else "demo")
-    data_root = work / f"data_{args.imgsz}"
+    if args.gtsdb:
+        splits = {"train": parse_frames(args.train_frames), "val": parse_frames(args.val_frames),
+                  "test": parse_frames(args.test_frames)}
+        tile = {"size": args.tile, "overlap": args.overlap, "background": args.background, "seed": 0}
+        key = (f"tiles{args.tile}_o{args.overlap:g}_b{args.background:g}_c{args.classes}_"
+               + "_".join(f"{r.start}-{r.stop}" for r in splits.values()))
+        data_root = Path(args.work) / "gtsdb" / key
+    else:
+        data_root = Path(args.work) / "demo" / f"data_{args.imgsz}"
     yaml = data_root / "data.yaml"
     if not yaml.exists():
         if args.gtsdb:
             if not (GTSDB / "gt.txt").exists():
                 sys.exit(f"no GTSDB at {GTSDB}")
-            export_gtsdb(data_root, GTSDB, size=args.imgsz)
+            export_gtsdb(data_root, GTSDB, tile, args.classes, splits)
         else:
             export_demo(data_root, size=args.imgsz)
     rows = args.only if args.only is not None else ["alternative_1", "alternative_2", "yolov8n"]
@@ -244,27 +324,44 @@ def main() -> None:
     if args.ablation is not None:
         runs += [(f"alternative_1 ({name})", opts) for name, opts in ABLATIONS.items()
                  if not args.ablation or name in args.ablation]
+    if not runs:
+        return print(f"exported to {data_root}; no row to run")
     results = {}
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    for name, options in runs:
-        recipe = name.split(" (")[0]
-        out = work / "runs" / stamp / name.replace(" ", "_").replace("(", "").replace(")", "")
-        print(f"=== {name}", flush=True)
-        results[name] = launch(recipe, yaml, args, out, options)
-    print(f"\n{'recipe':<36} {'wall s':>7} {'img/s':>6} {'mAP@.5':>7} {'mAP@.5:.95':>10} {'peak RSS MB':>11}")
+    for epochs in args.epochs:
+        for name, options in runs:
+            recipe = name.split(" (")[0]
+            label = f"{name} @{epochs}"
+            out = data_root.parent.parent / "runs" / stamp / label.replace(" ", "_").replace("(", "").replace(")", "")
+            print(f"=== {label}", flush=True)
+            results[label] = launch(recipe, yaml, epochs, args, out, dict(options))
+    if args.gtsdb:
+        print(json.dumps(json.loads((data_root / "frames.json").read_text()), indent=None))
+    full = args.gtsdb
+    print(f"\n{'recipe @ epochs':<40} {'wall s':>7} {'CPU s':>7} {'img/s':>6} {'mAP@.5':>7} {'mAP@.5:.95':>10}"
+          + (f" {'frames .5':>9} {'frames .5:.95':>13}" if full else "") + f" {'peak RSS MB':>11}  AP50 per class")
     figures = {}
     for name, r in results.items():
         if r is None:
-            print(f"{name:<36} failed")
+            print(f"{name:<40} failed")
             continue
-        print(f"{name:<36} {r['wall_s']:7.0f} {r['images_per_s']:6.1f} {r['map50']:7.3f} {r['map']:10.3f} "
-              f"{r['peak_rss_mb']:11.0f}")
-        key = name.replace(" ", "_").replace("(", "").replace(")", "")
-        figures.update({f"{key}_map50": r["map50"], f"{key}_map": r["map"], f"{key}_wall_s": r["wall_s"]})
-    name = "bench_vs_yolo" + ("_gtsdb" if args.gtsdb else "") + ("" if rows else "_ablation")
+        per_class = " ".join(f"{v:.2f}" for _, v in sorted(r["map50_per_class"].items(), key=lambda kv: int(kv[0])))
+        print(f"{name:<40} {r['wall_s']:7.0f} {r['train_cpu_s']:7.0f} {r['images_per_s']:6.1f} {r['map50']:7.3f} "
+              f"{r['map']:10.3f}" + (f" {r['full_frame_sliced_map50']:9.3f} {r['full_frame_sliced_map']:13.3f}"
+                                      if full else "") + f" {r['peak_rss_mb']:11.0f}  {per_class}")
+        key = name.replace(" ", "_").replace("(", "").replace(")", "").replace("@", "e")
+        figures.update({f"{key}_map50": r["map50"], f"{key}_map": r["map"], f"{key}_wall_s": r["wall_s"],
+                        f"{key}_train_cpu_s": r["train_cpu_s"]})
+        if full:
+            figures.update({f"{key}_frames_map50": r["full_frame_sliced_map50"],
+                            f"{key}_frames_map": r["full_frame_sliced_map"]})
+    print(f"(CPU s: the training's process time, all threads; mAP on the {scored_split(yaml)} "
+          + ("tiles; frames: the unseen full frames predicted by slices and merged)" if full else "images)"))
+    name = ("bench_vs_yolo" + ("_gtsdb" if args.gtsdb else "") + ("" if rows else "_ablation")
+            + ("_" + "_".join(rows) if args.only else ""))  # rows run apart (in parallel) keep their own file
     report(name, figures,
            {"epochs": args.epochs, "imgsz": args.imgsz, "threads": args.threads, "rows": results,
-            "repo": str(REPO)})
+            "data": str(data_root), "repo": str(REPO)})
 
 
 if __name__ == "__main__":
