@@ -32,8 +32,9 @@ fi
 
 # Two worker processes (pytest-xdist), each test file on one of them (its module fixtures, e.g. a Jupyter
 # server, start once): nbdetect trains on 1 thread on a 2-core machine, so two files run side by side.
-# NBDETECT_TEST_WORKERS=0 runs in one process; -n given, -p no:xdist or --collect-only: as given.
-workers=${NBDETECT_TEST_WORKERS:-2}
+# NBDETECT_TEST_WORKERS=0 runs in one process (so does a 1-core machine); -n given, -p no:xdist or --collect-only: as given.
+cores=$(nproc 2>/dev/null || echo 2)
+workers=${NBDETECT_TEST_WORKERS:-$([ "$cores" -ge 2 ] && echo 2 || echo 0)}  # one core: one process
 case " $* " in *" -n "*|*" -n="*|*" --numprocesses"*|*"no:xdist"*|*" --collect-only "*|*" --co "*) workers=0 ;; esac
 if [ "$workers" != 0 ]; then
   set -- -n "$workers" --dist loadfile "$@"

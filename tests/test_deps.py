@@ -25,7 +25,8 @@ def _declared() -> set[str]:
 
 def _imported_modules() -> dict[str, set[str]]:
     """Top-level module -> test files importing it (import statements and pytest.importorskip("...") calls)."""
-    local = {p.stem for p in TESTS.rglob("*.py")} | {"nbdetect", "jupyterlab_ext", "benchmarks"}
+    local = ({p.stem for p in TESTS.rglob("*.py")} | {p.stem for p in (REPO / "benchmarks").glob("*.py")}
+             | {"nbdetect", "jupyterlab_ext", "benchmarks"})  # the repo's own modules (benchmark scripts too)
     found: dict[str, set[str]] = {}
     for path in TESTS.rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text(), str(path))):
