@@ -90,6 +90,15 @@ def test_one_evaluator_gives_a_model_that_finds_every_sign_a_full_score_on_tiles
     assert result["map50"] == pytest.approx(1.0) and result["map"] > 0.95
     assert result["full_frame_sliced_map50"] > 0.95  # slices merged back into each sign once, in frame pixels
     assert set(result["map50_per_class"]) <= {1, 2, 3, 4}
+    assert result["map50_class_agnostic"] == pytest.approx(1.0)
+    assert result["found"] == sum(len(t["labels"]) for t in targets) > 0 and result["found_named_wrong"] == 0
+
+    def misnamer(images):  # finds every sign, names each with the next class
+        return [{**d, "labels": d["labels"] % 4 + 1} for d in oracle(images)]
+
+    swapped = bench.evaluate(misnamer, yaml)
+    assert swapped["map50"] == 0.0 and swapped["map50_class_agnostic"] == pytest.approx(1.0)
+    assert swapped["found_named_wrong"] == swapped["found"] == result["found"]
 
     def blind(images):
         return [{"boxes": torch.zeros(0, 4), "labels": torch.zeros(0, dtype=torch.int64), "scores": torch.zeros(0)}
