@@ -9,6 +9,7 @@ saved") and the waiting cell goes on.
 from __future__ import annotations
 
 import re
+import time
 
 import pytest
 
@@ -42,6 +43,20 @@ WATCH_STOP_JS = """(root) => {
 def _menu(page, menu: str, item: str) -> None:
     page.click(f".lm-MenuBar-itemLabel:text-is('{menu}')")
     page.click(f".lm-Menu-itemLabel:text-is('{item}')")
+
+
+def _run_all(page, attempts: int = 5) -> None:
+    """Run > Run All Cells, retried while the kernel connection is still settling: a click taken shows the first
+    cell's prompt as [*] (the request sent) at once, so a retry comes only when no cell was sent."""
+    for _ in range(attempts):
+        _menu(page, "Run", "Run All Cells")
+        try:
+            _wait_prompt(page, 0, r"\[(\*|\d+)\]", timeout_ms=10_000)
+            return
+        except Exception:
+            time.sleep(2)
+    first = page.locator(CELL).first.locator(".jp-InputPrompt").inner_text()
+    raise AssertionError(f"Run All Cells sent no cell in {attempts} tries; first prompt: {first!r}")
 
 
 def _wait_prompt(page, index: int, pattern: str, timeout_ms: int = 120_000) -> None:
@@ -86,7 +101,7 @@ def test_stop_during_run_all_while_a_later_cell_waits(frontend, request, page):
     server = _server(request, frontend)
     server.write_notebook("run_all_stop.ipynb", [TRAIN_CELL, WAIT_CELL])
     _open(page, server, frontend, "run_all_stop.ipynb")
-    _menu(page, "Run", "Run All Cells")
+    _run_all(page)
     _stop_while_the_next_cell_waits(page, frontend, 1)
 
     # Restart & Run All: a new kernel, a new panel, Stop works the same
@@ -108,7 +123,7 @@ def test_the_kernel_still_shows_busy_after_a_stop_click_while_a_cell_runs(fronte
     server = _server(request, frontend)
     server.write_notebook("busy_after_stop.ipynb", [TRAIN_CELL, BUSY_CELL])
     _open(page, server, frontend, "busy_after_stop.ipynb")
-    _menu(page, "Run", "Run All Cells")
+    _run_all(page)
     _wait_panel(page, "Alternative 1", lambda p: p["status"] == "running" and _epoch(p) >= 2, "past epoch 2")
     page.locator(f"{NOTEBOOK} .nbdetect-monitor button", has_text="Stop").click()
     page.wait_for_selector(f"{NOTEBOOK} .nbdetect-status[data-status='stopped']", timeout=30_000)
