@@ -89,12 +89,13 @@ def _prompt(page, index: int) -> str:
     return page.locator(CELL).nth(index).locator(".jp-InputPrompt").inner_text()
 
 
-def _run_cell(page, index: int, attempts: int = 5) -> None:
-    """Ctrl+Enter in cell `index` (runs it in place); retried while the kernel connection is still settling."""
+def _until_sent(page, index: int, send, what: str, attempts: int = 5) -> None:
+    """``send()`` (a key or a menu click that runs cells), retried while the kernel connection is still settling:
+    one that is taken turns cell ``index``'s prompt into [*] (the request sent) at once, so a retry comes only
+    when nothing was sent."""
     before = _prompt(page, index)
     for _ in range(attempts):
-        page.locator(CELL).nth(index).locator(".cm-content").click()
-        page.keyboard.press("Control+Enter")
+        send()
         try:
             page.wait_for_function(
                 """([cells, i, before]) => {
@@ -104,7 +105,16 @@ def _run_cell(page, index: int, attempts: int = 5) -> None:
             return
         except Exception:
             time.sleep(2)
-    raise AssertionError(f"cell {index} never started executing: {_prompt(page, index)!r}")
+    raise AssertionError(f"{what} sent nothing in {attempts} tries: cell {index} reads {_prompt(page, index)!r}")
+
+
+def _run_cell(page, index: int) -> None:
+    """Ctrl+Enter in cell `index` (runs it in place)."""
+    def send():
+        page.locator(CELL).nth(index).locator(".cm-content").click()
+        page.keyboard.press("Control+Enter")
+
+    _until_sent(page, index, send, f"Ctrl+Enter in cell {index}")
 
 
 def _wait_executed(page, index: int, timeout: float = 120) -> int:

@@ -9,12 +9,12 @@ saved") and the waiting cell goes on.
 from __future__ import annotations
 
 import re
-import time
 
 import pytest
 
 from test_bad_day_browser import (CELL, FRONTENDS, NOTEBOOK, SETUP, SHOWN, TINY, _SERVERS_USED, _epoch, _open,  # noqa: F401
-                                  _panels, _prompt, _server, _shut_down_kernels, _wait_panel)
+                                  _panels, _prompt, _server, _shut_down_kernels, _until_sent,
+                                  _wait_panel)
 
 from test_stop_while_busy import _kernel_routes_comms_to_subshells  # noqa: E402
 
@@ -45,18 +45,9 @@ def _menu(page, menu: str, item: str) -> None:
     page.click(f".lm-Menu-itemLabel:text-is('{item}')")
 
 
-def _run_all(page, attempts: int = 5) -> None:
-    """Run > Run All Cells, retried while the kernel connection is still settling: a click taken shows the first
-    cell's prompt as [*] (the request sent) at once, so a retry comes only when no cell was sent."""
-    for _ in range(attempts):
-        _menu(page, "Run", "Run All Cells")
-        try:
-            _wait_prompt(page, 0, r"\[(\*|\d+)\]", timeout_ms=10_000)
-            return
-        except Exception:
-            time.sleep(2)
-    first = page.locator(CELL).first.locator(".jp-InputPrompt").inner_text()
-    raise AssertionError(f"Run All Cells sent no cell in {attempts} tries; first prompt: {first!r}")
+def _run_all(page) -> None:
+    """Run > Run All Cells, retried (as a cell's Ctrl+Enter is) while the kernel connection is still settling."""
+    _until_sent(page, 0, lambda: _menu(page, "Run", "Run All Cells"), "Run All Cells")
 
 
 def _wait_prompt(page, index: int, pattern: str, timeout_ms: int = 120_000) -> None:
