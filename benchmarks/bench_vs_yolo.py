@@ -137,6 +137,19 @@ def split_truth(yaml: Path, split: str):
     return paths, targets, sizes
 
 
+def read_image(path: Path):
+    """An exported image as every row is shown it: [3, H, W] float RGB in 0..1."""
+    from PIL import Image
+    from torchvision.transforms.functional import pil_to_tensor
+
+    return pil_to_tensor(Image.open(path).convert("RGB")).float() / 255
+
+
+def slug(label: str) -> str:
+    """A row's label ("alternative_1 (no EMA) @12") as a folder and figure name."""
+    return label.replace(" ", "_").replace("(", "").replace(")", "").replace("@", "e")
+
+
 def named(preds, targets, score: float = 0.3, iou: float = 0.5) -> dict:
     """Of the true boxes a prediction scoring >= ``score`` overlaps at IoU >= ``iou`` (found), how many that
     best-overlapping prediction names with another class (``found_named_wrong``)."""
@@ -162,8 +175,6 @@ def evaluate(predict_images, yaml: Path) -> dict:
     image at score >= 0.001) and, for a GTSDB export, its full frames predicted by slices with the tiles'
     size and overlap and merged (nbdetect.slicing), boxes in the frames' own pixels."""
     import torch
-    from torchvision.transforms.functional import pil_to_tensor
-    from PIL import Image
 
     from nbdetect.metrics import coco_map
     from nbdetect.slicing import cap, merge_slices, slice_image
@@ -172,8 +183,7 @@ def evaluate(predict_images, yaml: Path) -> dict:
     paths, targets, sizes = split_truth(yaml, split)
     preds = []
     for k in range(0, len(paths), 8):
-        images = [pil_to_tensor(Image.open(p).convert("RGB")).float() / 255 for p in paths[k:k + 8]]
-        preds += [cap(d) for d in predict_images(images)]
+        preds += [cap(d) for d in predict_images([read_image(p) for p in paths[k:k + 8]])]
     result = {"scored_on": f"{split} ({len(paths)} images)", **coco_map(preds, targets, sizes, per_class=True)}
     # finding the signs vs naming them: mAP@.5 with every label the same, and how often a found sign is named wrong
     one = [{**d, "labels": torch.ones_like(d["labels"])} for d in preds]
@@ -357,7 +367,7 @@ def main() -> None:
         for name, options in runs:
             recipe = name.split(" (")[0]
             label = f"{name} @{epochs}"
-            out = data_root.parent.parent / "runs" / stamp / label.replace(" ", "_").replace("(", "").replace(")", "")
+            out = data_root.parent.parent / "runs" / stamp / slug(label)
             print(f"=== {label}", flush=True)
             results[label] = launch(recipe, yaml, epochs, args, out, dict(options))
     if args.gtsdb:
@@ -376,7 +386,7 @@ def main() -> None:
               f"{r['map']:10.3f}" + (f" {r['full_frame_sliced_map50']:9.3f} {r['full_frame_sliced_map']:13.3f}"
                                       if full else "") + f" {r['peak_rss_mb']:11.0f}  {per_class}  (any class: {r['map50_class_agnostic']:.3f}; "
               f"named wrong {r['found_named_wrong']} of {r['found']} found)")
-        key = name.replace(" ", "_").replace("(", "").replace(")", "").replace("@", "e")
+        key = slug(name)
         figures.update({f"{key}_map50": r["map50"], f"{key}_map": r["map"], f"{key}_wall_s": r["wall_s"],
                         f"{key}_train_cpu_s": r["train_cpu_s"]})
         if full:
