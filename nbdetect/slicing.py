@@ -50,50 +50,55 @@ def _ios(box: torch.Tensor, others: torch.Tensor) -> torch.Tensor:
 
 def merge(boxes: torch.Tensor, scores: torch.Tensor, labels: torch.Tensor, match: float = 0.5,
           method: str = "nmm", cut: torch.Tensor | None = None,
-          slice_ids: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+          slice_ids: torch.Tensor | None = None, max_dets: int | None = None
+          ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """One box per object from the boxes of overlapping slices (all in frame pixels): duplicates (IoU >=
     ``match``) dropped and boxes ``cut`` by their slice's inner edge merged with the overlapping boxes of other
-    slices (``"nmm"``), or class-wise NMS by IoU (``"nms"``); returns (boxes, scores, labels), highest first."""
+    slices (``"nmm"``), or class-wise NMS by IoU (``"nms"``); returns (boxes, scores, labels), highest first,
+    the first ``max_dets`` of them when given.
+
+    The greedy merge visits the boxes once, highest score first, and compares each with the later boxes of its
+    class only, so each class is merged on its own; the boxes kept come out in score order, and the merge stops
+    at the ``max_dets``-th: the same boxes as merging all and keeping the best ``max_dets`` (a weak model's
+    thousands of low-score boxes per frame are never visited)."""
     from torchvision.ops import batched_nms, box_iou
 
     boxes, scores, labels = boxes.reshape(-1, 4).float(), scores.reshape(-1).float(), labels.reshape(-1)
     n = len(boxes)
     cut = torch.zeros(n, dtype=torch.bool) if cut is None else cut.reshape(-1).bool()
     slice_ids = torch.zeros(n, dtype=torch.int64) if slice_ids is None else slice_ids.reshape(-1)
+    limit = n if max_dets is None else max(int(max_dets), 0)
     if method == "nms":
-        keep = batched_nms(boxes, scores, labels, match)
+        keep = batched_nms(boxes, scores, labels, match)[:limit]
         return boxes[keep], scores[keep], labels[keep]
     if method != "nmm":
         raise ValueError(f"method must be 'nmm' or 'nms', not {method!r}")
-    out_b, out_s, out_l = [], [], []
-    for label in labels.unique().tolist():
-        idx = torch.nonzero(labels == label).flatten()
-        idx = idx[torch.argsort(scores[idx], descending=True)]
-        b, s, c, sid = boxes[idx], scores[idx], cut[idx], slice_ids[idx]
-        alive = torch.ones(len(idx), dtype=torch.bool)
-        for i in range(len(idx)):
-            if not alive[i]:
-                continue
-            merged = b[i].clone()
-            rest = torch.nonzero(alive).flatten()
-            rest = rest[rest > i]
-            if len(rest):
-                ios = _ios(b[i], b[rest])
-                parts = rest[(c[rest] | c[i]) & (sid[rest] != sid[i]) & (ios >= match)]  # one object cut by slices
-                if len(parts):
-                    merged[:2] = torch.minimum(merged[:2], b[parts, :2].min(dim=0).values)
-                    merged[2:] = torch.maximum(merged[2:], b[parts, 2:].max(dim=0).values)
-                dupes = rest[box_iou(b[i][None], b[rest])[0] >= match]
-                alive[parts] = False
-                alive[dupes] = False
-            out_b.append(merged)
-            out_s.append(s[i])
-            out_l.append(label)
+    order = torch.argsort(scores, descending=True, stable=True)
+    b, s, lab, c, sid = boxes[order], scores[order], labels[order], cut[order], slice_ids[order]
+    alive = torch.ones(n, dtype=torch.bool)
+    out_b, kept = [], []
+    for i in range(n):
+        if len(kept) >= limit:
+            break
+        if not alive[i]:
+            continue
+        merged = b[i].clone()
+        rest = torch.nonzero(alive[i + 1:] & (lab[i + 1:] == lab[i])).flatten() + i + 1
+        if len(rest):
+            ios = _ios(b[i], b[rest])
+            parts = rest[(c[rest] | c[i]) & (sid[rest] != sid[i]) & (ios >= match)]  # one object cut by slices
+            if len(parts):
+                merged[:2] = torch.minimum(merged[:2], b[parts, :2].min(dim=0).values)
+                merged[2:] = torch.maximum(merged[2:], b[parts, 2:].max(dim=0).values)
+            dupes = rest[box_iou(b[i][None], b[rest])[0] >= match]
+            alive[parts] = False
+            alive[dupes] = False
+        out_b.append(merged)
+        kept.append(i)
     if not out_b:
         return boxes.new_zeros((0, 4)), scores.new_zeros(0), labels.new_zeros(0)
-    b, s, lab = torch.stack(out_b), torch.stack(out_s), torch.tensor(out_l, dtype=labels.dtype)
-    order = torch.argsort(s, descending=True)
-    return b[order], s[order], lab[order]
+    kept = torch.tensor(kept, dtype=torch.int64)
+    return torch.stack(out_b), s[kept], lab[kept]
 
 
 def slice_image(image: torch.Tensor, cfg: TileConfig) -> tuple[list[torch.Tensor], list[tuple[int, int, int, int]]]:
@@ -129,7 +134,7 @@ def merge_slices(dets: list[dict], windows_: list[tuple[int, int, int, int]], ma
     if not boxes:
         return {"boxes": torch.zeros(0, 4), "scores": torch.zeros(0), "labels": torch.zeros(0, dtype=torch.int64)}
     b, s, lab = merge(torch.cat(boxes), torch.cat(scores), torch.cat(labels), match, method, torch.cat(cut),
-                      torch.cat(ids))
+                      torch.cat(ids), max_dets=max_dets)
     return cap({"boxes": b, "scores": s, "labels": lab}, max_dets, score_floor)
 
 

@@ -108,6 +108,58 @@ def test_nms_merge_keeps_the_best_of_overlapping_boxes():
     assert b.tolist() == [[1, 1, 10, 10], [50, 50, 60, 60]] and s.tolist() == pytest.approx([0.9, 0.4])
 
 
+def _merge_each_class_whole(boxes, scores, labels, cut, ids, match=0.5):
+    """The slice merge written the plain way: each class on its own, every box visited, then sorted."""
+    from torchvision.ops import box_iou
+
+    from nbdetect.slicing import _ios
+
+    out = []
+    for label in labels.unique().tolist():
+        idx = [int(i) for i in torch.argsort(torch.where(labels == label, scores, -1.0), descending=True, stable=True)
+               if labels[i] == label]
+        alive = set(idx)
+        for pos, i in enumerate(idx):
+            if i not in alive:
+                continue
+            box = boxes[i].clone()
+            for j in idx[pos + 1:]:
+                if j not in alive:
+                    continue
+                if (cut[i] or cut[j]) and ids[i] != ids[j] and _ios(boxes[i], boxes[j][None])[0] >= match:
+                    box[:2] = torch.minimum(box[:2], boxes[j, :2])
+                    box[2:] = torch.maximum(box[2:], boxes[j, 2:])
+                    alive.discard(j)
+                elif box_iou(boxes[i][None], boxes[j][None])[0, 0] >= match:
+                    alive.discard(j)
+            out.append((float(scores[i]), label, box.tolist()))
+    return sorted(out, key=lambda t: -t[0])
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_the_merge_stops_at_the_cap_with_the_boxes_a_whole_merge_would_keep(seed):
+    """A weak model's thousands of overlapping low-score boxes over 3 classes and 6 slices: merging until
+    ``max_dets`` boxes are kept gives the best ``max_dets`` boxes of merging them all (each class on its own)."""
+    g = torch.Generator().manual_seed(seed)
+    n = 400
+    xy = torch.rand(n, 2, generator=g) * 200
+    wh = 8 + torch.rand(n, 2, generator=g) * 30
+    boxes = torch.cat([xy, xy + wh], dim=1)
+    scores = torch.rand(n, generator=g)
+    labels = torch.randint(1, 4, (n,), generator=g)
+    cut = torch.rand(n, generator=g) < 0.3
+    ids = torch.randint(0, 6, (n,), generator=g)
+    whole = _merge_each_class_whole(boxes, scores, labels, cut, ids)
+    assert len(whole) > 40  # the cap below binds
+    for cap_at in (40, None):
+        b, s, lab = merge(boxes, scores, labels, cut=cut, slice_ids=ids, max_dets=cap_at)
+        expect = whole[:cap_at]
+        assert len(s) == len(expect)
+        assert s.tolist() == pytest.approx([t[0] for t in expect])
+        assert lab.tolist() == [t[1] for t in expect]
+        assert b.flatten().tolist() == pytest.approx([x for t in expect for x in t[2]])
+
+
 def test_cap_keeps_the_boxes_the_evaluator_can_score():
     n = 300
     det = {"boxes": torch.rand(n, 4), "scores": torch.linspace(0, 1, n), "labels": torch.ones(n, dtype=torch.int64)}
