@@ -22,7 +22,7 @@ _EXPORTS = {
     "run_dirs": ["best_checkpoint"],
     "data": ["load_coco", "load_gtsdb", "load_voc", "load_yolo", "synthetic_split"],
     "history": ["History", "per_batch"],
-    "find_lr": ["find_lr"],
+    "lr_finder": ["find_lr"],
     "models": ["PRESETS", "build_model"],
     "recipes": ["ALTERNATIVE_1", "ALTERNATIVE_2", "ALTERNATIVE_3", "SEED_MULTISTEP", "Recipe"],
     "submission": ["load_model", "make_submission"],

@@ -115,7 +115,7 @@ def _anchors_for(model, dataset, limit: int = 300):
 def _auto_lr(recipe: Recipe, model, loader, device, meta: dict) -> Recipe:
     """lr='auto': an LR range test on the model about to train (restored afterwards); its suggestion, or the
     recipe's own LR with the reason when the curve cannot be read."""
-    from .find_lr import find_lr
+    from .lr_finder import find_lr
 
     found = find_lr(model, loader, recipe=recipe, device=device, show=False)
     meta["lr_finder"] = {"suggested": found.lr, "steepest": found.suggestion.steepest,

@@ -418,8 +418,8 @@ def test_no_import_circle_at_module_level():
     top = {m: _imports(p, modules, top_level=True) for m, p in modules.items()}
     assert _circles(top) == []
     anywhere = {m: _imports(p, modules, top_level=False) for m, p in modules.items()}
-    assert _circles(anywhere) == [["nbdetect.alternatives", "nbdetect.find_lr"]]  # lr="auto" / build_recipe_model
-    assert "nbdetect.alternatives" not in top["nbdetect.find_lr"]
+    assert _circles(anywhere) == [["nbdetect.alternatives", "nbdetect.lr_finder"]]  # lr="auto" / build_recipe_model
+    assert "nbdetect.alternatives" not in top["nbdetect.lr_finder"]
 
 
 def test_the_checks_registry_is_data_that_names_each_check_function():
@@ -469,3 +469,19 @@ def test_architecture_md_lists_every_module_and_names_real_tests():
         assert (REPO / file).exists(), file
         if test:
             assert f"def {test}(" in (REPO / file).read_text(), (file, test)
+
+
+def test_no_submodule_is_named_as_a_public_function_it_would_hide():
+    """Importing a submodule sets the package attribute of its name: a module nbdetect/find_lr.py turned
+    ``nbdetect.find_lr`` into the module once anything imported it (lr="auto" did), and the next
+    ``nbdetect.find_lr(...)`` failed with "'module' object is not callable"."""
+    import importlib
+    import pkgutil
+
+    import nbdetect
+
+    submodules = {m.name for m in pkgutil.iter_modules(nbdetect.__path__)}
+    assert not submodules & set(nbdetect.__all__)
+    for name in nbdetect.__all__:  # every public name is still itself after every submodule is imported
+        importlib.import_module(f"nbdetect.{nbdetect._MODULE_OF[name]}")
+    assert callable(nbdetect.find_lr) and nbdetect.find_lr.__module__ == "nbdetect.lr_finder"

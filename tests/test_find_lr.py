@@ -75,7 +75,7 @@ def test_one_outlier_batch_does_not_end_the_sweep_but_a_blow_up_and_nan_do():
 def test_find_lr_restores_the_model_and_the_optimizer(capsys):
     from toy_data import toy_samples
     from nbdetect import build_model
-    from nbdetect.find_lr import find_lr
+    from nbdetect.lr_finder import find_lr
 
     torch.manual_seed(0)
     model = build_model("retinanet_tiny", 2, weights=None, min_size=96, max_size=96)
@@ -99,7 +99,7 @@ def test_find_lr_restores_the_model_and_the_optimizer(capsys):
 
 def test_find_lr_refuses_a_reversed_range():
     from nbdetect.errors import InputError
-    from nbdetect.find_lr import find_lr
+    from nbdetect.lr_finder import find_lr
 
     with pytest.raises(InputError, match="start_lr"):
         find_lr(None, None, start_lr=1.0, end_lr=1e-3)
