@@ -15,7 +15,8 @@ import torch
 from . import run_dirs, run_guard
 from .hooks import LossBefore
 from .inputs import prepare_data
-from .models import build_model, default_device, family_of, family_title, num_classes_of, set_anchor_matching
+from .models import (build_model, default_device, family_of, family_title, num_classes_of, set_anchor_matching,
+                     set_naming_loss)
 from .recipes import (ALTERNATIVE_1, ALTERNATIVE_2, ALTERNATIVE_3, CPU_EPOCHS, CPU_IMAGE_SIZE, RECIPES,  # noqa: F401
                       SEED_MULTISTEP, Recipe, get_recipe)
 from .trainer import TrainingRun
@@ -206,6 +207,7 @@ def _build(recipe: Recipe, data, preset, weights, device, image_size, synthetic,
         if fitted is not None:
             meta["anchor_coverage"] = [round(fitted.coverage_before, 4), round(fitted.coverage_after, 4)]
     _match_anchors(recipe, model, meta)
+    _name_classes(recipe, model, meta)
     return model, preset, meta
 
 
@@ -248,13 +250,27 @@ def _match_anchors(recipe: Recipe, model, meta: dict, yours: bool = False) -> No
               f"Pass match_iou=False to keep yours.")
 
 
+def _name_classes(recipe: Recipe, model, meta: dict, yours: bool = False) -> None:
+    """The recipe's naming loss on a RetinaNet (models.set_naming_loss), recorded in ``meta``; on a model of the
+    user's, one line says so."""
+    if not recipe.naming_loss:
+        return
+    if set_naming_loss(model, recipe.naming_loss) is None:
+        return
+    meta["naming_loss"] = float(recipe.naming_loss)
+    if yours:
+        print(f"nbdetect: {recipe.short_title or recipe.name} trains your {family_title(model)} with a naming loss "
+              f"(cross-entropy among the classes where an anchor matches a box, weight {recipe.naming_loss:g}) beside "
+              "its own; it changes no weight or prediction. Pass naming_loss=False to train without it.")
+
+
 _RUN_OPTIONS = ("train", "val", "num_classes", "class_names", "model", "preset", "weights", "epochs", "batch_size",
                 "lr", "label_base", "device", "out_dir", "resume", "monitor", "background", "image_size",
                 "num_workers", "eval_map_every", "seed", "amp", "synthetic", "optimizer", "meta", "callbacks",
                 "replace", "thresholds", "exist_ok", "verify_data", "threads", "devices", "sync_bn", "tiles")
 #: Recipe fields a call may override (``warmup_epochs=2``); the rest describe the recipe itself.
 _RECIPE_OPTIONS = ("warmup_epochs", "min_lr", "weight_decay", "momentum", "grad_clip", "milestones", "gamma",
-                   "decision_epoch", "augment", "ema", "data_anchors", "match_iou", "schedule")
+                   "decision_epoch", "augment", "ema", "data_anchors", "match_iou", "naming_loss", "schedule")
 
 
 def known_options(extra=()) -> tuple:
@@ -412,6 +428,7 @@ def run_recipe(recipe: Recipe | str, train=None, val=None, *, num_classes=None, 
         preset = preset or f"your {family_of(model)}"
         meta = {**(meta or {}), "preset": preset}
         _match_anchors(recipe, model, meta, yours=True)
+        _name_classes(recipe, model, meta, yours=True)
     recipe = recipe.replace(preset=preset)
     meta.update(num_classes=data.num_classes, class_names=data.class_names, synthetic=data.synthetic)
     if auto_lr:
@@ -471,6 +488,8 @@ def alternative_1(train=None, val=None, *, num_classes=None, class_names=None, m
         sync_bn=True (GPUs) computes BatchNorm statistics over the whole batch.
     match_iou: (foreground, background) IoU at which RetinaNet's anchors are matched to boxes while training
         (default (0.4, 0.3): more positives for small signs than torchvision's 0.5/0.4); False keeps the model's.
+    naming_loss: weight of a cross-entropy among the classes on RetinaNet's anchors matched to a box, beside its
+        focal loss (default 1.0: small signs are named, not only found; nbdetect.losses); False: without it.
     exist_ok: write into ``out_dir`` even if it holds an earlier run (its files are replaced).
     verify_data: check every sample before training (decodes each image once: truncated files, bad boxes and
         labels are named before epoch 1; see the README for its cost); False skips it for huge datasets.

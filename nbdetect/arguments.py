@@ -110,6 +110,15 @@ def _real(positive: bool = True, lo: float | None = None, hi: float | None = Non
     return check
 
 
+def _off_or(check_value):
+    """False (off, read as 0.0) or what ``check_value`` accepts."""
+
+    def check(value, notes, name):
+        return 0.0 if value is False else check_value(value, notes, name)
+
+    return check
+
+
 def _choice(*allowed):
     def check(value, notes, name):
         if isinstance(value, bool) and not any(isinstance(a, bool) for a in allowed):
@@ -411,6 +420,8 @@ ARGS: dict[str, Arg] = {a.name: a for a in [
         "previous_loss=1.2"),
     Arg("warmup_epochs", "a number >= 0", _real(positive=False, lo=0.0), "warmup_epochs=1"),
     Arg("weight_decay", "a number >= 0", _real(positive=False, lo=0.0), "weight_decay=1e-4"),
+    Arg("naming_loss", "False (without it) or a number >= 0 (its weight)", _off_or(_real(positive=False, lo=0.0)),
+        "naming_loss=1.0 or naming_loss=False"),
     Arg("min_lr", "a number >= 0", _real(positive=False, lo=0.0), "min_lr=1e-6"),
     Arg("momentum", "a number from 0 to 1", _real(positive=False, lo=0.0, hi=1.0), "momentum=0.9"),
     Arg("grad_clip", "None or a positive number", _real(), "grad_clip=10"),

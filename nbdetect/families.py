@@ -57,7 +57,9 @@ class Family:
     ``cls_logits`` bias starts at the prior probability 0.01 (None: no prior); ``classification_head``: that head
     of a built model; ``loss_range``: the sum of the loss dict per image over a run (diagnose's loss scale);
     ``final_rule``: the default final grading; ``rebuild_options``: build options a checkpoint's weights imply
-    ``(preset, state_dict) -> dict`` (load_model)."""
+    ``(preset, state_dict) -> dict`` (load_model); ``naming_head``: "module:Class" of the head class a recipe's
+    ``naming_loss`` turns the model's head into (a subclass of it adding the naming loss, nbdetect.losses; None:
+    the family's classifier already tells classes apart with a softmax, or has no such head)."""
 
     name: str
     title: str
@@ -77,6 +79,7 @@ class Family:
     torchvision: Callable | None = None
     rebuild_options: Callable | None = None
     loss_note: str = ""  # what the loss looks like on torchvision's scale, for diagnose's advice
+    naming_head: str | None = None
 
     def builder(self, preset: str) -> Callable:
         """The torchvision-style builder ``f(weights=..., num_classes=..., **kw)`` of a non-tiny preset."""
@@ -88,6 +91,10 @@ class Family:
 
     def matches(self, model) -> bool:
         return isinstance(model, _resolve(self.model_class))
+
+    def naming_class(self):
+        """The head class a recipe's ``naming_loss`` turns the model's head into, or None (``naming_head``)."""
+        return _resolve(self.naming_head) if self.naming_head else None
 
     def num_classes(self, model) -> int | None:
         """Real classes K of a built model (its classifier outputs minus nbdetect's slot 0)."""
@@ -262,11 +269,13 @@ RETINANET = Family(
     anchor_boxes=True, anchor_matching=True, background_output=False,
     prior_head="torchvision.models.detection.retinanet:RetinaNetClassificationHead",
     classification_head=lambda m: m.head.classification_head,
-    loss_range=(0.1, 3.0), loss_note="RetinaNet ~1-2 at the start, ~0.2-0.5 trained",
+    loss_range=(0.1, 4.5), loss_note="RetinaNet ~1-2 at the start (~2.5-3.5 with nbdetect's naming loss), "
+                                     "~0.2-0.5 trained",
     final_rule=FinalRule("final_retinanet", 200 / RETINA_START, 500 / RETINA_START,
                          "Step 4: best val loss < 200 success, 200-500 partial success, > 500 try Alternative 2",
                          "the guide's 200/1750", "the guide's 500/1750"),
     rebuild_options=_retinanet_rebuild,
+    naming_head="nbdetect.losses:NamingRetinaNetHead",
 )
 
 FASTERRCNN = Family(

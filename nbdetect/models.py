@@ -155,6 +155,30 @@ def set_anchor_matching(model: nn.Module, match_iou) -> tuple[float, float] | No
     return before
 
 
+def set_naming_loss(model: nn.Module, weight) -> float | None:
+    """Train ``model`` with the naming loss at ``weight`` (nbdetect.losses: cross-entropy among the real classes
+    on the anchors matched to a box; 0 or False: without it). The head becomes its family record's
+    ``naming_head`` in place (same weights, same predictions). Returns the weight it had (0.0 without), or None
+    for a model whose family has no naming head or whose head is a class of its own (left alone)."""
+    family = families.of_model(model)
+    naming = family.naming_class() if family is not None else None
+    head = getattr(model, "head", None)
+    if naming is None or head is None:
+        return None
+    base = naming.__mro__[1]
+    if type(head) not in (base, naming):
+        return None
+    before = float(head.naming_weight) if type(head) is naming else 0.0
+    weight = float(weight or 0.0)
+    if weight > 0:
+        head.__class__ = naming
+        head.naming_weight = weight
+    else:
+        head.__class__ = base
+        head.__dict__.pop("naming_weight", None)
+    return before
+
+
 def load_weights(model: nn.Module, path: str | Path) -> nn.Module:
     """Load a state_dict or an nbdetect checkpoint (``{"model": state_dict, ...}``) into ``model``."""
     state = torch.load(Path(path), map_location="cpu", weights_only=True)

@@ -53,6 +53,7 @@ class Recipe:
     ema: bool = False  # validate, score and save best.pt with a moving average of the weights (hooks.WeightEMA)
     data_anchors: bool = False  # fit the preset's anchors to the training boxes when nbdetect builds the model
     match_iou: tuple[float, float] | None = None  # RetinaNet anchor matching (foreground, background IoU); None/False: the model's
+    naming_loss: float | None = None  # weight of the naming loss (nbdetect.losses) on a RetinaNet; None/0: without
 
     @property
     def on_failure(self) -> str | None:  # the name earlier versions used
@@ -156,6 +157,7 @@ ALTERNATIVE_1 = Recipe(
     ema=True,
     data_anchors=True,
     match_iou=(0.4, 0.3),  # more positive anchors for small boxes than torchvision's 0.5/0.4 (models.set_anchor_matching)
+    naming_loss=1.0,  # cross-entropy among the classes on matched anchors: names small signs (nbdetect.losses)
 )
 
 # torchvision's detection reference trains Faster R-CNN with SGD lr 0.02 for 16 images per

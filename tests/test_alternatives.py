@@ -38,6 +38,31 @@ def test_a_users_retinanet_is_told_about_the_recipes_anchor_matching_and_can_kee
     assert kept.proposal_matcher.high_threshold == 0.5 and "anchors matched" not in capsys.readouterr().out
 
 
+def test_alternative_1_trains_with_the_naming_loss_logged_beside_the_focal_loss_and_can_go_without(tmp_path, capsys):
+    run = alternative_1(toy_samples(6), toy_samples(4, seed=1), num_classes=2, preset="retinanet_tiny",
+                        out_dir=tmp_path / "a", **{**FAST, "epochs": 1})
+    assert run.model.head.naming_weight == 1.0
+    assert load_checkpoint(tmp_path / "a" / "best.pt")["meta"]["naming_loss"] == 1.0
+    record = [json.loads(line) for line in (tmp_path / "a" / "history.jsonl").read_text().splitlines()]
+    assert any("naming" in json.dumps(r) for r in record)  # its own column, apart from "classification"
+    mine = build_model("retinanet_tiny", 2, weights=None, min_size=96, max_size=96)
+    alternative_1(toy_samples(4), None, num_classes=2, model=mine, out_dir=tmp_path / "b", **{**FAST, "epochs": 1})
+    assert "with a naming loss" in capsys.readouterr().out and mine.head.naming_weight == 1.0
+    off = alternative_1(toy_samples(4), None, num_classes=2, preset="retinanet_tiny", out_dir=tmp_path / "c",
+                        naming_loss=False, **{**FAST, "epochs": 1})
+    assert not hasattr(off.model.head, "naming_weight")
+    assert "naming_loss" not in load_checkpoint(tmp_path / "c" / "best.pt")["meta"]
+
+
+def test_a_bad_naming_loss_is_refused_before_a_folder_is_made(tmp_path):
+    from nbdetect.errors import InputError
+
+    with pytest.raises(InputError) as err:
+        alternative_1(toy_samples(4), None, num_classes=2, preset="retinanet_tiny", out_dir=tmp_path / "x",
+                      naming_loss=-1, **FAST)
+    assert "naming_loss" in str(err.value) and not (tmp_path / "x").exists()
+
+
 def test_alternative_2_builds_faster_rcnn_with_background_class(tmp_path):
     run = alternative_2(toy_samples(8), None, num_classes=2, preset="fasterrcnn_tiny", out_dir=tmp_path, **FAST)
     assert run.status == "finished"

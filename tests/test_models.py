@@ -194,3 +194,47 @@ def test_looser_anchor_matching_gives_a_small_box_more_positive_anchors_and_refu
     with pytest.raises(InputError) as err:
         set_anchor_matching(model, (0.3, 0.4))
     assert err.value.where == "match_iou"
+
+
+def test_the_naming_loss_is_the_cross_entropy_among_real_classes_on_matched_anchors_only():
+    from nbdetect.losses import naming_loss
+
+    logits = torch.zeros(2, 4, 4)  # 2 images, 4 anchors, K + 1 = 4 outputs (output 0 never a target)
+    logits[0, 0] = torch.tensor([9.0, 5.0, 0.0, 0.0])  # matched to box 0 (class 1): confident and right
+    logits[0, 1] = torch.tensor([9.0, 0.0, 0.0, 0.0])  # matched to box 1 (class 3): undecided among 3 classes
+    targets = [{"labels": torch.tensor([1, 3])}, {"labels": torch.zeros(0, dtype=torch.int64)}]
+    matched = [torch.tensor([0, 1, -1, -2]), torch.full((4,), -1)]  # -1 background, -2 between thresholds
+    right = -torch.log_softmax(torch.tensor([5.0, 0.0, 0.0]), 0)[0]
+    expected = (right + math.log(3)) / 2 / 2  # mean over image 0's matched anchors, then over the 2 images
+    assert naming_loss(targets, logits, matched).item() == pytest.approx(expected.item(), rel=1e-5)
+    assert naming_loss(targets[1:], logits[1:], matched[1:]).item() == 0.0
+
+
+def test_set_naming_loss_adds_a_loss_key_keeps_weights_and_predictions_and_leaves_other_families_alone():
+    import copy
+
+    from nbdetect.models import set_naming_loss
+
+    torch.manual_seed(0)
+    m = models.build_model("retinanet_tiny", 3, weights=None, min_size=96, max_size=96)
+    keys = list(m.state_dict())
+    image = [torch.rand(3, 96, 96)]
+    target = [{"boxes": torch.tensor([[20.0, 20, 50, 50]]), "labels": torch.tensor([2])}]
+    m.eval()
+    with torch.no_grad():
+        before = m(image)[0]
+    assert set_naming_loss(m, 2.0) == 0.0 and list(m.state_dict()) == keys
+    with torch.no_grad():
+        after = m(image)[0]
+    assert torch.equal(before["scores"], after["scores"])
+    m.train()
+    torch.manual_seed(1)
+    with_naming = m(image, target)
+    assert set(with_naming) == {"classification", "bbox_regression", "naming"}
+    assert with_naming["naming"].item() > 0 and with_naming["naming"].requires_grad
+    twin = copy.deepcopy(m)  # as the weight EMA copies the model
+    assert twin.head.naming_weight == 2.0 and "naming" in twin(image, target)
+    assert set_naming_loss(m, 1.0) == 2.0
+    assert set_naming_loss(m, 0) == 1.0 and set(m(image, target)) == {"classification", "bbox_regression"}
+    assert set_naming_loss(models.build_model("fasterrcnn_tiny", 3, weights=None), 1.0) is None
+    assert set_naming_loss(models.build_model("fcos_tiny", 3, weights=None), 1.0) is None
