@@ -169,11 +169,11 @@ def named(preds, targets, score: float = 0.3, iou: float = 0.5) -> dict:
     return {"found": found, "found_named_wrong": wrong}
 
 
-def evaluate(predict_images, yaml: Path) -> dict:
+def evaluate(predict_images, yaml: Path, frames: bool = True) -> dict:
     """One evaluator for every row. ``predict_images(list of [3, H, W] float images in 0..1)`` -> detections in
     those images' pixels (labels 1..K). Scores the exported split (pycocotools COCOeval, at most 100 boxes per
     image at score >= 0.001) and, for a GTSDB export, its full frames predicted by slices with the tiles'
-    size and overlap and merged (nbdetect.slicing), boxes in the frames' own pixels."""
+    size and overlap and merged (nbdetect.slicing), boxes in the frames' own pixels (``frames=False``: not)."""
     import torch
 
     from nbdetect.metrics import coco_map
@@ -191,7 +191,7 @@ def evaluate(predict_images, yaml: Path) -> dict:
                                               sizes)["map50"]
     result.update(named(preds, targets))
     info = yaml.parent / "frames.json"
-    if split == "test" and info.exists():
+    if frames and split == "test" and info.exists():
         from nbdetect.data import load_gtsdb
         from nbdetect.data.tiles import TileConfig
 
@@ -265,14 +265,14 @@ def child(args) -> None:
         result, predict_images = train_nbdetect(args.one, yaml, args.epochs, args.imgsz, out, options)
     result.update(train_s=time.perf_counter() - t0, train_cpu_s=time.process_time() - c0)
     t1 = time.perf_counter()
-    result.update(evaluate(predict_images, yaml), eval_s=time.perf_counter() - t1)
+    result.update(evaluate(predict_images, yaml, frames=not args.tiles_only), eval_s=time.perf_counter() - t1)
     print("RESULT " + json.dumps(result, default=float))
 
 
 def launch(name: str, data: Path, epochs: int, args, out: Path, options: dict | None = None) -> dict | None:
     cmd = [sys.executable, str(HERE), "--one", name, "--data", str(data), "--epochs", str(epochs),
            "--imgsz", str(args.imgsz), "--out", str(out), "--threads", str(args.threads),
-           "--options", json.dumps(options or {})]
+           "--options", json.dumps(options or {})] + (["--tiles-only"] if args.tiles_only else [])
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines = []
@@ -299,6 +299,7 @@ ABLATIONS = {  # each change of the recipe turned off on its own (what it bought
     "IoU 0.5-0.4 matching": {"match_iou": False},  # torchvision's thresholds
     "no augmentation, no EMA": {"augment": False, "ema": False},
     "lr auto": {"lr": "auto"},
+    "no naming loss": {"naming_loss": False},
 }
 
 
@@ -319,6 +320,8 @@ def main() -> None:
                                               "the --ablation rows)")
     ap.add_argument("--ablation", nargs="*", help="also Alternative 1 with each change off (names of ABLATIONS; "
                                                   "none given: all)")
+    ap.add_argument("--tiles-only", action="store_true", help="GTSDB: score the test tiles only, not the "
+                                                               "frames by slices (quicker, for an ablation)")
     ap.add_argument("--work", default="/tmp/nbdetect_vs_yolo", help="where data and runs go")
     ap.add_argument("--one", help=argparse.SUPPRESS)
     ap.add_argument("--data", help=argparse.SUPPRESS)
@@ -372,7 +375,7 @@ def main() -> None:
             results[label] = launch(recipe, yaml, epochs, args, out, dict(options))
     if args.gtsdb:
         print(json.dumps(json.loads((data_root / "frames.json").read_text()), indent=None))
-    full = args.gtsdb
+    full = args.gtsdb and not args.tiles_only
     print(f"\n{'recipe @ epochs':<40} {'wall s':>7} {'CPU s':>7} {'img/s':>6} {'mAP@.5':>7} {'mAP@.5:.95':>10}"
           + (f" {'frames .5':>9} {'frames .5:.95':>13}" if full else "") + f" {'peak RSS MB':>11}  AP50 per class "
           "(mAP@.5 with one class for all; found signs named wrong)")
