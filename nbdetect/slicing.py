@@ -6,13 +6,16 @@ grid (tile size, overlap), runs the model on the slices in batches, shifts every
 merges the boxes of neighbouring slices (:func:`merge`), then keeps at most :data:`MAX_DETS` boxes per frame
 above :data:`SCORE_FLOOR` (:func:`cap`: what COCO's evaluator can score; more is only file size).
 
-The merge (``method="nmm"``) is greedy, per class, by score, on ``torchvision.ops`` boxes: a lower box that
-overlaps the kept one at IoU >= ``match`` is a duplicate and dropped (NMS); a box cut by an inner slice edge
-(it touches an edge of its slice that is not the frame's) from another slice, whose intersection covers at
-least ``match`` of the smaller box (IoS: the part of a sign cut by a slice edge lies inside the whole sign), is
-merged: the kept box grows to the union. Only cut boxes grow boxes: merging every overlapping box (SAHI's
-GREEDYNMM) grows a weak model's nested boxes into large wrong ones (bench_tiles: mAP@.5 0.000 vs 0.034 for NMS
-on the same slices). ``method="nms"``: class-wise torchvision.ops.batched_nms at IoU ``match``.
+The merge (``method="nms"``, the default) is class-wise ``torchvision.ops.batched_nms`` at IoU ``match``: a
+lower box of the same class overlapping a kept one is a duplicate. ``method="nmm"`` also grows boxes: a box
+cut by an inner slice edge (it touches an edge of its slice that is not the frame's) from another slice,
+whose intersection covers at least ``match`` of the smaller box (IoS), is merged into the kept box, which
+grows to the union. NMS is the default because growing is measured to lose: on 120 unseen GTSDB frames
+(benchmarks/bench_vs_yolo.py --gtsdb, the 12-epoch checkpoints) mAP@.5 was 0.372 with NMS and 0.086 with the
+cut-box merge for Alternative 1, 0.447 and 0.348 for YOLOv8n. A weak model's low-score boxes touching a slice
+edge contain its good boxes, and the union turns a right box into a large wrong one; with an overlap of a
+quarter of the slice a 16-128 px sign lies whole in some slice, so nothing needs growing. Merging every
+overlapping box (SAHI's GREEDYNMM) loses more (bench_tiles: mAP@.5 0.000 vs 0.034 for NMS on the same slices).
 docs/ARCHITECTURE.md says why this is not SAHI itself.
 """
 from __future__ import annotations
@@ -49,7 +52,7 @@ def _ios(box: torch.Tensor, others: torch.Tensor) -> torch.Tensor:
 
 
 def merge(boxes: torch.Tensor, scores: torch.Tensor, labels: torch.Tensor, match: float = 0.5,
-          method: str = "nmm", cut: torch.Tensor | None = None,
+          method: str = "nms", cut: torch.Tensor | None = None,
           slice_ids: torch.Tensor | None = None, max_dets: int | None = None
           ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """One box per object from the boxes of overlapping slices (all in frame pixels): duplicates (IoU >=
@@ -116,7 +119,7 @@ def cut_by_edge(boxes: torch.Tensor, window, frame_w: int, frame_h: int, tol: fl
 
 
 def merge_slices(dets: list[dict], windows_: list[tuple[int, int, int, int]], match: float = 0.5,
-                 method: str = "nmm", max_dets: int = MAX_DETS, score_floor: float = SCORE_FLOOR) -> dict:
+                 method: str = "nms", max_dets: int = MAX_DETS, score_floor: float = SCORE_FLOOR) -> dict:
     """The detections of one frame's slices (each in its slice's pixels; ``windows_`` the slices' (x1, y1, x2,
     y2) in the frame, which they cover) as one capped set in frame pixels."""
     frame_w = max(w[2] for w in windows_) if windows_ else 0
@@ -140,7 +143,7 @@ def merge_slices(dets: list[dict], windows_: list[tuple[int, int, int, int]], ma
 
 @torch.no_grad()
 def predict_sliced(model, batches: Iterable, device, cfg: TileConfig, *, score_threshold: float | None = None,
-                   batch_slices: int = 8, match: float = 0.5, method: str = "nmm", amp: bool = False,
+                   batch_slices: int = 8, match: float = 0.5, method: str = "nms", amp: bool = False,
                    max_dets: int = MAX_DETS) -> list[dict]:
     """Detections of every full frame of ``batches`` ((images, targets) pairs) predicted by slices, as
     nbdetect.engine.predict returns them: ``{"image_id", "boxes", "scores", "labels"}`` in frame pixels."""

@@ -75,30 +75,43 @@ def test_tile_config_reads_an_int_and_a_dict():
     assert tile_config(None) is None and tile_config(False) is None
 
 
-def test_a_box_split_over_two_slices_comes_back_as_one_box_in_frame_pixels():
+def test_the_cut_box_merge_joins_a_box_split_over_two_slices_into_one_box_in_frame_pixels():
     # a 160-px sign at x 150..310 in a 400-px frame sliced in 200-px windows with 50% overlap (starts 0, 100, 200):
     # no slice holds all of it; the model sees its cut parts (in slice pixels) and the whole sign in the middle one
     dets = [{"boxes": torch.tensor([[150., 20., 200., 60.]]), "scores": torch.tensor([0.6]), "labels": torch.tensor([3])},
             {"boxes": torch.tensor([[50., 20., 200., 60.]]), "scores": torch.tensor([0.9]), "labels": torch.tensor([3])},
             {"boxes": torch.tensor([[0., 20., 110., 60.]]), "scores": torch.tensor([0.7]), "labels": torch.tensor([3])}]
     wins = [(0, 0, 200, 100), (100, 0, 300, 100), (200, 0, 400, 100)]
-    out = merge_slices(dets, wins)
+    out = merge_slices(dets, wins, method="nmm")
     assert out["boxes"].tolist() == [[150, 20, 310, 60]] and out["scores"].tolist() == [pytest.approx(0.9)]
     # a 200-px sign at x 100..300 and slices 0..200 and 120..320: no slice sees it whole; its two parts, one box
     halves = [{"boxes": torch.tensor([[100., 20., 200., 60.]]), "scores": torch.tensor([0.6]), "labels": torch.tensor([3])},
               {"boxes": torch.tensor([[0., 20., 180., 60.]]), "scores": torch.tensor([0.7]), "labels": torch.tensor([3])}]
-    out = merge_slices(halves, [(0, 0, 200, 100), (120, 0, 320, 100)])
+    out = merge_slices(halves, [(0, 0, 200, 100), (120, 0, 320, 100)], method="nmm")
     assert out["boxes"].tolist() == [[100, 20, 300, 60]]
     # another class at the same place is kept
     dets[2]["labels"] = torch.tensor([4])
-    assert len(merge_slices(dets, wins)["boxes"]) == 2
+    assert len(merge_slices(dets, wins, method="nmm")["boxes"]) == 2
+
+
+def test_the_default_merge_keeps_a_right_box_that_a_low_score_cut_box_contains():
+    """Why NMS is the default: a weak model's low-score box touching its slice's inner edge contains the sign
+    another slice found well; the cut-box merge grows the right box into the wrong one, NMS keeps it."""
+    sign = {"boxes": torch.tensor([[40., 40., 64., 64.]]), "scores": torch.tensor([0.9]), "labels": torch.tensor([2])}
+    loose = {"boxes": torch.tensor([[0., 10., 100., 120.]]), "scores": torch.tensor([0.05]), "labels": torch.tensor([2])}
+    wins = [(100, 0, 300, 200), (0, 0, 200, 200)]  # the loose box touches its slice's right edge x=200 (inner)
+    dets = [sign, {**loose, "boxes": loose["boxes"] + torch.tensor([100., 0., 100., 0.])}]
+    kept = merge_slices(dets, wins)
+    assert kept["boxes"].tolist()[0] == [140, 40, 164, 64] and kept["scores"].tolist()[0] == pytest.approx(0.9)
+    grown = merge_slices(dets, wins, method="nmm")
+    assert grown["boxes"].tolist() == [[100, 10, 200, 120]]  # the 0.9 box became the loose one
 
 
 def test_boxes_not_cut_by_a_slice_edge_are_not_merged_into_a_larger_box():
     # a weak model's small box inside a larger one, both well inside their slices: NMS keeps both, no union grows
     dets = [{"boxes": torch.tensor([[40., 40., 60., 60.]]), "scores": torch.tensor([0.9]), "labels": torch.tensor([1])},
             {"boxes": torch.tensor([[5., 20., 150., 90.]]), "scores": torch.tensor([0.5]), "labels": torch.tensor([1])}]
-    out = merge_slices(dets, [(0, 0, 200, 200), (30, 0, 230, 200)])
+    out = merge_slices(dets, [(0, 0, 200, 200), (30, 0, 230, 200)], method="nmm")
     assert out["boxes"].tolist() == [[40, 40, 60, 60], [35, 20, 180, 90]]
 
 
@@ -152,7 +165,7 @@ def test_the_merge_stops_at_the_cap_with_the_boxes_a_whole_merge_would_keep(seed
     whole = _merge_each_class_whole(boxes, scores, labels, cut, ids)
     assert len(whole) > 40  # the cap below binds
     for cap_at in (40, None):
-        b, s, lab = merge(boxes, scores, labels, cut=cut, slice_ids=ids, max_dets=cap_at)
+        b, s, lab = merge(boxes, scores, labels, method="nmm", cut=cut, slice_ids=ids, max_dets=cap_at)
         expect = whole[:cap_at]
         assert len(s) == len(expect)
         assert s.tolist() == pytest.approx([t[0] for t in expect])
