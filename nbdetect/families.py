@@ -269,7 +269,7 @@ RETINANET = Family(
     anchor_boxes=True, anchor_matching=True, background_output=False,
     prior_head="torchvision.models.detection.retinanet:RetinaNetClassificationHead",
     classification_head=lambda m: m.head.classification_head,
-    loss_range=(0.1, 4.5), loss_note="RetinaNet ~1-2 at the start (~2.5-3.5 with nbdetect's naming loss), "
+    loss_range=(0.1, 3.0), loss_note="RetinaNet ~1-2 at the start (plus ln K with nbdetect's naming loss), "
                                      "~0.2-0.5 trained",
     final_rule=FinalRule("final_retinanet", 200 / RETINA_START, 500 / RETINA_START,
                          "Step 4: best val loss < 200 success, 200-500 partial success, > 500 try Alternative 2",
