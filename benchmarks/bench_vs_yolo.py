@@ -300,6 +300,7 @@ ABLATIONS = {  # each change of the recipe turned off on its own (what it bought
     "no augmentation, no EMA": {"augment": False, "ema": False},
     "lr auto": {"lr": "auto"},
     "no naming loss": {"naming_loss": False},
+    "GIoU box loss": {"box_loss": "giou"},  # a change tried on, not the recipe's
 }
 
 

@@ -328,6 +328,12 @@ def _eval_map_every(value, notes, name):
     return value
 
 
+def _box_loss(value, notes, name):
+    from .families import BOX_LOSSES
+
+    return _choice(False, None, *BOX_LOSSES)(value, notes, name)
+
+
 def _preset(value, notes, name):
     if value is None:
         return None
@@ -422,6 +428,8 @@ ARGS: dict[str, Arg] = {a.name: a for a in [
     Arg("weight_decay", "a number >= 0", _real(positive=False, lo=0.0), "weight_decay=1e-4"),
     Arg("naming_loss", "False (without it) or a number >= 0 (its weight)", _off_or(_real(positive=False, lo=0.0)),
         "naming_loss=1.0 or naming_loss=False"),
+    Arg("box_loss", "False (the model's) or one of 'giou', 'l1', 'smooth_l1', 'diou', 'ciou'", _box_loss,
+        "box_loss='giou'"),
     Arg("min_lr", "a number >= 0", _real(positive=False, lo=0.0), "min_lr=1e-6"),
     Arg("momentum", "a number from 0 to 1", _real(positive=False, lo=0.0, hi=1.0), "momentum=0.9"),
     Arg("grad_clip", "None or a positive number", _real(), "grad_clip=10"),

@@ -59,7 +59,9 @@ class Family:
     ``final_rule``: the default final grading; ``rebuild_options``: build options a checkpoint's weights imply
     ``(preset, state_dict) -> dict`` (load_model); ``naming_head``: "module:Class" of the head class a recipe's
     ``naming_loss`` turns the model's head into (a subclass of it adding the naming loss, nbdetect.losses; None:
-    the family's classifier already tells classes apart with a softmax, or has no such head)."""
+    the family's classifier already tells classes apart with a softmax, or has no such head); ``box_loss``:
+    ``box_loss(model, kind) -> the kind it had`` sets the box regression loss a recipe's ``box_loss`` names
+    (torchvision's kinds: "l1", "smooth_l1", "giou", "diou", "ciou"; None: the family's is left as built)."""
 
     name: str
     title: str
@@ -80,6 +82,7 @@ class Family:
     rebuild_options: Callable | None = None
     loss_note: str = ""  # what the loss looks like on torchvision's scale, for diagnose's advice
     naming_head: str | None = None
+    box_loss: Callable | None = None
 
     def builder(self, preset: str) -> Callable:
         """The torchvision-style builder ``f(weights=..., num_classes=..., **kw)`` of a non-tiny preset."""
@@ -254,6 +257,17 @@ def _retinanet_mobilenet(weights=None, weights_backbone=None, num_classes=91, **
     return RetinaNet(backbone, num_classes, anchor_generator=anchors, **kw)
 
 
+#: The box regression losses torchvision's detection heads compute (torchvision.models.detection._utils._box_loss).
+BOX_LOSSES = ("giou", "l1", "smooth_l1", "diou", "ciou")
+
+
+def _retinanet_box_loss(model, kind: str) -> str:
+    """RetinaNet's box loss (torchvision keeps it on the regression head: its v2 builder sets "giou" there)."""
+    head = model.head.regression_head
+    before, head._loss_type = head._loss_type, kind
+    return before
+
+
 def _retinanet_rebuild(preset: str, state: dict) -> dict:
     """retinanet_tiny's head gained GroupNorm; a checkpoint without those weights holds the old head."""
     if preset != "retinanet_tiny":
@@ -276,6 +290,7 @@ RETINANET = Family(
                          "the guide's 200/1750", "the guide's 500/1750"),
     rebuild_options=_retinanet_rebuild,
     naming_head="nbdetect.losses:NamingRetinaNetHead",
+    box_loss=_retinanet_box_loss,
 )
 
 FASTERRCNN = Family(

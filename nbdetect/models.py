@@ -21,7 +21,7 @@ from torch import nn
 from . import families
 from .backbones import TinyBackbone  # noqa: F401 - the tiny presets' backbone, importable from here as before
 from .conventions import model_outputs
-from .families import (PRESETS, TINY_FASTERRCNN_SIZES, TINY_RATIOS, TINY_RETINANET_SIZES,  # noqa: F401
+from .families import (BOX_LOSSES, PRESETS, TINY_FASTERRCNN_SIZES, TINY_RATIOS, TINY_RETINANET_SIZES,  # noqa: F401
                        Preset, get_preset)
 
 
@@ -177,6 +177,21 @@ def set_naming_loss(model: nn.Module, weight) -> float | None:
         head.__class__ = base
         head.__dict__.pop("naming_weight", None)
     return before
+
+
+def set_box_loss(model: nn.Module, kind: str) -> str | None:
+    """Train ``model``'s box regression with ``kind`` (one of BOX_LOSSES; "giou": 1 - generalised IoU of the
+    decoded boxes, the loss of torchvision's RetinaNet v2, instead of L1 on the box deltas). Returns the kind it
+    had, or None for a model whose family record sets no box loss (left alone)."""
+    if kind not in BOX_LOSSES:
+        from .errors import InputError
+
+        raise InputError(f"box_loss={kind!r}: not a box loss torchvision computes", where="box_loss",
+                         fix=f"pass one of {', '.join(BOX_LOSSES)}, or box_loss=False to keep the model's")
+    family = families.of_model(model)
+    if family is None or family.box_loss is None:
+        return None
+    return family.box_loss(model, kind)
 
 
 def load_weights(model: nn.Module, path: str | Path) -> nn.Module:

@@ -54,6 +54,7 @@ class Recipe:
     data_anchors: bool = False  # fit the preset's anchors to the training boxes when nbdetect builds the model
     match_iou: tuple[float, float] | None = None  # RetinaNet anchor matching (foreground, background IoU); None/False: the model's
     naming_loss: float | None = None  # weight of the naming loss (nbdetect.losses) on a RetinaNet; None/0: without
+    box_loss: str | None = None  # the box regression loss (models.BOX_LOSSES) on a RetinaNet; None/False: the model's
 
     @property
     def on_failure(self) -> str | None:  # the name earlier versions used

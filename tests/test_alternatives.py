@@ -54,13 +54,28 @@ def test_alternative_1_trains_with_the_naming_loss_logged_beside_the_focal_loss_
     assert "naming_loss" not in load_checkpoint(tmp_path / "c" / "best.pt")["meta"]
 
 
-def test_a_bad_naming_loss_is_refused_before_a_folder_is_made(tmp_path):
+def test_box_loss_giou_trains_a_retinanets_boxes_with_it_and_says_so_to_a_users_model(tmp_path, capsys):
+    run = alternative_1(toy_samples(4), None, num_classes=2, preset="retinanet_tiny", out_dir=tmp_path / "a",
+                        box_loss="giou", **{**FAST, "epochs": 1})
+    assert run.model.head.regression_head._loss_type == "giou"
+    assert load_checkpoint(tmp_path / "a" / "best.pt")["meta"]["box_loss"] == "giou"
+    mine = build_model("retinanet_tiny", 2, weights=None, min_size=96, max_size=96)
+    alternative_1(toy_samples(4), None, num_classes=2, model=mine, out_dir=tmp_path / "b", box_loss="giou",
+                  **{**FAST, "epochs": 1})
+    assert "boxes with the giou loss; it had l1" in capsys.readouterr().out
+    kept = build_model("retinanet_tiny", 2, weights=None, min_size=96, max_size=96)
+    alternative_1(toy_samples(4), None, num_classes=2, model=kept, out_dir=tmp_path / "c", **{**FAST, "epochs": 1})
+    assert kept.head.regression_head._loss_type == "l1" and "giou" not in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("option", [{"naming_loss": -1}, {"box_loss": "iou"}, {"box_loss": 1}])
+def test_a_bad_loss_option_is_refused_before_a_folder_is_made(tmp_path, option):
     from nbdetect.errors import InputError
 
     with pytest.raises(InputError) as err:
         alternative_1(toy_samples(4), None, num_classes=2, preset="retinanet_tiny", out_dir=tmp_path / "x",
-                      naming_loss=-1, **FAST)
-    assert "naming_loss" in str(err.value) and not (tmp_path / "x").exists()
+                      **option, **FAST)
+    assert next(iter(option)) in str(err.value) and not (tmp_path / "x").exists()
 
 
 def test_alternative_2_builds_faster_rcnn_with_background_class(tmp_path):

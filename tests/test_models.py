@@ -238,3 +238,22 @@ def test_set_naming_loss_adds_a_loss_key_keeps_weights_and_predictions_and_leave
     assert set_naming_loss(m, 0) == 1.0 and set(m(image, target)) == {"classification", "bbox_regression"}
     assert set_naming_loss(models.build_model("fasterrcnn_tiny", 3, weights=None), 1.0) is None
     assert set_naming_loss(models.build_model("fcos_tiny", 3, weights=None), 1.0) is None
+
+
+def test_set_box_loss_sets_a_retinanets_regression_loss_and_refuses_an_unknown_kind():
+    from nbdetect.errors import InputError
+    from nbdetect.models import set_box_loss
+
+    m = models.build_model("retinanet_tiny", 2, weights=None, min_size=96, max_size=96)
+    target = [{"boxes": torch.tensor([[20.0, 20, 50, 50]]), "labels": torch.tensor([1])}]
+    image = [torch.rand(3, 96, 96)]
+    torch.manual_seed(0)
+    l1 = m(image, target)["bbox_regression"].item()
+    assert set_box_loss(m, "giou") == "l1" and m.head.regression_head._loss_type == "giou"
+    torch.manual_seed(0)
+    giou = m(image, target)["bbox_regression"].item()
+    assert giou != l1 and 0 < giou <= 2  # 1 - GIoU per matched anchor, averaged
+    with pytest.raises(InputError) as err:
+        set_box_loss(m, "iou")
+    assert err.value.where == "box_loss"
+    assert set_box_loss(models.build_model("fasterrcnn_tiny", 2, weights=None), "giou") is None
