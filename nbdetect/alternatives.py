@@ -8,7 +8,9 @@ training runs in the calling thread with text progress.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import torch
 
@@ -206,9 +208,7 @@ def _build(recipe: Recipe, data, preset, weights, device, image_size, synthetic,
             meta.update(anchor_sizes=[list(x) for x in fitted.sizes], aspect_ratios=[list(x) for x in fitted.ratios])
         if fitted is not None:
             meta["anchor_coverage"] = [round(fitted.coverage_before, 4), round(fitted.coverage_after, 4)]
-    _match_anchors(recipe, model, meta)
-    _name_classes(recipe, model, meta)
-    _box_loss(recipe, model, meta)
+    _apply_settings(recipe, model, meta)
     return model, preset, meta
 
 
@@ -236,47 +236,49 @@ def recipe_function(recipe: Recipe | str):
     return train
 
 
-def _match_anchors(recipe: Recipe, model, meta: dict, yours: bool = False) -> None:
-    """The recipe's anchor matching on a RetinaNet (models.set_anchor_matching), recorded in ``meta``; a model
-    of the user's that had other thresholds gets one line saying what changed."""
-    if not recipe.match_iou:
-        return
-    before = set_anchor_matching(model, recipe.match_iou)
-    if before is None:
-        return
-    meta["match_iou"] = list(recipe.match_iou)
-    if yours and before != tuple(recipe.match_iou):
-        print(f"nbdetect: {recipe.short_title or recipe.name} trains your {family_title(model)} with anchors "
-              f"matched at IoU >= {recipe.match_iou[0]:g} (background < {recipe.match_iou[1]:g}); it had {before[0]:g}/{before[1]:g}. "
-              f"Pass match_iou=False to keep yours.")
+@dataclass(frozen=True)
+class ModelSetting:
+    """A training setting a recipe applies to the model it trains (its field of the same name, which is also the
+    ``meta`` key): ``apply(model, value)`` returns what the model had, or None for a model it does not apply to
+    (left alone); ``value(recipe_value)`` is what the model gets and ``meta`` records (compared with what it had);
+    ``told(title, family, value, before)``: the line a user whose own model changed reads."""
+
+    field: str
+    apply: Callable
+    value: Callable
+    told: Callable
 
 
-def _name_classes(recipe: Recipe, model, meta: dict, yours: bool = False) -> None:
-    """The recipe's naming loss on a RetinaNet (models.set_naming_loss), recorded in ``meta``; on a model of the
-    user's, one line says so."""
-    if not recipe.naming_loss:
-        return
-    if set_naming_loss(model, recipe.naming_loss) is None:
-        return
-    meta["naming_loss"] = float(recipe.naming_loss)
-    if yours:
-        print(f"nbdetect: {recipe.short_title or recipe.name} trains your {family_title(model)} with a naming loss "
-              f"(cross-entropy among the classes where an anchor matches a box, weight {recipe.naming_loss:g}) beside "
-              "its own; it changes no weight or prediction. Pass naming_loss=False to train without it.")
+MODEL_SETTINGS = (
+    ModelSetting("match_iou", set_anchor_matching, lambda v: tuple(float(x) for x in v),
+                 lambda title, family, v, before: f"{title} trains your {family} with anchors matched at IoU >= "
+                 f"{v[0]:g} (background < {v[1]:g}); it had {before[0]:g}/{before[1]:g}. Pass match_iou=False to "
+                 "keep yours."),
+    ModelSetting("naming_loss", set_naming_loss, float,
+                 lambda title, family, v, before: f"{title} trains your {family} with a naming loss (cross-entropy "
+                 f"among the classes where an anchor matches a box, weight {v:g}) beside its own; it changes no "
+                 "weight or prediction. Pass naming_loss=False to train without it."),
+    ModelSetting("box_loss", set_box_loss, str,
+                 lambda title, family, v, before: f"{title} trains your {family}'s boxes with the {v} loss; it had "
+                 f"{before}. Pass box_loss=False to keep yours."),
+)
 
 
-def _box_loss(recipe: Recipe, model, meta: dict, yours: bool = False) -> None:
-    """The recipe's box loss on a RetinaNet (models.set_box_loss), recorded in ``meta``; a model of the user's
-    that had another gets one line saying what changed."""
-    if not recipe.box_loss:
-        return
-    before = set_box_loss(model, recipe.box_loss)
-    if before is None:
-        return
-    meta["box_loss"] = recipe.box_loss
-    if yours and before != recipe.box_loss:
-        print(f"nbdetect: {recipe.short_title or recipe.name} trains your {family_title(model)}'s boxes with the "
-              f"{recipe.box_loss} loss; it had {before}. Pass box_loss=False to keep yours.")
+def _apply_settings(recipe: Recipe, model, meta: dict, yours: bool = False) -> None:
+    """The recipe's MODEL_SETTINGS on ``model`` (a setting the recipe leaves off, or that does not apply to the
+    model's family, is skipped), each recorded in ``meta``; a model of the user's that had another value gets
+    one line per change."""
+    for setting in MODEL_SETTINGS:
+        given = getattr(recipe, setting.field)
+        if not given:
+            continue
+        value = setting.value(given)
+        before = setting.apply(model, value)
+        if before is None:
+            continue
+        meta[setting.field] = list(value) if isinstance(value, tuple) else value
+        if yours and before != value:
+            print("nbdetect: " + setting.told(recipe.short_title or recipe.name, family_title(model), value, before))
 
 
 _RUN_OPTIONS = ("train", "val", "num_classes", "class_names", "model", "preset", "weights", "epochs", "batch_size",
@@ -443,9 +445,7 @@ def run_recipe(recipe: Recipe | str, train=None, val=None, *, num_classes=None, 
     else:
         preset = preset or f"your {family_of(model)}"
         meta = {**(meta or {}), "preset": preset}
-        _match_anchors(recipe, model, meta, yours=True)
-        _name_classes(recipe, model, meta, yours=True)
-        _box_loss(recipe, model, meta, yours=True)
+        _apply_settings(recipe, model, meta, yours=True)
     recipe = recipe.replace(preset=preset)
     meta.update(num_classes=data.num_classes, class_names=data.class_names, synthetic=data.synthetic)
     if auto_lr:
