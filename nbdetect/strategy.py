@@ -84,6 +84,7 @@ class DDP(SingleProcess):
         self.group = group
         self.sync_bn = bool(sync_bn)  # BatchNorm statistics over the global batch (GPUs only)
         self._val = None  # this rank's part of the validation data, made once
+        self._joined = group is not None  # a torchrun process: it joined its group itself, so it leaves it too
 
     @property
     def rank(self) -> int:
@@ -153,8 +154,10 @@ class DDP(SingleProcess):
         return err
 
     def teardown(self, run) -> None:
-        """Rank 0 ends the process group and waits for its forked ranks (or ends them): no orphans."""
-        if self.group is not None and self.is_global_zero:
+        """Rank 0 ends the process group and waits for its forked ranks (or ends them): no orphans. Every
+        process of a torchrun job leaves its group here (torch.distributed's documented shutdown), not at the
+        interpreter's exit; ``python -m nbdetect`` then also ends such a process without that exit (__main__)."""
+        if self.group is not None and (self.is_global_zero or self._joined):
             self.group.close()
 
     # -- becoming a rank ---------------------------------------------------------

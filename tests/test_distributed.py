@@ -261,6 +261,27 @@ def test_every_rank_of_a_torchrun_job_takes_its_share_of_the_batch_and_only_rank
     assert len(runs[0].callbacks) > 3 and runs[1].save() is None and not any(tmp_path.iterdir())
 
 
+def test_a_torchrun_process_of_any_rank_leaves_its_group_at_the_end_and_a_forked_rank_leaves_it_to_its_worker(
+        tmp_path):
+    # torch.distributed's documented shutdown: every process that joined a group leaves it when its work ends
+    import torch.distributed as dist
+
+    from nbdetect.distributed import Group
+    from nbdetect.strategy import DDP
+
+    for joined in (True, False):
+        dist.init_process_group("gloo", init_method=f"file://{tmp_path / f'store{joined}'}", rank=0, world_size=1)
+        try:
+            strategy = DDP(2, Group(rank=1, world=2, backend="gloo") if joined else None)
+            if not joined:  # a forked rank 1: its group was set after the fork (DDP._train_as)
+                strategy.group = Group(rank=1, world=2, backend="gloo")
+            strategy.teardown(None)
+            assert dist.is_initialized() is not joined
+        finally:
+            if dist.is_initialized():
+                dist.destroy_process_group()
+
+
 @pytest.mark.slow
 def test_a_failure_in_rank_0_ends_the_forked_rank_too(tmp_path):
     class FailsInRank0(FailsInRank1):
