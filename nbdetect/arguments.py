@@ -366,6 +366,16 @@ def _images(value, notes, name):
     raise _Refuse(f"is a {type(value).__name__}: pass a folder, a list of image paths or a Dataset")
 
 
+def _augment(value, notes, name):
+    """``augment=``: None (the recipe's), True/False, or a dict of nbdetect.data.augment.AugmentConfig fields."""
+    from .data.augment import augment_config
+
+    try:
+        return augment_config(value)
+    except (ValueError, TypeError) as exc:
+        raise _Refuse(str(exc)) from None
+
+
 def _tiles(value, notes, name):
     """``tiles=``: None/False (off), a tile size in pixels, or a dict of nbdetect.data.tiles.TileConfig fields."""
     from .data.tiles import tile_config
@@ -430,6 +440,11 @@ ARGS: dict[str, Arg] = {a.name: a for a in [
         "naming_loss=1.0 or naming_loss=False"),
     Arg("box_loss", "False (the model's) or one of 'giou', 'l1', 'smooth_l1', 'diou', 'ciou'", _box_loss,
         "box_loss='giou'"),
+    Arg("augment", "True, False, or a dict of nbdetect.data.augment.AugmentConfig fields (photometric, zoom_out, "
+        "zoom_out_max, zoom_in, flip)", _augment, "augment=True or augment={'flip': True}"),
+    Arg("ema", "True or False (an average of the weights for validation and the checkpoints)", _flag, "ema=True"),
+    Arg("data_anchors", "True or False (anchors fitted to the data's boxes where that covers more)", _flag,
+        "data_anchors=True"),
     Arg("min_lr", "a number >= 0", _real(positive=False, lo=0.0), "min_lr=1e-6"),
     Arg("momentum", "a number from 0 to 1", _real(positive=False, lo=0.0, hi=1.0), "momentum=0.9"),
     Arg("grad_clip", "None or a positive number", _real(), "grad_clip=10"),

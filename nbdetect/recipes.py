@@ -49,7 +49,8 @@ class Recipe:
     call: str = ""  # how a notebook runs it, e.g. "nbdetect.alternative_1(train, val, num_classes=K)"
     cell_title: str = ""  # the ready cell (nbdetect.cells) that trains it: menu label ('' = no cell)
     cell_note: str = ""  # the cell's second comment line
-    augment: bool = False  # box-aware training augmentation (nbdetect.data.augment) when nbdetect builds the loader
+    augment: object = False  # box-aware training augmentation when nbdetect builds the loader: True (its defaults)
+    # or an AugmentConfig (nbdetect.data.augment)
     ema: bool = False  # validate, score and save best.pt with a moving average of the weights (hooks.WeightEMA)
     data_anchors: bool = False  # fit the preset's anchors to the training boxes when nbdetect builds the model
     match_iou: tuple[float, float] | None = None  # RetinaNet anchor matching (foreground, background IoU); None/False: the model's
@@ -114,7 +115,8 @@ class Recipe:
         else:
             sched = f"constant {self.lr:g}"
         clip = f", grad clip {self.grad_clip:g}" if self.grad_clip else ""
-        aug = ((", box-aware augmentation" if self.augment else "") + (", weight EMA" if self.ema else "")
+        how = f" ({self.augment.describe()})" if hasattr(self.augment, "describe") else ""  # an AugmentConfig
+        aug = ((f", box-aware augmentation{how}" if self.augment else "") + (", weight EMA" if self.ema else "")
                + (", anchors fitted to the data where that covers more boxes" if self.data_anchors else "")
                + (f", anchors matched at IoU {self.match_iou[0]:g}/{self.match_iou[1]:g}" if self.match_iou else ""))
         return (f"{self.title}: {self.preset}, {self.optimizer} lr {self.lr:g}, {sched}{clip}{aug}, "

@@ -228,6 +228,15 @@ for value in (True, 16, 5000, 320.5, "big", [320], {"size": 320, "overlap": 2}, 
 case("tiles=64", "tiles", lambda tmp: a1(tiles=64), expect="accept")
 case("tiles='64'", "tiles", lambda tmp: a1(tiles="64"), expect="accept", said=["read as 64"])
 case("alternative_2(tiles=0)", "tiles", lambda tmp: a2(tiles=0), ["tiles"])
+
+for value in ("yes", 3, [True], {"flip": 1}, {"flp": True}, {"zoom_in": 2}, {"zoom_out_max": 0.5},
+              {"photometric": "often"}):
+    case(f"augment={value!r}", "augment", lambda tmp, v=value: a1(augment=v), ["augment"])
+case("augment={'flip': True}", "augment", lambda tmp: a1(augment={"flip": True}), expect="accept")
+case("alternative_2(augment=False)", "augment", lambda tmp: a2(augment=False), expect="accept")
+for name in ("ema", "data_anchors"):
+    for value in ("yes", 1):
+        case(f"{name}={value!r}", name, lambda tmp, n=name, v=value: a1(**{n: v}), [name])
 case("make_submission(slices=8)", "slices", lambda tmp: submit(tmp, slices=8), ["slices"])
 
 for value in (2, -1, "zero", True, None, 0.5):

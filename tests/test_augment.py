@@ -79,3 +79,15 @@ def test_only_the_training_split_built_by_nbdetect_is_augmented():
     mine = DataLoader(Arrows(8), batch_size=2, collate_fn=lambda b: tuple(zip(*b)))
     kept = prepare_data(mine, None, num_classes=3, augment=True, validate=False)
     assert kept.train_loader.dataset is mine.dataset  # your DataLoader, your transforms
+
+
+def test_a_recipe_call_takes_augment_as_a_dict_of_config_fields_and_says_so(tmp_path):
+    import nbdetect
+
+    run = nbdetect.alternative_1(Arrows(4), Arrows(2), num_classes=3, augment={"flip": True, "zoom_in": 0.0},
+                                 epochs=1, preset="retinanet_tiny", weights=None, monitor=False, device="cpu",
+                                 image_size=96, eval_map_every=0, out_dir=tmp_path / "run")
+    used = run.train_loader.dataset
+    assert isinstance(used, Augmented) and used.config.flip is True and used.config.zoom_in == 0.0
+    assert used.config.zoom_out == AugmentConfig().zoom_out  # the fields not given keep the defaults
+    assert "horizontal flip" in run.recipe.describe() and "zoom-in crop p=0" in run.recipe.describe()

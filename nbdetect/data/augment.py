@@ -14,7 +14,7 @@ up with no box, which torchvision's detectors train on as background. Only the t
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import torch
 from torch.utils.data import Dataset
@@ -32,6 +32,32 @@ class AugmentConfig:
         parts = [f"photometric p={self.photometric:g}", f"zoom out p={self.zoom_out:g} (<= {self.zoom_out_max:g}x)",
                  f"zoom-in crop p={self.zoom_in:g}", "horizontal flip" if self.flip else "no flip"]
         return ", ".join(parts)
+
+
+def augment_config(value) -> AugmentConfig | bool | None:
+    """``augment=`` checked: None (the recipe's), True/False, an AugmentConfig, or a dict of its fields (an
+    AugmentConfig with those changed). Raises ValueError with the reason (nbdetect.arguments turns it into the
+    argument's refusal)."""
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, dict):
+        known = {f.name for f in fields(AugmentConfig)}
+        unknown = sorted(set(value) - known, key=str)
+        if unknown:
+            raise ValueError(f"has unknown key(s) {', '.join(map(repr, unknown))} (keys: {', '.join(sorted(known))})")
+        value = AugmentConfig(**value)
+    if not isinstance(value, AugmentConfig):
+        raise ValueError(f"is a {type(value).__name__}: give True, False or a dict such as {{'flip': True}}")
+    for name in ("photometric", "zoom_out", "zoom_in"):
+        p = getattr(value, name)
+        if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.0 <= p <= 1.0:
+            raise ValueError(f"has {name} {p!r}: a probability from 0 to 1")
+    m = value.zoom_out_max
+    if isinstance(m, bool) or not isinstance(m, (int, float)) or not 1.0 <= m <= 4.0:
+        raise ValueError(f"has zoom_out_max {m!r}: how many times the side a zoomed-out canvas may be, 1 to 4")
+    if not isinstance(value.flip, bool):
+        raise ValueError(f"has flip {value.flip!r}: True or False")
+    return value
 
 
 def build_transform(config: AugmentConfig):
