@@ -230,7 +230,7 @@ def train_nbdetect(recipe: str, yaml: Path, epochs: int, imgsz: int, out: Path, 
     return {"epochs": run.epoch, "preset": run.recipe.preset, "lr": run.recipe.lr}, predict_images
 
 
-def train_yolo(yaml: Path, epochs: int, imgsz: int, out: Path):
+def train_yolo(yaml: Path, epochs: int, imgsz: int, out: Path, seed: int = 0):
     """(result, predict_images) of Ultralytics YOLOv8n trained from scratch on the export (its own defaults:
     SGD/auto optimizer, mosaic, best.pt chosen by its validation fitness)."""
     import torch
@@ -239,7 +239,7 @@ def train_yolo(yaml: Path, epochs: int, imgsz: int, out: Path):
 
     model = YOLO("yolov8n.yaml")  # from scratch, as the nbdetect rows (no pretrained weights offline)
     model.train(data=str(yaml), epochs=epochs, imgsz=imgsz, batch=16, device="cpu", workers=0, project=str(out),
-                name="yolo", exist_ok=True, plots=False, verbose=False, amp=False, seed=0)
+                name="yolo", exist_ok=True, plots=False, verbose=False, amp=False, seed=seed)
     best = YOLO(str(out / "yolo" / "weights" / "best.pt"))
 
     def predict_images(images):
@@ -260,9 +260,10 @@ def child(args) -> None:
     yaml = Path(args.data)
     t0, c0 = time.perf_counter(), time.process_time()
     if args.one == "yolov8n":
-        result, predict_images = train_yolo(yaml, args.epochs, args.imgsz, out)
+        result, predict_images = train_yolo(yaml, args.epochs, args.imgsz, out, seed=args.seed)
     else:
-        result, predict_images = train_nbdetect(args.one, yaml, args.epochs, args.imgsz, out, options)
+        result, predict_images = train_nbdetect(args.one, yaml, args.epochs, args.imgsz, out,
+                                                {"seed": args.seed, **options})
     result.update(train_s=time.perf_counter() - t0, train_cpu_s=time.process_time() - c0)
     t1 = time.perf_counter()
     result.update(evaluate(predict_images, yaml, frames=not args.tiles_only), eval_s=time.perf_counter() - t1)
@@ -271,7 +272,7 @@ def child(args) -> None:
 
 def launch(name: str, data: Path, epochs: int, args, out: Path, options: dict | None = None) -> dict | None:
     cmd = [sys.executable, str(HERE), "--one", name, "--data", str(data), "--epochs", str(epochs),
-           "--imgsz", str(args.imgsz), "--out", str(out), "--threads", str(args.threads),
+           "--imgsz", str(args.imgsz), "--out", str(out), "--threads", str(args.threads), "--seed", str(args.seed),
            "--options", json.dumps(options or {})] + (["--tiles-only"] if args.tiles_only else [])
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -301,6 +302,9 @@ ABLATIONS = {  # each change of the recipe turned off on its own (what it bought
     "lr auto": {"lr": "auto"},
     "no naming loss": {"naming_loss": False},
     "GIoU box loss": {"box_loss": "giou"},  # a change tried on, not the recipe's
+    "box loss x2": {"box_weight": 2.0},  # tried on, not the recipe's
+    "box loss x4": {"box_weight": 4.0},
+    "horizontal flip": {"augment": {"flip": True}},  # tried, not kept (label-safe for the 4 super-classes only)
 }
 
 
@@ -309,6 +313,8 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, nargs="+", default=[12], help="one run per row for each budget")
     ap.add_argument("--imgsz", type=int, default=None, help="input size (demo: 256; GTSDB: the tile size)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads per process")
+    ap.add_argument("--seed", type=int, default=0, help="every row's seed (model init, data order, draws): "
+                                                        "run seeds apart to see the spread of one recipe")
     ap.add_argument("--gtsdb", action="store_true", help="GTSDB tiles (../shared/data/gtsdb) instead of the demo data")
     ap.add_argument("--tile", type=int, default=320, help="GTSDB: tile side in px, cut at native resolution")
     ap.add_argument("--overlap", type=float, default=0.25, help="GTSDB: tile overlap (training grid and slices)")
@@ -399,9 +405,10 @@ def main() -> None:
     print(f"(CPU s: the training's process time, all threads; mAP on the {scored_split(yaml)} "
           + ("tiles; frames: the unseen full frames predicted by slices and merged)" if full else "images)"))
     name = ("bench_vs_yolo" + ("_gtsdb" if args.gtsdb else "") + ("" if rows else "_ablation")
-            + ("_" + "_".join(rows) if args.only else ""))  # rows run apart (in parallel) keep their own file
+            + ("_" + "_".join(rows) if args.only else "") + (f"_seed{args.seed}" if args.seed else ""))
+    # rows run apart (in parallel) keep their own file
     report(name, figures,
-           {"epochs": args.epochs, "imgsz": args.imgsz, "threads": args.threads, "rows": results,
+           {"epochs": args.epochs, "imgsz": args.imgsz, "threads": args.threads, "seed": args.seed, "rows": results,
             "data": str(data_root), "repo": str(REPO)})
 
 

@@ -61,7 +61,9 @@ class Family:
     ``naming_loss`` turns the model's head into (a subclass of it adding the naming loss, nbdetect.losses; None:
     the family's classifier already tells classes apart with a softmax, or has no such head); ``box_loss``:
     ``box_loss(model, kind) -> the kind it had`` sets the box regression loss a recipe's ``box_loss`` names
-    (torchvision's kinds: "l1", "smooth_l1", "giou", "diou", "ciou"; None: the family's is left as built)."""
+    (torchvision's kinds: "l1", "smooth_l1", "giou", "diou", "ciou"; None: the family's is left as built);
+    ``box_loss_keys``: the keys of the model's loss dict that are box regression, which a recipe's
+    ``box_weight`` multiplies (models.set_box_weight; empty: not set on this family)."""
 
     name: str
     title: str
@@ -83,6 +85,7 @@ class Family:
     loss_note: str = ""  # what the loss looks like on torchvision's scale, for diagnose's advice
     naming_head: str | None = None
     box_loss: Callable | None = None
+    box_loss_keys: tuple[str, ...] = ()
 
     def builder(self, preset: str) -> Callable:
         """The torchvision-style builder ``f(weights=..., num_classes=..., **kw)`` of a non-tiny preset."""
@@ -283,14 +286,15 @@ RETINANET = Family(
     anchor_boxes=True, anchor_matching=True, background_output=False,
     prior_head="torchvision.models.detection.retinanet:RetinaNetClassificationHead",
     classification_head=lambda m: m.head.classification_head,
-    loss_range=(0.1, 3.0), loss_note="RetinaNet ~1-2 at the start (plus ln K with nbdetect's naming loss), "
-                                     "~0.2-0.5 trained",
+    loss_range=(0.1, 3.0), loss_note="RetinaNet ~1-2 at the start (plus ln K with nbdetect's naming loss, and "
+                                     "the box loss times its weight), ~0.2-0.5 trained",
     final_rule=FinalRule("final_retinanet", 200 / RETINA_START, 500 / RETINA_START,
                          "Step 4: best val loss < 200 success, 200-500 partial success, > 500 try Alternative 2",
                          "the guide's 200/1750", "the guide's 500/1750"),
     rebuild_options=_retinanet_rebuild,
     naming_head="nbdetect.losses:NamingRetinaNetHead",
     box_loss=_retinanet_box_loss,
+    box_loss_keys=("bbox_regression",),
 )
 
 FASTERRCNN = Family(
@@ -300,6 +304,7 @@ FASTERRCNN = Family(
     anchors=lambda m: getattr(getattr(m, "rpn", None), "anchor_generator", None),
     anchor_argument="rpn_anchor_generator", anchor_boxes=True, background_output=True,
     loss_range=(0.05, 5.0), loss_note="Faster R-CNN ~1-4 at the start, ~0.3-0.7 trained",
+    box_loss_keys=("loss_box_reg", "loss_rpn_box_reg"),
     final_rule=FinalRule("final_fasterrcnn", 0.7 / FRCNN_START, 2 / FRCNN_START,
                          "expected final loss ~0.3-0.7 (of ~3-6 at epoch 5); above the epoch-20 line of 2: run the "
                          "diagnostic", "the guide's 0.7/4.5", "the guide's 2/4.5"),
@@ -317,6 +322,7 @@ FCOS = Family(
     anchor_boxes=False, background_output=False,
     prior_head="torchvision.models.detection.fcos:FCOSClassificationHead",
     classification_head=lambda m: m.head.classification_head,
+    box_loss_keys=("bbox_regression",),
     loss_range=(0.3, 4.0), loss_note="FCOS ~2.5-3 at the start, ~0.9-1.2 trained (the centerness loss stays ~0.6)",
     final_rule=FinalRule("final_fcos", 0.45, 0.7,
                          "an FCOS that learns ends below ~45% of its starting loss (centerness keeps it above 0); "

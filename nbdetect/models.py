@@ -194,6 +194,32 @@ def set_box_loss(model: nn.Module, kind: str) -> str | None:
     return family.box_loss(model, kind)
 
 
+def set_box_weight(model: nn.Module, weight) -> float | None:
+    """Multiply ``model``'s box regression losses (its family record's ``box_loss_keys``) by ``weight`` wherever
+    it computes its losses (training, validation, the LR finder, a loop of yours): a forward hook on the model,
+    kept by a copy of it (the EMA's); 1, 0 or False: as built. Predictions and checkpoints are unchanged. Returns
+    the weight it had (1.0 as built), or None for a model whose family names no box loss (left alone)."""
+    family = families.of_model(model)
+    if family is None or not family.box_loss_keys:
+        return None
+    before = float(getattr(model, "nbdetect_box_weight", 1.0))
+    weight = float(weight or 1.0)
+    model.nbdetect_box_weight = weight
+    if not getattr(model, "nbdetect_box_weight_hooked", False):
+        model.register_forward_hook(_weigh_box_losses)
+        model.nbdetect_box_weight_hooked = True
+    return before
+
+
+def _weigh_box_losses(model, args, output):
+    """The forward hook of set_box_weight: a loss dict (training mode) with its box losses times the weight."""
+    weight = getattr(model, "nbdetect_box_weight", 1.0)
+    if not isinstance(output, dict) or weight == 1.0:
+        return None
+    keys = families.of_model(model).box_loss_keys
+    return {k: v * weight if k in keys else v for k, v in output.items()}
+
+
 def load_weights(model: nn.Module, path: str | Path) -> nn.Module:
     """Load a state_dict or an nbdetect checkpoint (``{"model": state_dict, ...}``) into ``model``."""
     state = torch.load(Path(path), map_location="cpu", weights_only=True)

@@ -68,7 +68,23 @@ def test_box_loss_giou_trains_a_retinanets_boxes_with_it_and_says_so_to_a_users_
     assert kept.head.regression_head._loss_type == "l1" and "giou" not in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("option", [{"naming_loss": -1}, {"box_loss": "iou"}, {"box_loss": 1}])
+def test_box_weight_weights_the_box_loss_records_it_and_says_so_to_a_users_model(tmp_path, capsys):
+    run = alternative_1(toy_samples(4), None, num_classes=2, preset="retinanet_tiny", out_dir=tmp_path / "a",
+                        box_weight=2.0, **{**FAST, "epochs": 1})
+    assert run.model.nbdetect_box_weight == 2.0 and "box loss x2" in run.recipe.describe()
+    assert load_checkpoint(tmp_path / "a" / "best.pt")["meta"]["box_weight"] == 2.0
+    mine = build_model("retinanet_tiny", 2, weights=None, min_size=96, max_size=96)
+    alternative_1(toy_samples(4), None, num_classes=2, model=mine, out_dir=tmp_path / "b", box_weight=2.0,
+                  **{**FAST, "epochs": 1})
+    assert "box regression loss weighted 2 (it had 1)" in capsys.readouterr().out
+    off = alternative_1(toy_samples(4), None, num_classes=2, preset="retinanet_tiny", out_dir=tmp_path / "c",
+                        **{**FAST, "epochs": 1})  # the recipe's default: as the model computes it
+    assert getattr(off.model, "nbdetect_box_weight", 1.0) == 1.0
+    assert "box_weight" not in load_checkpoint(tmp_path / "c" / "best.pt")["meta"]
+
+
+@pytest.mark.parametrize("option", [{"naming_loss": -1}, {"box_loss": "iou"}, {"box_loss": 1}, {"box_weight": 0},
+                                    {"box_weight": "x2"}])
 def test_a_bad_loss_option_is_refused_before_a_folder_is_made(tmp_path, option):
     from nbdetect.errors import InputError
 

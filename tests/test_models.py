@@ -240,6 +240,37 @@ def test_set_naming_loss_adds_a_loss_key_keeps_weights_and_predictions_and_leave
     assert set_naming_loss(models.build_model("fcos_tiny", 3, weights=None), 1.0) is None
 
 
+@pytest.mark.parametrize("preset", ["retinanet_tiny", "fasterrcnn_tiny", "fcos_tiny"])
+def test_set_box_weight_multiplies_only_the_box_losses_in_training_and_a_copy_keeps_it(preset):
+    import copy
+
+    from nbdetect.families import of_model
+    from nbdetect.models import set_box_weight
+
+    m = models.build_model(preset, 2, weights=None, min_size=96, max_size=96)
+    image = [torch.rand(3, 96, 96)]
+    target = [{"boxes": torch.tensor([[20.0, 20, 50, 50]]), "labels": torch.tensor([1])}]
+
+    def losses(model):
+        torch.manual_seed(0)  # Faster R-CNN samples its proposals
+        return {k: v.item() for k, v in model(image, target).items()}
+
+    plain = losses(m)
+    box_keys = of_model(m).box_loss_keys
+    assert box_keys and set(box_keys) <= set(plain)
+    assert set_box_weight(m, 3.0) == 1.0
+    weighted = losses(m)
+    for k, v in plain.items():
+        assert weighted[k] == pytest.approx(v * (3.0 if k in box_keys else 1.0), rel=1e-5, abs=1e-7)
+    assert losses(copy.deepcopy(m)) == pytest.approx(weighted)  # as the weight EMA copies the model
+    m.eval()
+    with torch.no_grad():
+        assert isinstance(m(image), list)  # predictions pass through
+    m.train()
+    assert set_box_weight(m, False) == 3.0 and losses(m) == pytest.approx(plain)
+    assert len(m._forward_hooks) == 1  # set again, hooked once
+
+
 def test_set_box_loss_sets_a_retinanets_regression_loss_and_refuses_an_unknown_kind():
     from nbdetect.errors import InputError
     from nbdetect.models import set_box_loss
