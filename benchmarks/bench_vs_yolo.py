@@ -304,7 +304,8 @@ ABLATIONS = {  # each change of the recipe turned off on its own (what it bought
     "GIoU box loss": {"box_loss": "giou"},  # a change tried on, not the recipe's
     "box loss x2": {"box_weight": 2.0},  # tried on, not the recipe's
     "box loss x4": {"box_weight": 4.0},
-    "horizontal flip": {"augment": {"flip": True}},  # tried, not kept (label-safe for the 4 super-classes only)
+    "horizontal flip": {"augment": {"flip": True}},
+    "IoU-aware scores": {"iou_scores": True},  # tried on: the quality focal loss  # tried, not kept (label-safe for the 4 super-classes only)
 }
 
 
@@ -323,8 +324,8 @@ def main() -> None:
     ap.add_argument("--train-frames", default="0:360", help="GTSDB frames a:b to train on")
     ap.add_argument("--val-frames", default="360:480", help="GTSDB frames a:b for the checkpoint choice")
     ap.add_argument("--test-frames", default="480:600", help="GTSDB frames a:b scored (tiles and full frames)")
-    ap.add_argument("--only", nargs="*", help="rows to run: alternative_1 alternative_2 yolov8n (none given: only "
-                                              "the --ablation rows)")
+    ap.add_argument("--only", nargs="*", help="rows to run: alternative_1 alternative_2 yolov8n (default: all "
+                                              "three; --only with no name: only the --ablation rows)")
     ap.add_argument("--ablation", nargs="*", help="also Alternative 1 with each change off (names of ABLATIONS; "
                                                   "none given: all)")
     ap.add_argument("--tiles-only", action="store_true", help="GTSDB: score the test tiles only, not the "

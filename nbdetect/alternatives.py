@@ -18,7 +18,7 @@ from . import run_dirs, run_guard
 from .hooks import LossBefore
 from .inputs import prepare_data
 from .models import (build_model, default_device, family_of, family_title, num_classes_of, set_anchor_matching,
-                     set_box_loss, set_box_weight, set_naming_loss)
+                     set_box_loss, set_box_weight, set_iou_scores, set_naming_loss)
 from .recipes import (ALTERNATIVE_1, ALTERNATIVE_2, ALTERNATIVE_3, CPU_EPOCHS, CPU_IMAGE_SIZE, RECIPES,  # noqa: F401
                       SEED_MULTISTEP, Recipe, get_recipe)
 from .trainer import TrainingRun
@@ -264,6 +264,10 @@ MODEL_SETTINGS = (
     ModelSetting("box_weight", set_box_weight, float,
                  lambda title, family, v, before: f"{title} trains your {family} with its box regression loss "
                  f"weighted {v:g} (it had {before:g}). Pass box_weight=False to keep yours."),
+    ModelSetting("iou_scores", set_iou_scores, bool,
+                 lambda title, family, v, before: f"{title} trains your {family}'s class scores against the IoU of "
+                 "the box each matched anchor predicts (quality focal loss); predictions are made as before. Pass "
+                 "iou_scores=False to keep yours."),
 )
 
 
@@ -291,7 +295,7 @@ _RUN_OPTIONS = ("train", "val", "num_classes", "class_names", "model", "preset",
 #: Recipe fields a call may override (``warmup_epochs=2``); the rest describe the recipe itself.
 _RECIPE_OPTIONS = ("warmup_epochs", "min_lr", "weight_decay", "momentum", "grad_clip", "milestones", "gamma",
                    "decision_epoch", "augment", "ema", "data_anchors", "match_iou", "naming_loss", "box_loss",
-                   "box_weight", "schedule")
+                   "box_weight", "iou_scores", "schedule")
 
 
 def known_options(extra=()) -> tuple:
@@ -516,6 +520,9 @@ def alternative_1(train=None, val=None, *, num_classes=None, class_names=None, m
     box_weight: the box regression losses times this (e.g. 2.0; default False: as the model computes them).
         Predictions are unchanged. On GTSDB tiles at 12 epochs (one run each) x2 and x4 scored below the
         default's three seeds (README), so it is not a default.
+    iou_scores: True trains RetinaNet's class scores against the IoU of the box each matched anchor predicts
+        (the quality focal loss of Generalized Focal Loss), so a well-placed box outscores a loose one on the same
+        sign; default False: torchvision's focal loss against 1. Predictions and checkpoints are unchanged.
     exist_ok: write into ``out_dir`` even if it holds an earlier run (its files are replaced).
     verify_data: check every sample before training (decodes each image once: truncated files, bad boxes and
         labels are named before epoch 1; see the README for its cost); False skips it for huge datasets.

@@ -447,6 +447,8 @@ ARGS: dict[str, Arg] = {a.name: a for a in [
         "data_anchors=True"),
     Arg("box_weight", "False (the model's) or a positive number (the box regression losses times it)",
         _off_or(_real()), "box_weight=2.0 or box_weight=False"),
+    Arg("iou_scores", "True or False (class scores trained against the predicted box's IoU)", _flag,
+        "iou_scores=True"),
     Arg("min_lr", "a number >= 0", _real(positive=False, lo=0.0), "min_lr=1e-6"),
     Arg("momentum", "a number from 0 to 1", _real(positive=False, lo=0.0, hi=1.0), "momentum=0.9"),
     Arg("grad_clip", "None or a positive number", _real(), "grad_clip=10"),

@@ -57,8 +57,9 @@ class Family:
     ``cls_logits`` bias starts at the prior probability 0.01 (None: no prior); ``classification_head``: that head
     of a built model; ``loss_range``: the sum of the loss dict per image over a run (diagnose's loss scale);
     ``final_rule``: the default final grading; ``rebuild_options``: build options a checkpoint's weights imply
-    ``(preset, state_dict) -> dict`` (load_model); ``naming_head``: "module:Class" of the head class a recipe's
-    ``naming_loss`` turns the model's head into (a subclass of it adding the naming loss, nbdetect.losses; None:
+    ``(preset, state_dict) -> dict`` (load_model); ``loss_head``: "module:Class" of the head class a recipe's
+    ``naming_loss`` or ``iou_scores`` turns the model's head into (a subclass of it with nbdetect's training
+    losses, nbdetect.losses; None:
     the family's classifier already tells classes apart with a softmax, or has no such head); ``box_loss``:
     ``box_loss(model, kind) -> the kind it had`` sets the box regression loss a recipe's ``box_loss`` names
     (torchvision's kinds: "l1", "smooth_l1", "giou", "diou", "ciou"; None: the family's is left as built);
@@ -83,7 +84,7 @@ class Family:
     torchvision: Callable | None = None
     rebuild_options: Callable | None = None
     loss_note: str = ""  # what the loss looks like on torchvision's scale, for diagnose's advice
-    naming_head: str | None = None
+    loss_head: str | None = None
     box_loss: Callable | None = None
     box_loss_keys: tuple[str, ...] = ()
 
@@ -98,9 +99,10 @@ class Family:
     def matches(self, model) -> bool:
         return isinstance(model, _resolve(self.model_class))
 
-    def naming_class(self):
-        """The head class a recipe's ``naming_loss`` turns the model's head into, or None (``naming_head``)."""
-        return _resolve(self.naming_head) if self.naming_head else None
+    def loss_head_class(self):
+        """The head class a recipe's ``naming_loss`` or ``iou_scores`` turns the model's head into, or None
+        (``loss_head``)."""
+        return _resolve(self.loss_head) if self.loss_head else None
 
     def num_classes(self, model) -> int | None:
         """Real classes K of a built model (its classifier outputs minus nbdetect's slot 0)."""
@@ -292,7 +294,7 @@ RETINANET = Family(
                          "Step 4: best val loss < 200 success, 200-500 partial success, > 500 try Alternative 2",
                          "the guide's 200/1750", "the guide's 500/1750"),
     rebuild_options=_retinanet_rebuild,
-    naming_head="nbdetect.losses:NamingRetinaNetHead",
+    loss_head="nbdetect.losses:LossRetinaNetHead",
     box_loss=_retinanet_box_loss,
     box_loss_keys=("bbox_regression",),
 )

@@ -155,28 +155,57 @@ def set_anchor_matching(model: nn.Module, match_iou) -> tuple[float, float] | No
     return before
 
 
+def _loss_head(model: nn.Module):
+    """(head, the family's loss head class, its base) of a model whose family names a ``loss_head`` and whose head
+    is that base or already the loss head; None otherwise (a head of a class of its own is left alone)."""
+    family = families.of_model(model)
+    loss_head = family.loss_head_class() if family is not None else None
+    head = getattr(model, "head", None)
+    if loss_head is None or head is None:
+        return None
+    base = loss_head.__mro__[1]
+    if type(head) not in (base, loss_head):
+        return None
+    return head, loss_head, base
+
+
+def _set_head_option(model: nn.Module, name: str, value, off):
+    """Set the loss head's ``name`` to ``value`` in place: the head becomes the family's loss head, or its base
+    again when every option is off (same weights, same predictions). Returns what it had, or None (_loss_head)."""
+    found = _loss_head(model)
+    if found is None:
+        return None
+    head, loss_head, base = found
+    before = getattr(head, name) if type(head) is loss_head else off
+    head.__class__ = loss_head
+    setattr(head, name, value)
+    if all(getattr(head, option) == getattr(loss_head, option) for option in HEAD_OPTIONS):
+        head.__class__ = base
+        for option in HEAD_OPTIONS:
+            head.__dict__.pop(option, None)
+    return before
+
+
+#: The loss head's options (nbdetect.losses): each off is the class's own value.
+HEAD_OPTIONS = ("naming_weight", "iou_scores")
+
+
 def set_naming_loss(model: nn.Module, weight) -> float | None:
     """Train ``model`` with the naming loss at ``weight`` (nbdetect.losses: cross-entropy among the real classes
     on the anchors matched to a box; 0 or False: without it). The head becomes its family record's
-    ``naming_head`` in place (same weights, same predictions). Returns the weight it had (0.0 without), or None
-    for a model whose family has no naming head or whose head is a class of its own (left alone)."""
-    family = families.of_model(model)
-    naming = family.naming_class() if family is not None else None
-    head = getattr(model, "head", None)
-    if naming is None or head is None:
-        return None
-    base = naming.__mro__[1]
-    if type(head) not in (base, naming):
-        return None
-    before = float(head.naming_weight) if type(head) is naming else 0.0
-    weight = float(weight or 0.0)
-    if weight > 0:
-        head.__class__ = naming
-        head.naming_weight = weight
-    else:
-        head.__class__ = base
-        head.__dict__.pop("naming_weight", None)
-    return before
+    ``loss_head`` in place (same weights, same predictions). Returns the weight it had (0.0 without), or None
+    for a model whose family has no loss head or whose head is a class of its own (left alone)."""
+    before = _set_head_option(model, "naming_weight", float(weight or 0.0), 0.0)
+    return None if before is None else float(before)
+
+
+def set_iou_scores(model: nn.Module, on) -> bool | None:
+    """Train ``model``'s class scores against the IoU of the box each matched anchor predicts (nbdetect.losses:
+    the quality focal loss; False: torchvision's focal loss against 1). The head becomes its family record's
+    ``loss_head`` in place (same weights, same predictions). Returns what it had, or None for a model whose
+    family has no loss head or whose head is a class of its own (left alone)."""
+    before = _set_head_option(model, "iou_scores", bool(on), False)
+    return None if before is None else bool(before)
 
 
 def set_box_loss(model: nn.Module, kind: str) -> str | None:

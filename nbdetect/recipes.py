@@ -57,6 +57,7 @@ class Recipe:
     naming_loss: float | None = None  # weight of the naming loss (nbdetect.losses) on a RetinaNet; None/0: without
     box_loss: str | None = None  # the box regression loss (models.BOX_LOSSES) on a RetinaNet; None/False: the model's
     box_weight: float | None = None  # the box regression losses times this (models.set_box_weight); None/False: x1
+    iou_scores: bool = False  # class scores trained against the predicted box's IoU (models.set_iou_scores)
 
     @property
     def on_failure(self) -> str | None:  # the name earlier versions used
@@ -120,7 +121,8 @@ class Recipe:
         aug = ((f", box-aware augmentation{how}" if self.augment else "") + (", weight EMA" if self.ema else "")
                + (", anchors fitted to the data where that covers more boxes" if self.data_anchors else "")
                + (f", anchors matched at IoU {self.match_iou[0]:g}/{self.match_iou[1]:g}" if self.match_iou else "")
-               + (f", box loss x{self.box_weight:g}" if self.box_weight else ""))
+               + (f", box loss x{self.box_weight:g}" if self.box_weight else "")
+               + (", IoU-aware class scores" if self.iou_scores else ""))
         return (f"{self.title}: {self.preset}, {self.optimizer} lr {self.lr:g}, {sched}{clip}{aug}, "
                 f"{self.epochs} epochs")
 

@@ -234,7 +234,7 @@ for value in ("yes", 3, [True], {"flip": 1}, {"flp": True}, {"zoom_in": 2}, {"zo
     case(f"augment={value!r}", "augment", lambda tmp, v=value: a1(augment=v), ["augment"])
 case("augment={'flip': True}", "augment", lambda tmp: a1(augment={"flip": True}), expect="accept")
 case("alternative_2(augment=False)", "augment", lambda tmp: a2(augment=False), expect="accept")
-for name in ("ema", "data_anchors"):
+for name in ("ema", "data_anchors", "iou_scores"):
     for value in ("yes", 1):
         case(f"{name}={value!r}", name, lambda tmp, n=name, v=value: a1(**{n: v}), [name])
 case("make_submission(slices=8)", "slices", lambda tmp: submit(tmp, slices=8), ["slices"])

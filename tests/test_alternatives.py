@@ -83,8 +83,24 @@ def test_box_weight_weights_the_box_loss_records_it_and_says_so_to_a_users_model
     assert "box_weight" not in load_checkpoint(tmp_path / "c" / "best.pt")["meta"]
 
 
+def test_iou_scores_trains_a_retinanets_scores_against_iou_records_it_and_says_so_to_a_users_model(tmp_path, capsys):
+    run = alternative_1(toy_samples(4), None, num_classes=2, preset="retinanet_tiny", out_dir=tmp_path / "a",
+                        iou_scores=True, **{**FAST, "epochs": 1})
+    assert run.model.head.iou_scores is True and run.model.head.naming_weight == 1.0
+    assert "IoU-aware class scores" in run.recipe.describe() and run.status == "finished"
+    assert load_checkpoint(tmp_path / "a" / "best.pt")["meta"]["iou_scores"] is True
+    mine = build_model("retinanet_tiny", 2, weights=None, min_size=96, max_size=96)
+    alternative_1(toy_samples(4), None, num_classes=2, model=mine, out_dir=tmp_path / "b", iou_scores=True,
+                  **{**FAST, "epochs": 1})
+    assert "class scores against the IoU" in capsys.readouterr().out and mine.head.iou_scores is True
+    off = alternative_1(toy_samples(4), None, num_classes=2, preset="retinanet_tiny", out_dir=tmp_path / "c",
+                        **{**FAST, "epochs": 1})
+    assert not getattr(off.model.head, "iou_scores", False)
+    assert "iou_scores" not in load_checkpoint(tmp_path / "c" / "best.pt")["meta"]
+
+
 @pytest.mark.parametrize("option", [{"naming_loss": -1}, {"box_loss": "iou"}, {"box_loss": 1}, {"box_weight": 0},
-                                    {"box_weight": "x2"}])
+                                    {"box_weight": "x2"}, {"iou_scores": "yes"}])
 def test_a_bad_loss_option_is_refused_before_a_folder_is_made(tmp_path, option):
     from nbdetect.errors import InputError
 

@@ -240,6 +240,72 @@ def test_set_naming_loss_adds_a_loss_key_keeps_weights_and_predictions_and_leave
     assert set_naming_loss(models.build_model("fcos_tiny", 3, weights=None), 1.0) is None
 
 
+def test_iou_score_loss_targets_the_predicted_boxs_iou_on_the_matched_class_and_skips_ignored_anchors():
+    from torchvision.models.detection import _utils as det_utils
+
+    from nbdetect.losses import iou_score_loss
+
+    coder = det_utils.BoxCoder(weights=(1.0, 1.0, 1.0, 1.0))
+    anchors = [torch.tensor([[0.0, 0, 20, 20], [0, 0, 10, 10], [50, 50, 60, 60]])]
+    box = torch.tensor([[0.0, 0, 20, 10]])  # IoU 0.5 with anchor 0 (zero deltas: the prediction is the anchor)
+    targets = [{"boxes": box, "labels": torch.tensor([2])}]
+    deltas = torch.zeros(1, 3, 4)
+    matched = [torch.tensor([0, -1, -2])]  # matched, background, between the thresholds (left out)
+    logits = torch.tensor([[[0.3, -1.0, 0.2], [-2.0, 0.5, -3.0], [9.0, 9.0, 9.0]]])
+
+    def qfl(x, y):
+        p = torch.sigmoid(torch.tensor(x))
+        return (-(y * torch.log(p) + (1 - y) * torch.log(1 - p)) * (y - p).abs() ** 2).item()
+
+    expected = sum(qfl(x, 0.0) for x in (0.3, -1.0, -2.0, 0.5, -3.0)) + qfl(0.2, 0.5)
+    got = iou_score_loss(targets, logits, deltas, anchors, matched, coder).item()
+    assert got == pytest.approx(expected, rel=1e-5)
+    # the matched class's loss is least where its score equals the IoU, not 1 as in the focal loss
+    at = {x: iou_score_loss(targets, logits.clone().index_put_((torch.tensor([0]), torch.tensor([0]),
+                                                                 torch.tensor([2])), torch.tensor(x)),
+                            deltas, anchors, matched, coder).item() for x in (-0.5, 0.0, 0.5, 3.0)}
+    assert at[0.0] < min(at[-0.5], at[0.5]) and at[3.0] > at[0.5]
+    # a prediction moved onto the box raises the target: the same score now costs more
+    moved = deltas.clone()
+    moved[0, 0] = coder.encode_single(box, anchors[0][:1])[0]
+    assert iou_score_loss(targets, logits, moved, anchors, matched, coder).item() > got
+    empty = [{"boxes": torch.zeros(0, 4), "labels": torch.zeros(0, dtype=torch.int64)}]
+    assert iou_score_loss(empty, logits, deltas, anchors, [torch.full((3,), -1)], coder).item() > 0
+
+
+def test_set_iou_scores_changes_the_classification_loss_only_and_keeps_weights_predictions_and_the_naming_loss():
+    import copy
+
+    from nbdetect.models import set_iou_scores, set_naming_loss
+
+    torch.manual_seed(0)
+    m = models.build_model("retinanet_tiny", 3, weights=None, min_size=96, max_size=96)
+    keys = list(m.state_dict())
+    image = [torch.rand(3, 96, 96)]
+    target = [{"boxes": torch.tensor([[20.0, 20, 50, 50]]), "labels": torch.tensor([2])}]
+    m.eval()
+    with torch.no_grad():
+        before = m(image)[0]
+    m.train()
+    focal = m(image, target)
+    assert set_iou_scores(m, True) is False and list(m.state_dict()) == keys
+    quality = m(image, target)
+    assert set(quality) == {"classification", "bbox_regression"}
+    assert quality["bbox_regression"].item() == pytest.approx(focal["bbox_regression"].item())
+    assert quality["classification"].item() != pytest.approx(focal["classification"].item())
+    m.eval()
+    with torch.no_grad():
+        assert torch.equal(before["scores"], m(image)[0]["scores"])
+    m.train()
+    assert set_naming_loss(m, 1.0) == 0.0 and set(m(image, target)) == {"classification", "bbox_regression", "naming"}
+    assert copy.deepcopy(m).head.iou_scores is True  # the weight EMA's copy trains alike
+    assert set_naming_loss(m, 0) == 1.0 and m.head.iou_scores is True  # one option off keeps the other
+    assert set_iou_scores(m, False) is True and type(m.head).__name__ == "RetinaNetHead"
+    assert m(image, target)["classification"].item() == pytest.approx(focal["classification"].item())
+    assert set_iou_scores(models.build_model("fasterrcnn_tiny", 3, weights=None), True) is None
+    assert set_iou_scores(models.build_model("fcos_tiny", 3, weights=None), True) is None
+
+
 @pytest.mark.parametrize("preset", ["retinanet_tiny", "fasterrcnn_tiny", "fcos_tiny"])
 def test_set_box_weight_multiplies_only_the_box_losses_in_training_and_a_copy_keeps_it(preset):
     import copy
