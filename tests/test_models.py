@@ -210,19 +210,25 @@ def test_the_naming_loss_is_the_cross_entropy_among_real_classes_on_matched_anch
     assert naming_loss(targets[1:], logits[1:], matched[1:]).item() == 0.0
 
 
-def test_set_naming_loss_adds_a_loss_key_keeps_weights_and_predictions_and_leaves_other_families_alone():
-    import copy
-
-    from nbdetect.models import set_naming_loss
-
+def _tiny_retinanet_and_one_sign():
+    """A seeded 3-output tiny RetinaNet (eval mode), a 96-px image, its one-sign target, its predictions."""
     torch.manual_seed(0)
     m = models.build_model("retinanet_tiny", 3, weights=None, min_size=96, max_size=96)
-    keys = list(m.state_dict())
     image = [torch.rand(3, 96, 96)]
     target = [{"boxes": torch.tensor([[20.0, 20, 50, 50]]), "labels": torch.tensor([2])}]
     m.eval()
     with torch.no_grad():
         before = m(image)[0]
+    return m, image, target, before
+
+
+def test_set_naming_loss_adds_a_loss_key_keeps_weights_and_predictions_and_leaves_other_families_alone():
+    import copy
+
+    from nbdetect.models import set_naming_loss
+
+    m, image, target, before = _tiny_retinanet_and_one_sign()
+    keys = list(m.state_dict())
     assert set_naming_loss(m, 2.0) == 0.0 and list(m.state_dict()) == keys
     with torch.no_grad():
         after = m(image)[0]
@@ -278,14 +284,8 @@ def test_set_iou_scores_changes_the_classification_loss_only_and_keeps_weights_p
 
     from nbdetect.models import set_iou_scores, set_naming_loss
 
-    torch.manual_seed(0)
-    m = models.build_model("retinanet_tiny", 3, weights=None, min_size=96, max_size=96)
+    m, image, target, before = _tiny_retinanet_and_one_sign()
     keys = list(m.state_dict())
-    image = [torch.rand(3, 96, 96)]
-    target = [{"boxes": torch.tensor([[20.0, 20, 50, 50]]), "labels": torch.tensor([2])}]
-    m.eval()
-    with torch.no_grad():
-        before = m(image)[0]
     m.train()
     focal = m(image, target)
     assert set_iou_scores(m, True) is False and list(m.state_dict()) == keys
