@@ -169,14 +169,14 @@ def _loss_head(model: nn.Module):
     return head, loss_head, base
 
 
-def _set_head_option(model: nn.Module, name: str, value, off):
+def _set_head_option(model: nn.Module, name: str, value):
     """Set the loss head's ``name`` to ``value`` in place: the head becomes the family's loss head, or its base
     again when every option is off (same weights, same predictions). Returns what it had, or None (_loss_head)."""
     found = _loss_head(model)
     if found is None:
         return None
     head, loss_head, base = found
-    before = getattr(head, name) if type(head) is loss_head else off
+    before = getattr(head if type(head) is loss_head else loss_head, name)  # the class's own value: off
     head.__class__ = loss_head
     setattr(head, name, value)
     if all(getattr(head, option) == getattr(loss_head, option) for option in HEAD_OPTIONS):
@@ -195,7 +195,7 @@ def set_naming_loss(model: nn.Module, weight) -> float | None:
     on the anchors matched to a box; 0 or False: without it). The head becomes its family record's
     ``loss_head`` in place (same weights, same predictions). Returns the weight it had (0.0 without), or None
     for a model whose family has no loss head or whose head is a class of its own (left alone)."""
-    before = _set_head_option(model, "naming_weight", float(weight or 0.0), 0.0)
+    before = _set_head_option(model, "naming_weight", float(weight or 0.0))
     return None if before is None else float(before)
 
 
@@ -204,7 +204,7 @@ def set_iou_scores(model: nn.Module, on) -> bool | None:
     the quality focal loss; False: torchvision's focal loss against 1). The head becomes its family record's
     ``loss_head`` in place (same weights, same predictions). Returns what it had, or None for a model whose
     family has no loss head or whose head is a class of its own (left alone)."""
-    before = _set_head_option(model, "iou_scores", bool(on), False)
+    before = _set_head_option(model, "iou_scores", bool(on))
     return None if before is None else bool(before)
 
 
