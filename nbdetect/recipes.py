@@ -163,7 +163,7 @@ ALTERNATIVE_1 = Recipe(
     augment=True,
     ema=True,
     data_anchors=True,
-    match_iou=(0.4, 0.3),  # more positive anchors for small boxes than torchvision's 0.5/0.4 (models.set_anchor_matching)
+    match_iou=(0.3, 0.2),  # more positive anchors for small boxes than torchvision's 0.5/0.4 (models.set_anchor_matching)
     naming_loss=1.0,  # cross-entropy among the classes on matched anchors: names small signs (nbdetect.losses)
 )
 

@@ -21,8 +21,8 @@ def test_alternative_1_on_a_user_dataset(tmp_path):
     assert run.planned_lr[-1] == pytest.approx(1e-6)
     assert run.model.head.classification_head.num_classes == 3  # K + 1
     assert (tmp_path / "best.pt").exists() and (tmp_path / "history.jsonl").exists()
-    assert (run.model.proposal_matcher.high_threshold, run.model.proposal_matcher.low_threshold) == (0.4, 0.3)
-    assert load_checkpoint(tmp_path / "best.pt")["meta"]["match_iou"] == [0.4, 0.3]
+    assert (run.model.proposal_matcher.high_threshold, run.model.proposal_matcher.low_threshold) == (0.3, 0.2)
+    assert load_checkpoint(tmp_path / "best.pt")["meta"]["match_iou"] == [0.3, 0.2]
 
 
 def test_a_users_retinanet_is_told_about_the_recipes_anchor_matching_and_can_keep_its_own(tmp_path, capsys):
@@ -30,8 +30,8 @@ def test_a_users_retinanet_is_told_about_the_recipes_anchor_matching_and_can_kee
     run = alternative_1(toy_samples(4), None, num_classes=2, model=mine, out_dir=tmp_path / "a",
                         **{**FAST, "epochs": 1})
     said = capsys.readouterr().out
-    assert "anchors matched at IoU >= 0.4" in said and "it had 0.5/0.4" in said and "match_iou=False" in said
-    assert run.model.proposal_matcher.high_threshold == 0.4
+    assert "anchors matched at IoU >= 0.3" in said and "it had 0.5/0.4" in said and "match_iou=False" in said
+    assert run.model.proposal_matcher.high_threshold == 0.3
     kept = build_model("retinanet_tiny", 2, weights=None, min_size=96, max_size=96)
     alternative_1(toy_samples(4), None, num_classes=2, model=kept, out_dir=tmp_path / "b", match_iou=False,
                   **{**FAST, "epochs": 1})
