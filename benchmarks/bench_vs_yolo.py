@@ -305,8 +305,8 @@ ABLATIONS = {  # each change of the recipe turned off on its own (what it bought
     "GIoU box loss": {"box_loss": "giou"},  # a change tried on, not the recipe's
     "box loss x2": {"box_weight": 2.0},  # tried on, not the recipe's
     "box loss x4": {"box_weight": 4.0},
-    "horizontal flip": {"augment": {"flip": True}},
-    "IoU-aware scores": {"iou_scores": True},  # tried on: the quality focal loss  # tried, not kept (label-safe for the 4 super-classes only)
+    "horizontal flip": {"augment": {"flip": True}},  # tried, not kept (label-safe for the 4 super-classes only)
+    "IoU-aware scores": {"iou_scores": True},  # tried on, not kept: the quality focal loss
 }
 
 

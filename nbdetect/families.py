@@ -59,8 +59,8 @@ class Family:
     ``final_rule``: the default final grading; ``rebuild_options``: build options a checkpoint's weights imply
     ``(preset, state_dict) -> dict`` (load_model); ``loss_head``: "module:Class" of the head class a recipe's
     ``naming_loss`` or ``iou_scores`` turns the model's head into (a subclass of it with nbdetect's training
-    losses, nbdetect.losses; None:
-    the family's classifier already tells classes apart with a softmax, or has no such head); ``box_loss``:
+    losses and their switches in its ``options``, nbdetect.losses; None: the family's classifier already tells
+    classes apart with a softmax, or has no such head); ``box_loss``:
     ``box_loss(model, kind) -> the kind it had`` sets the box regression loss a recipe's ``box_loss`` names
     (torchvision's kinds: "l1", "smooth_l1", "giou", "diou", "ciou"; None: the family's is left as built);
     ``box_loss_keys``: the keys of the model's loss dict that are box regression, which a recipe's

@@ -78,6 +78,8 @@ class LossRetinaNetHead(RetinaNetHead):
 
     naming_weight: float = 0.0
     iou_scores: bool = False
+    #: The switches models.set_naming_loss / set_iou_scores set on a head; each class value above is off.
+    options = ("naming_weight", "iou_scores")
 
     def compute_loss(self, targets, head_outputs, anchors, matched_idxs):
         if self.iou_scores:

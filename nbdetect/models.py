@@ -181,15 +181,11 @@ def _set_head_option(model: nn.Module, name: str, value):
     before = getattr(head if type(head) is loss_head else loss_head, name)  # the class's own value: off
     head.__class__ = loss_head
     setattr(head, name, value)
-    if all(getattr(head, option) == getattr(loss_head, option) for option in HEAD_OPTIONS):
+    if all(getattr(head, option) == getattr(loss_head, option) for option in loss_head.options):
         head.__class__ = base
-        for option in HEAD_OPTIONS:
+        for option in loss_head.options:
             head.__dict__.pop(option, None)
     return before
-
-
-#: The loss head's options (nbdetect.losses): each off is the class's own value.
-HEAD_OPTIONS = ("naming_weight", "iou_scores")
 
 
 def set_naming_loss(model: nn.Module, weight) -> float | None:
