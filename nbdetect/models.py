@@ -232,6 +232,7 @@ def set_box_weight(model: nn.Module, weight) -> float | None:
     before = float(getattr(model, "nbdetect_box_weight", 1.0))
     weight = float(weight or 1.0)
     model.nbdetect_box_weight = weight
+    model.nbdetect_box_loss_keys = tuple(family.box_loss_keys)  # read by the hook on every forward
     if not getattr(model, "nbdetect_box_weight_hooked", False):
         model.register_forward_hook(_weigh_box_losses)
         model.nbdetect_box_weight_hooked = True
@@ -243,7 +244,7 @@ def _weigh_box_losses(model, args, output):
     weight = getattr(model, "nbdetect_box_weight", 1.0)
     if not isinstance(output, dict) or weight == 1.0:
         return None
-    keys = families.of_model(model).box_loss_keys
+    keys = model.nbdetect_box_loss_keys
     return {k: v * weight if k in keys else v for k, v in output.items()}
 
 

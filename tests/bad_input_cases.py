@@ -223,7 +223,7 @@ case("image_size=96", "image_size", lambda tmp: a1(image_size=96), expect="accep
 case("image_size=(96, 128)", "image_size", lambda tmp: a1(image_size=(96, 128)), expect="accept")
 
 for value in (True, 16, 5000, 320.5, "big", [320], {"size": 320, "overlap": 2}, {"sise": 320},
-              {"size": 320, "background": 1.0}, {"size": 320, "seed": -1}):
+              {"size": 320, "background": 1.0}, {"size": 320, "seed": -1}, {"size": 320, 1: 2}):
     case(f"tiles={value!r}", "tiles", lambda tmp, v=value: a1(tiles=v), ["tiles"])
 case("tiles=64", "tiles", lambda tmp: a1(tiles=64), expect="accept")
 case("tiles='64'", "tiles", lambda tmp: a1(tiles="64"), expect="accept", said=["read as 64"])

@@ -14,10 +14,12 @@ up with no box, which torchvision's detectors train on as background. Only the t
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import torch
 from torch.utils.data import Dataset
+
+from ..config_dicts import record_from_dict
 
 
 @dataclass(frozen=True)
@@ -41,11 +43,7 @@ def augment_config(value) -> AugmentConfig | bool | None:
     if value is None or isinstance(value, bool):
         return value
     if isinstance(value, dict):
-        known = {f.name for f in fields(AugmentConfig)}
-        unknown = sorted(set(value) - known, key=str)
-        if unknown:
-            raise ValueError(f"has unknown key(s) {', '.join(map(repr, unknown))} (keys: {', '.join(sorted(known))})")
-        value = AugmentConfig(**value)
+        value = record_from_dict(AugmentConfig, value)
     if not isinstance(value, AugmentConfig):
         raise ValueError(f"is a {type(value).__name__}: give True, False or a dict such as {{'flip': True}}")
     for name in ("photometric", "zoom_out", "zoom_in"):

@@ -25,6 +25,8 @@ from dataclasses import asdict, dataclass, fields, replace
 import torch
 from torch.utils.data import Dataset
 
+from ..config_dicts import record_from_dict
+
 MIN_TILE, MAX_TILE = 64, 4096
 
 
@@ -65,11 +67,7 @@ def tile_config(value) -> TileConfig | None:
     elif isinstance(value, numbers.Integral):
         cfg = TileConfig(size=int(value))
     elif isinstance(value, dict):
-        known = {f.name for f in fields(TileConfig)}
-        unknown = sorted(set(value) - known)
-        if unknown:
-            raise ValueError(f"has unknown key(s) {', '.join(map(repr, unknown))} (keys: {', '.join(sorted(known))})")
-        cfg = TileConfig(**value)
+        cfg = record_from_dict(TileConfig, value)
     else:
         raise ValueError(f"is a {type(value).__name__}: give a tile size (int) or a dict")
     if isinstance(cfg.size, numbers.Integral) and isinstance(cfg.seed, numbers.Integral):
