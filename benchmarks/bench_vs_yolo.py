@@ -307,6 +307,7 @@ ABLATIONS = {  # each change of the recipe turned off on its own (what it bought
     "box loss x4": {"box_weight": 4.0},
     "horizontal flip": {"augment": {"flip": True}},  # tried, not kept (label-safe for the 4 super-classes only)
     "IoU-aware scores": {"iou_scores": True},  # tried on, not kept: the quality focal loss
+    "no box voting": {"box_voting": False},  # predictions by the model's plain NMS
 }
 
 

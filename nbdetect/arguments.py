@@ -449,6 +449,8 @@ ARGS: dict[str, Arg] = {a.name: a for a in [
         _off_or(_real()), "box_weight=2.0 or box_weight=False"),
     Arg("iou_scores", "True or False (class scores trained against the predicted box's IoU)", _flag,
         "iou_scores=True"),
+    Arg("box_voting", "False (the model's NMS) or an IoU above 0 up to 1 (kept boxes placed by the candidates "
+        "overlapping them that much)", _off_or(_real(hi=1.0)), "box_voting=0.6 or box_voting=False"),
     Arg("min_lr", "a number >= 0", _real(positive=False, lo=0.0), "min_lr=1e-6"),
     Arg("momentum", "a number from 0 to 1", _real(positive=False, lo=0.0, hi=1.0), "momentum=0.9"),
     Arg("grad_clip", "None or a positive number", _real(), "grad_clip=10"),

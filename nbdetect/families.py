@@ -64,7 +64,10 @@ class Family:
     ``box_loss(model, kind) -> the kind it had`` sets the box regression loss a recipe's ``box_loss`` names
     (torchvision's kinds: "l1", "smooth_l1", "giou", "diou", "ciou"; None: the family's is left as built);
     ``box_loss_keys``: the keys of the model's loss dict that are box regression, which a recipe's
-    ``box_weight`` multiplies (models.set_box_weight; empty: not set on this family)."""
+    ``box_weight`` multiplies (models.set_box_weight; empty: not set on this family); ``box_voting``: the model
+    keeps its detections by class-wise NMS in ``postprocess_detections`` at ``nms_thresh``, at most
+    ``detections_per_img`` (torchvision's RetinaNet and FCOS), so a recipe's ``box_voting`` can place the kept
+    boxes by the candidates they suppress (models.set_box_voting; False: left alone)."""
 
     name: str
     title: str
@@ -87,6 +90,7 @@ class Family:
     loss_head: str | None = None
     box_loss: Callable | None = None
     box_loss_keys: tuple[str, ...] = ()
+    box_voting: bool = False
 
     def builder(self, preset: str) -> Callable:
         """The torchvision-style builder ``f(weights=..., num_classes=..., **kw)`` of a non-tiny preset."""
@@ -295,6 +299,7 @@ RETINANET = Family(
                          "the guide's 200/1750", "the guide's 500/1750"),
     rebuild_options=_retinanet_rebuild,
     loss_head="nbdetect.losses:LossRetinaNetHead",
+    box_voting=True,
     box_loss=_retinanet_box_loss,
     box_loss_keys=("bbox_regression",),
 )

@@ -58,6 +58,7 @@ class Recipe:
     box_loss: str | None = None  # the box regression loss (models.BOX_LOSSES) on a RetinaNet; None/False: the model's
     box_weight: float | None = None  # the box regression losses times this (models.set_box_weight); None/False: x1
     iou_scores: bool = False  # class scores trained against the predicted box's IoU (models.set_iou_scores)
+    box_voting: float | None = None  # predict with box voting at this IoU (models.set_box_voting); None/False: NMS
 
     @property
     def on_failure(self) -> str | None:  # the name earlier versions used
@@ -122,7 +123,8 @@ class Recipe:
                + (", anchors fitted to the data where that covers more boxes" if self.data_anchors else "")
                + (f", anchors matched at IoU {self.match_iou[0]:g}/{self.match_iou[1]:g}" if self.match_iou else "")
                + (f", box loss x{self.box_weight:g}" if self.box_weight else "")
-               + (", IoU-aware class scores" if self.iou_scores else ""))
+               + (", IoU-aware class scores" if self.iou_scores else "")
+               + (f", boxes placed by voting at IoU {self.box_voting:g}" if self.box_voting else ""))
         return (f"{self.title}: {self.preset}, {self.optimizer} lr {self.lr:g}, {sched}{clip}{aug}, "
                 f"{self.epochs} epochs")
 
@@ -165,6 +167,7 @@ ALTERNATIVE_1 = Recipe(
     data_anchors=True,
     match_iou=(0.3, 0.2),  # more positive anchors for small boxes than torchvision's 0.5/0.4 (models.set_anchor_matching)
     naming_loss=1.0,  # cross-entropy among the classes on matched anchors: names small signs (nbdetect.losses)
+    box_voting=0.6,  # each kept box the score-weighted mean of the candidates it suppresses (models.set_box_voting)
 )
 
 # torchvision's detection reference trains Faster R-CNN with SGD lr 0.02 for 16 images per

@@ -95,6 +95,9 @@ def load_model(checkpoint: str | Path, device=None):
                         max_size=meta.get("max_size"), anchor_sizes=meta.get("anchor_sizes"),
                         aspect_ratios=meta.get("aspect_ratios"), **extra)
     model.load_state_dict(state["model"])
+    from .alternatives import apply_prediction_settings
+
+    apply_prediction_settings(model, meta)  # it predicts as the run that saved it (box voting)
     return model.to(device or default_device()).eval(), meta
 
 

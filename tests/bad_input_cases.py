@@ -237,6 +237,9 @@ case("alternative_2(augment=False)", "augment", lambda tmp: a2(augment=False), e
 for name in ("ema", "data_anchors", "iou_scores"):
     for value in ("yes", 1):
         case(f"{name}={value!r}", name, lambda tmp, n=name, v=value: a1(**{n: v}), [name])
+for value in (1.5, -0.2, "often", True, [0.6]):
+    case(f"box_voting={value!r}", "box_voting", lambda tmp, v=value: a1(box_voting=v), ["box_voting"])
+case("box_voting=False", "box_voting", lambda tmp: a1(box_voting=False), expect="accept")
 case("make_submission(slices=8)", "slices", lambda tmp: submit(tmp, slices=8), ["slices"])
 
 for value in (2, -1, "zero", True, None, 0.5):

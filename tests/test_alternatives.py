@@ -199,3 +199,32 @@ def test_submission_writes_csv_and_coco_json_in_original_pixels(tmp_path):
     assert all(0 <= float(r["x1"]) <= float(r["x2"]) <= 120.5 and float(r["y2"]) <= 80.5 for r in wide)
     assert all(len(d["bbox"]) == 4 and d["bbox"][2] >= 0 for d in coco)
     assert load_checkpoint(tmp_path / "run" / "best.pt")["meta"]["preset"] == "retinanet_tiny"
+
+
+def test_box_voting_is_alternative_1s_and_a_model_rebuilt_from_its_checkpoint_predicts_the_same(tmp_path, capsys):
+    import torch
+
+    from nbdetect.submission import load_model
+
+    run = alternative_1(toy_samples(4), None, num_classes=2, preset="retinanet_tiny", out_dir=tmp_path / "a",
+                        **{**FAST, "epochs": 1})
+    assert run.model.nbdetect_vote_iou == 0.6 and "voting at IoU 0.6" in run.recipe.describe()
+    assert load_checkpoint(tmp_path / "a" / "best.pt")["meta"]["box_voting"] == 0.6
+    rebuilt, meta = load_model(tmp_path / "a" / "best.pt", "cpu")
+    assert rebuilt.nbdetect_vote_iou == 0.6
+    image = [toy_samples(1)[0][0]]
+    run.model.load_state_dict(rebuilt.state_dict())
+    run.model.eval()
+    for m in (run.model, rebuilt):
+        m.score_thresh = 0.0
+    with torch.no_grad():
+        assert torch.allclose(run.model(image)[0]["boxes"], rebuilt(image)[0]["boxes"])
+    mine = build_model("retinanet_tiny", 2, weights=None, min_size=96, max_size=96)
+    alternative_1(toy_samples(4), None, num_classes=2, model=mine, out_dir=tmp_path / "b", **{**FAST, "epochs": 1})
+    assert "boxes placed by voting" in capsys.readouterr().out and mine.nbdetect_vote_iou == 0.6
+    off = alternative_1(toy_samples(4), None, num_classes=2, preset="retinanet_tiny", out_dir=tmp_path / "c",
+                        box_voting=False, **{**FAST, "epochs": 1})
+    assert not hasattr(off.model, "nbdetect_vote_iou")
+    assert "box_voting" not in load_checkpoint(tmp_path / "c" / "best.pt")["meta"]
+    plain, _ = load_model(tmp_path / "c" / "best.pt", "cpu")
+    assert "postprocess_detections" not in vars(plain)

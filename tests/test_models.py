@@ -354,3 +354,34 @@ def test_set_box_loss_sets_a_retinanets_regression_loss_and_refuses_an_unknown_k
         set_box_loss(m, "iou")
     assert err.value.where == "box_loss"
     assert set_box_loss(models.build_model("fasterrcnn_tiny", 2, weights=None), "giou") is None
+
+
+def test_set_box_voting_keeps_nms_boxes_scores_and_order_and_moves_the_boxes_by_their_candidates():
+    import copy
+
+    from nbdetect.box_voting import nms_with_voting
+    from nbdetect.models import set_box_voting
+
+    m, image, _, before = _tiny_retinanet_and_one_sign()
+    m.score_thresh = 0.0  # an untrained model's scores sit near its prior
+    nms, cap = m.nms_thresh, m.detections_per_img
+    with torch.no_grad():
+        plain = m(image)[0]
+        m.nms_thresh, m.detections_per_img = 1.0, 1 << 30
+        every = m(image)[0]  # every candidate the model scores, no NMS
+        m.nms_thresh, m.detections_per_img = nms, cap
+    assert set_box_voting(m, 0.6) == 0.0 and m.nbdetect_vote_iou == 0.6
+    with torch.no_grad():
+        voted = m(image)[0]
+    expected = nms_with_voting(every["boxes"], every["scores"], every["labels"], nms, 0.6, cap)
+    assert torch.equal(voted["scores"], plain["scores"]) and torch.equal(voted["labels"], plain["labels"])
+    assert torch.allclose(voted["boxes"], expected[0], atol=1e-4)
+    assert not torch.allclose(voted["boxes"], plain["boxes"])  # the untrained model's candidates disagree
+    assert (m.nms_thresh, m.detections_per_img) == (nms, cap)  # the model's own NMS settings are back
+    with torch.no_grad():
+        assert torch.allclose(copy.deepcopy(m)(image)[0]["boxes"], voted["boxes"])  # the EMA's copy votes too
+    assert set_box_voting(m, False) == 0.6 and "postprocess_detections" not in vars(m)
+    with torch.no_grad():
+        assert torch.equal(m(image)[0]["boxes"], plain["boxes"])
+    assert set_box_voting(models.build_model("fasterrcnn_tiny", 3, weights=None), 0.6) is None
+    assert set_box_voting(models.build_model("fcos_tiny", 3, weights=None), 0.6) is None
