@@ -13,20 +13,25 @@ from torchvision.ops import batched_nms, box_iou
 
 
 def nms_with_voting(boxes: torch.Tensor, scores: torch.Tensor, labels: torch.Tensor, iou: float = 0.5,
-                    vote_iou: float | None = None, max_dets: int | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                    vote_iou: float | None = None,
+                    max_dets: int | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(boxes, scores, labels) kept by class-wise NMS at ``iou``, highest score first, at most ``max_dets``;
     each kept box the score-weighted mean of its class's candidates overlapping it at IoU >= ``vote_iou``
     (default: ``iou``)."""
     keep = batched_nms(boxes, scores, labels, iou)
     if max_dets is not None:
         keep = keep[:max_dets]
-    kept = boxes[keep]
-    if len(keep):
-        same = labels[keep][:, None] == labels[None, :]
-        votes = same & (box_iou(kept, boxes) >= (iou if vote_iou is None else vote_iou))
-        votes[torch.arange(len(keep)), keep] = True  # its own vote, also where its IoU is 0/0 (a box of no area)
-        weights = scores[None, :] * votes
-        kept = (weights @ boxes.to(weights.dtype)) / weights.sum(dim=1, keepdim=True)
+    kept = boxes[keep].clone()
+    threshold = iou if vote_iou is None else vote_iou
+    column = torch.empty(len(boxes), dtype=torch.long)
+    for label in labels[keep].unique():  # class by class: a box votes only for its own class
+        rows = torch.nonzero(labels[keep] == label).flatten()
+        voters = torch.nonzero(labels == label).flatten()
+        column[voters] = torch.arange(len(voters))
+        votes = box_iou(boxes[keep[rows]], boxes[voters]) >= threshold
+        votes[torch.arange(len(rows)), column[keep[rows]]] = True  # its own vote, also where IoU is 0/0 (no area)
+        weights = scores[voters][None, :] * votes
+        kept[rows] = ((weights @ boxes[voters].to(weights.dtype)) / weights.sum(dim=1, keepdim=True)).to(kept.dtype)
     return kept.to(boxes.dtype), scores[keep], labels[keep]
 
 
@@ -35,13 +40,18 @@ def voted_postprocess(model, *args):
     the model's own postprocessing with its NMS turned off (IoU 1.0 suppresses nothing) and no cap, so every
     candidate above its score cut comes back; then :func:`nms_with_voting` at the model's ``nms_thresh``, its
     ``detections_per_img`` and its ``nbdetect_vote_iou``. Boxes are in the model's resized input's pixels, as
-    the original's (voting is a weighted mean: the resize back maps it the same)."""
-    nms, cap = model.nms_thresh, model.detections_per_img
-    model.nms_thresh, model.detections_per_img = 1.0, 1 << 30
+    the original's (voting is a weighted mean: the resize back maps it the same).
+
+    Each feature level gives at most ``detections_per_img`` candidates here (torchvision's ``topk_candidates``
+    is 1000 per level): NMS over every candidate with nothing suppressed costs as much as the network on a
+    320-px tile. On the GTSDB test tiles at score >= 0.001 (README) 300 per level gave the same mAP as 1000
+    (0.364 vs 0.364) at the plain model's prediction time (8.0 s vs 7.9 s for 220 tiles; 13.3 s with 1000)."""
+    nms, cap, topk = model.nms_thresh, model.detections_per_img, model.topk_candidates
+    model.nms_thresh, model.detections_per_img, model.topk_candidates = 1.0, 1 << 30, min(topk, cap)
     try:
         detections = type(model).postprocess_detections(model, *args)
     finally:
-        model.nms_thresh, model.detections_per_img = nms, cap
+        model.nms_thresh, model.detections_per_img, model.topk_candidates = nms, cap, topk
     voted = []
     for det in detections:
         boxes, scores, labels = nms_with_voting(det["boxes"], det["scores"], det["labels"], nms,

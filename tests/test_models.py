@@ -364,12 +364,12 @@ def test_set_box_voting_keeps_nms_boxes_scores_and_order_and_moves_the_boxes_by_
 
     m, image, _, before = _tiny_retinanet_and_one_sign()
     m.score_thresh = 0.0  # an untrained model's scores sit near its prior
-    nms, cap = m.nms_thresh, m.detections_per_img
+    nms, cap, topk = m.nms_thresh, m.detections_per_img, m.topk_candidates
     with torch.no_grad():
         plain = m(image)[0]
-        m.nms_thresh, m.detections_per_img = 1.0, 1 << 30
-        every = m(image)[0]  # every candidate the model scores, no NMS
-        m.nms_thresh, m.detections_per_img = nms, cap
+        m.nms_thresh, m.detections_per_img, m.topk_candidates = 1.0, 1 << 30, cap
+        every = m(image)[0]  # the best `cap` candidates of each level, no NMS
+        m.nms_thresh, m.detections_per_img, m.topk_candidates = nms, cap, topk
     assert set_box_voting(m, 0.6) == 0.0 and m.nbdetect_vote_iou == 0.6
     with torch.no_grad():
         voted = m(image)[0]
@@ -377,7 +377,7 @@ def test_set_box_voting_keeps_nms_boxes_scores_and_order_and_moves_the_boxes_by_
     assert torch.equal(voted["scores"], plain["scores"]) and torch.equal(voted["labels"], plain["labels"])
     assert torch.allclose(voted["boxes"], expected[0], atol=1e-4)
     assert not torch.allclose(voted["boxes"], plain["boxes"])  # the untrained model's candidates disagree
-    assert (m.nms_thresh, m.detections_per_img) == (nms, cap)  # the model's own NMS settings are back
+    assert (m.nms_thresh, m.detections_per_img, m.topk_candidates) == (nms, cap, topk)  # the model's own are back
     with torch.no_grad():
         assert torch.allclose(copy.deepcopy(m)(image)[0]["boxes"], voted["boxes"])  # the EMA's copy votes too
     assert set_box_voting(m, False) == 0.6 and "postprocess_detections" not in vars(m)
