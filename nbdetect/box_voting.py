@@ -1,10 +1,13 @@
-"""Box voting (pure): class-wise NMS whose kept boxes are placed by the boxes they suppress.
+"""Box voting: class-wise NMS whose kept boxes are placed by the boxes they suppress.
 
 A detector scores many overlapping candidates for one object; NMS keeps the highest-scoring one, whose box is
 not the best placed of them when the score and the box come from different anchors' guesses. Voting keeps the
 same boxes, the same scores and the same order as NMS, and moves each kept box to the score-weighted mean of
 the candidates of its class that overlap it at IoU >= ``vote_iou`` (itself included): the candidates agree on
 where the object is more closely than any one of them (Gidaris & Komodakis 2015, "box voting").
+
+:func:`nms_with_voting` is pure (tensors in, tensors out); :func:`voted_postprocess` is what
+models.set_box_voting puts on a model in place of its own ``postprocess_detections``.
 """
 from __future__ import annotations
 
@@ -45,7 +48,7 @@ def voted_postprocess(model, *args):
     Each feature level gives at most ``detections_per_img`` candidates here (torchvision's ``topk_candidates``
     is 1000 per level): NMS over every candidate with nothing suppressed costs as much as the network on a
     320-px tile. On the GTSDB test tiles at score >= 0.001 (README) 300 per level gave the same mAP as 1000
-    (0.364 vs 0.364) at the plain model's prediction time (8.0 s vs 7.9 s for 220 tiles; 13.3 s with 1000)."""
+    (0.364) at about the plain model's prediction time (8.1 s vs 7.7 s for 220 tiles; 13.3 s with 1000)."""
     nms, cap, topk = model.nms_thresh, model.detections_per_img, model.topk_candidates
     model.nms_thresh, model.detections_per_img, model.topk_candidates = 1.0, 1 << 30, min(topk, cap)
     try:

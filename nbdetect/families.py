@@ -66,8 +66,9 @@ class Family:
     ``box_loss_keys``: the keys of the model's loss dict that are box regression, which a recipe's
     ``box_weight`` multiplies (models.set_box_weight; empty: not set on this family); ``box_voting``: the model
     keeps its detections by class-wise NMS in ``postprocess_detections`` at ``nms_thresh``, at most
-    ``detections_per_img`` (torchvision's RetinaNet and FCOS), so a recipe's ``box_voting`` can place the kept
-    boxes by the candidates they suppress (models.set_box_voting; False: left alone)."""
+    ``detections_per_img``, so a recipe's ``box_voting`` can place the kept boxes by the candidates they
+    suppress (models.set_box_voting; False: left alone). RetinaNet's record sets it; FCOS keeps its boxes the
+    same way but voting is not measured there, so its record leaves it off."""
 
     name: str
     title: str
