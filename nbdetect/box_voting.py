@@ -24,18 +24,18 @@ def nms_with_voting(boxes: torch.Tensor, scores: torch.Tensor, labels: torch.Ten
     keep = batched_nms(boxes, scores, labels, iou)
     if max_dets is not None:
         keep = keep[:max_dets]
-    kept = boxes[keep].clone()
+    kept, kept_labels = boxes[keep].clone(), labels[keep]
     threshold = iou if vote_iou is None else vote_iou
     column = torch.empty(len(boxes), dtype=torch.long)
-    for label in labels[keep].unique():  # class by class: a box votes only for its own class
-        rows = torch.nonzero(labels[keep] == label).flatten()
+    for label in kept_labels.unique():  # class by class: a box votes only for its own class
+        rows = torch.nonzero(kept_labels == label).flatten()
         voters = torch.nonzero(labels == label).flatten()
         column[voters] = torch.arange(len(voters))
-        votes = box_iou(boxes[keep[rows]], boxes[voters]) >= threshold
+        votes = box_iou(kept[rows], boxes[voters]) >= threshold
         votes[torch.arange(len(rows)), column[keep[rows]]] = True  # its own vote, also where IoU is 0/0 (no area)
         weights = scores[voters][None, :] * votes
         kept[rows] = ((weights @ boxes[voters].to(weights.dtype)) / weights.sum(dim=1, keepdim=True)).to(kept.dtype)
-    return kept.to(boxes.dtype), scores[keep], labels[keep]
+    return kept, scores[keep], kept_labels
 
 
 def voted_postprocess(model, *args):

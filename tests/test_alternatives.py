@@ -210,7 +210,7 @@ def test_box_voting_is_alternative_1s_and_a_model_rebuilt_from_its_checkpoint_pr
                         **{**FAST, "epochs": 1})
     assert run.model.nbdetect_vote_iou == 0.6 and "voting at IoU 0.6" in run.recipe.describe()
     assert load_checkpoint(tmp_path / "a" / "best.pt")["meta"]["box_voting"] == 0.6
-    rebuilt, meta = load_model(tmp_path / "a" / "best.pt", "cpu")
+    rebuilt, _ = load_model(tmp_path / "a" / "best.pt", "cpu")
     assert rebuilt.nbdetect_vote_iou == 0.6
     image = [toy_samples(1)[0][0]]
     run.model.load_state_dict(rebuilt.state_dict())

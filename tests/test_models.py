@@ -362,7 +362,7 @@ def test_set_box_voting_keeps_nms_boxes_scores_and_order_and_moves_the_boxes_by_
     from nbdetect.box_voting import nms_with_voting
     from nbdetect.models import set_box_voting
 
-    m, image, _, before = _tiny_retinanet_and_one_sign()
+    m, image, _, _ = _tiny_retinanet_and_one_sign()
     m.score_thresh = 0.0  # an untrained model's scores sit near its prior
     nms, cap, topk = m.nms_thresh, m.detections_per_img, m.topk_candidates
     with torch.no_grad():
