@@ -8,17 +8,15 @@ training runs in the calling thread with text progress.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import torch
 
 from . import run_dirs, run_guard
 from .hooks import LossBefore
 from .inputs import prepare_data
-from .models import (build_model, default_device, family_of, family_title, num_classes_of, set_anchor_matching,
-                     set_box_loss, set_box_voting, set_box_weight, set_iou_scores, set_naming_loss)
+from .models import (MODEL_SETTINGS, apply_prediction_settings, build_model, default_device,  # noqa: F401
+                     family_of, family_title, num_classes_of)
 from .recipes import (ALTERNATIVE_1, ALTERNATIVE_2, ALTERNATIVE_3, CPU_EPOCHS, CPU_IMAGE_SIZE, RECIPES,  # noqa: F401
                       SEED_MULTISTEP, Recipe, get_recipe)
 from .trainer import TrainingRun
@@ -236,57 +234,6 @@ def recipe_function(recipe: Recipe | str):
     return train
 
 
-@dataclass(frozen=True)
-class ModelSetting:
-    """A setting a recipe applies to the model it trains (its field of the same name, which is also the ``meta``
-    key): ``apply(model, value)`` returns what the model had, or None for a model it does not apply to (left
-    alone); ``value(recipe_value)`` is what the model gets and ``meta`` records (compared with what it had);
-    ``told(title, family, value, before)``: the line a user whose own model changed reads; ``predicts``: it
-    changes predictions, so a model rebuilt from a checkpoint (submission.load_model) gets it again from its
-    ``meta`` (the others change training only)."""
-
-    field: str
-    apply: Callable
-    value: Callable
-    told: Callable
-    predicts: bool = False
-
-
-MODEL_SETTINGS = (
-    ModelSetting("match_iou", set_anchor_matching, lambda v: tuple(float(x) for x in v),
-                 lambda title, family, v, before: f"{title} trains your {family} with anchors matched at IoU >= "
-                 f"{v[0]:g} (background < {v[1]:g}); it had {before[0]:g}/{before[1]:g}. Pass match_iou=False to "
-                 "keep yours."),
-    ModelSetting("naming_loss", set_naming_loss, float,
-                 lambda title, family, v, before: f"{title} trains your {family} with a naming loss (cross-entropy "
-                 f"among the classes where an anchor matches a box, weight {v:g}) beside its own; it changes no "
-                 "weight or prediction. Pass naming_loss=False to train without it."),
-    ModelSetting("box_loss", set_box_loss, str,
-                 lambda title, family, v, before: f"{title} trains your {family}'s boxes with the {v} loss; it had "
-                 f"{before}. Pass box_loss=False to keep yours."),
-    ModelSetting("box_weight", set_box_weight, float,
-                 lambda title, family, v, before: f"{title} trains your {family} with its box regression loss "
-                 f"weighted {v:g} (it had {before:g}). Pass box_weight=False to keep yours."),
-    ModelSetting("iou_scores", set_iou_scores, bool,
-                 lambda title, family, v, before: f"{title} trains your {family}'s class scores against the IoU of "
-                 "the box each matched anchor predicts (quality focal loss); predictions are made as before. Pass "
-                 "iou_scores=False to keep yours."),
-    ModelSetting("box_voting", set_box_voting, float,
-                 lambda title, family, v, before: f"{title} predicts with your {family}'s boxes placed by voting "
-                 f"(each kept box the score-weighted mean of its class's candidates overlapping it at IoU >= {v:g}); "
-                 "the same boxes are kept, training is unchanged. Pass box_voting=False to keep its NMS.",
-                 predicts=True),
-)
-
-
-def apply_prediction_settings(model, meta: dict) -> None:
-    """The MODEL_SETTINGS that change predictions, as a checkpoint's ``meta`` recorded them, on the model rebuilt
-    from it (submission.load_model): it predicts as the run that saved it did."""
-    for setting in MODEL_SETTINGS:
-        if setting.predicts and meta.get(setting.field):
-            setting.apply(model, setting.value(meta[setting.field]))
-
-
 def _apply_settings(recipe: Recipe, model, meta: dict, yours: bool = False) -> None:
     """The recipe's MODEL_SETTINGS on ``model`` (a setting the recipe leaves off, or that does not apply to the
     model's family, is skipped), each recorded in ``meta``; a model of the user's that had another value gets
@@ -309,9 +256,10 @@ _RUN_OPTIONS = ("train", "val", "num_classes", "class_names", "model", "preset",
                 "num_workers", "eval_map_every", "seed", "amp", "synthetic", "optimizer", "meta", "callbacks",
                 "replace", "thresholds", "exist_ok", "verify_data", "threads", "devices", "sync_bn", "tiles")
 #: Recipe fields a call may override (``warmup_epochs=2``); the rest describe the recipe itself.
+#: Every model setting (models.MODEL_SETTINGS) is one as well.
 _RECIPE_OPTIONS = ("warmup_epochs", "min_lr", "weight_decay", "momentum", "grad_clip", "milestones", "gamma",
-                   "decision_epoch", "augment", "ema", "data_anchors", "match_iou", "naming_loss", "box_loss",
-                   "box_weight", "iou_scores", "box_voting", "schedule")
+                   "decision_epoch", "augment", "ema", "data_anchors", "schedule",
+                   *(setting.field for setting in MODEL_SETTINGS))
 
 
 def known_options(extra=()) -> tuple:
@@ -432,12 +380,13 @@ def run_recipe(recipe: Recipe | str, train=None, val=None, *, num_classes=None, 
         out_dir=out_dir, resume=resume, monitor=monitor, background=background, image_size=image_size,
         num_workers=num_workers, eval_map_every=eval_map_every, seed=seed, amp=amp, optimizer=optimizer,
         replace=replace, thresholds=thresholds, exist_ok=exist_ok, verify_data=verify_data, threads=threads,
-        devices=devices, sync_bn=sync_bn, tiles=tiles), overrides)
+        devices=devices, sync_bn=sync_bn, tiles=tiles, synthetic=synthetic, meta=meta, callbacks=callbacks),
+        overrides)
     (num_classes, class_names, model, preset, weights, epochs, batch_size, lr, label_base, device, out_dir, resume,
-     monitor, image_size, num_workers, eval_map_every, seed, devices, threads) = (
+     monitor, image_size, num_workers, eval_map_every, seed, devices, threads, synthetic, meta, callbacks) = (
         v[k] for k in ("num_classes", "class_names", "model", "preset", "weights", "epochs", "batch_size", "lr",
                        "label_base", "device", "out_dir", "resume", "monitor", "image_size", "num_workers",
-                       "eval_map_every", "seed", "devices", "threads"))
+                       "eval_map_every", "seed", "devices", "threads", "synthetic", "meta", "callbacks"))
     tiles = resumed_tiles(v["tiles"], resume, out_dir, recipe.name)
     overrides = {k: v[k] for k in overrides}
     refuse_rerun(recipe.name, replace, monitor)
@@ -644,7 +593,7 @@ def alternative_3(optimizer, model, train, val=None, *, scheduler=None, lr=1e-4,
     check_run_arguments(ALTERNATIVE_3, {"train": train, "val": val, "num_classes": num_classes,
                                         "class_names": class_names, "label_base": label_base, "device": device,
                                         "out_dir": out_dir, "monitor": monitor, "background": background},
-                        {k: x for k, x in overrides.items() if k != "callbacks"}, say=False)  # (run_recipe says)
+                        overrides, say=False)  # (run_recipe says)
     refuse_rerun(ALTERNATIVE_3.name, bool(overrides.get("replace")), monitor)
     saved = [{k: g[k] for k in ("lr", "initial_lr") if k in g} for g in optimizer.param_groups]
     saved_base = list(getattr(scheduler, "base_lrs", []) or [])
@@ -652,7 +601,7 @@ def alternative_3(optimizer, model, train, val=None, *, scheduler=None, lr=1e-4,
     if device is None:
         device = next(model.parameters()).device
     recipe = ALTERNATIVE_3.replace(epochs=int(epochs), lr=float(lr))
-    callbacks = [LossBefore(), *overrides.pop("callbacks", ())]
+    callbacks = [LossBefore(), *(overrides.pop("callbacks", None) or ())]
     try:
         return run_recipe(recipe, train, val, num_classes=num_classes, class_names=class_names, model=model,
                           label_base=label_base, device=device, out_dir=out_dir, monitor=monitor,

@@ -334,6 +334,59 @@ def _box_loss(value, notes, name):
     return _choice(False, None, *BOX_LOSSES)(value, notes, name)
 
 
+def _iou_pair(value, notes, name):
+    """(foreground, background) IoUs, 0 < background <= foreground < 1, as a tuple of floats; False: off."""
+    if value is False:
+        return 0.0
+    if value is None:
+        return None
+    if isinstance(value, (str, bytes, dict)) or not isinstance(value, (tuple, list)) or len(value) != 2:
+        raise _Refuse(f"is {value!r}: give two IoUs, (foreground, background)")
+    high, low = (_real(none=False, hi=1.0)(v, notes, name) for v in value)
+    if not 0.0 < low <= high < 1.0:
+        raise _Refuse(f"is ({high:g}, {low:g}): needs 0 < background <= foreground < 1")
+    return (high, low)
+
+
+def _milestones(value, notes, name):
+    """Epochs at which a multistep schedule cuts the LR: whole numbers >= 1, returned sorted as a tuple."""
+    if value is None:
+        return None
+    if isinstance(value, (str, bytes, dict)) or not isinstance(value, (tuple, list)):
+        raise _Refuse(f"is a {type(value).__name__}: give a list of epochs")
+    return tuple(sorted(_whole(1, none=False)(v, notes, name) for v in value))
+
+
+def _mapping_of(keys):
+    """None or a dict whose keys are among ``keys`` (the keyword arguments it is passed on as)."""
+
+    def check(value, notes, name):
+        if value is None:
+            return None
+        if not isinstance(value, dict):
+            raise _Refuse(f"is a {type(value).__name__}, not a dict")
+        unknown = [k for k in value if k not in keys] if keys else []
+        if unknown:
+            raise _Refuse(f"has the key {unknown[0]!r}, not one of {', '.join(keys)}")
+        return value
+
+    return check
+
+
+def _callbacks(value, notes, name):
+    """None (none: read as []) or a list of hook objects (instances with on_<event> methods, nbdetect.callbacks)."""
+    if value is None:
+        return []
+    if isinstance(value, (str, bytes, dict)) or not isinstance(value, (tuple, list)):
+        raise _Refuse(f"is a {type(value).__name__}: give a list of callback objects")
+    for item in value:
+        if isinstance(item, type):
+            raise _Refuse(f"holds the class {item.__name__}: pass an instance, {item.__name__}()")
+        if not any(attr.startswith("on_") and callable(getattr(item, attr)) for attr in dir(item)):
+            raise _Refuse(f"holds {item!r}, which has no on_<event> method (subclass nbdetect.callbacks.Callback)")
+    return list(value)
+
+
 def _preset(value, notes, name):
     if value is None:
         return None
@@ -436,6 +489,23 @@ ARGS: dict[str, Arg] = {a.name: a for a in [
         "previous_loss=1.2"),
     Arg("warmup_epochs", "a number >= 0", _real(positive=False, lo=0.0), "warmup_epochs=1"),
     Arg("weight_decay", "a number >= 0", _real(positive=False, lo=0.0), "weight_decay=1e-4"),
+    Arg("schedule", "one of 'warmup_cosine', 'multistep', 'constant'",
+        _choice("warmup_cosine", "multistep", "constant"), "schedule='warmup_cosine'"),
+    Arg("milestones", "None or a list of epochs >= 1 (where schedule='multistep' cuts the LR)", _milestones,
+        "milestones=[30, 45]"),
+    Arg("gamma", "a number above 0 up to 1 (what each milestone multiplies the LR by)", _real(hi=1.0, none=False),
+        "gamma=0.1"),
+    Arg("decision_epoch", "None or a whole number >= 1 (the epoch of the verdict's decision)", _whole(1),
+        "decision_epoch=20"),
+    Arg("synthetic", "None or a dict of the demo data's options (n_train, n_val, image_size, seed, min_size, "
+        "max_size, max_objects)",
+        _mapping_of(("n_train", "n_val", "image_size", "seed", "min_size", "max_size", "max_objects")),
+        "synthetic={'n_train': 120}"),
+    Arg("callbacks", "None or a list of callback objects (instances of nbdetect.callbacks.Callback subclasses)",
+        _callbacks, "callbacks=[MyCallback()]"),
+    Arg("meta", "None or a dict (recorded in the checkpoints)", _mapping_of(()), "meta={'note': 'run 2'}"),
+    Arg("match_iou", "False (the model's) or (foreground, background) IoUs, 0 < background <= foreground < 1",
+        _iou_pair, "match_iou=(0.4, 0.3) or match_iou=False"),
     Arg("naming_loss", "False (without it) or a number >= 0 (its weight)", _off_or(_real(positive=False, lo=0.0)),
         "naming_loss=1.0 or naming_loss=False"),
     Arg("box_loss", "False (the model's) or one of 'giou', 'l1', 'smooth_l1', 'diou', 'ciou'", _box_loss,

@@ -13,7 +13,9 @@ their records in :mod:`nbdetect.families`; this module asks no family by name.
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import torch
 from torch import nn
@@ -279,6 +281,59 @@ def set_box_voting(model: nn.Module, vote_iou) -> float | None:
         model.__dict__.pop("nbdetect_vote_iou", None)
         model.__dict__.pop("postprocess_detections", None)
     return before
+
+
+@dataclass(frozen=True)
+class ModelSetting:
+    """A setting a recipe applies to the model it trains (its field of the same name, which is also the ``meta``
+    key): ``apply(model, value)`` returns what the model had, or None for a model it does not apply to (left
+    alone); ``value(recipe_value)`` is what the model gets and ``meta`` records (compared with what it had);
+    ``told(title, family, value, before)``: the line a user whose own model changed reads; ``predicts``: it
+    changes predictions, so a model rebuilt from a checkpoint (submission.load_model) gets it again from its
+    ``meta`` (the others change training only). Each field is also an option a call may pass
+    (alternatives.known_options reads them here), so a new setting is this record, its ``set_<name>`` above, the
+    Recipe field and its Arg (nbdetect.arguments)."""
+
+    field: str
+    apply: Callable
+    value: Callable
+    told: Callable
+    predicts: bool = False
+
+
+MODEL_SETTINGS = (
+    ModelSetting("match_iou", set_anchor_matching, lambda v: tuple(float(x) for x in v),
+                 lambda title, family, v, before: f"{title} trains your {family} with anchors matched at IoU >= "
+                 f"{v[0]:g} (background < {v[1]:g}); it had {before[0]:g}/{before[1]:g}. Pass match_iou=False to "
+                 "keep yours."),
+    ModelSetting("naming_loss", set_naming_loss, float,
+                 lambda title, family, v, before: f"{title} trains your {family} with a naming loss (cross-entropy "
+                 f"among the classes where an anchor matches a box, weight {v:g}) beside its own; it changes no "
+                 "weight or prediction. Pass naming_loss=False to train without it."),
+    ModelSetting("box_loss", set_box_loss, str,
+                 lambda title, family, v, before: f"{title} trains your {family}'s boxes with the {v} loss; it had "
+                 f"{before}. Pass box_loss=False to keep yours."),
+    ModelSetting("box_weight", set_box_weight, float,
+                 lambda title, family, v, before: f"{title} trains your {family} with its box regression loss "
+                 f"weighted {v:g} (it had {before:g}). Pass box_weight=False to keep yours."),
+    ModelSetting("iou_scores", set_iou_scores, bool,
+                 lambda title, family, v, before: f"{title} trains your {family}'s class scores against the IoU of "
+                 "the box each matched anchor predicts (quality focal loss); predictions are made as before. Pass "
+                 "iou_scores=False to keep yours."),
+    ModelSetting("box_voting", set_box_voting, float,
+                 lambda title, family, v, before: f"{title} predicts with your {family}'s boxes placed by voting "
+                 f"(each kept box the score-weighted mean of its class's candidates overlapping it at IoU >= {v:g}); "
+                 "the same boxes are kept, training is unchanged. Pass box_voting=False to keep its NMS.",
+                 predicts=True),
+)
+
+
+def apply_prediction_settings(model, meta: dict) -> None:
+    """The MODEL_SETTINGS that change predictions, as a checkpoint's ``meta`` recorded them, on the model rebuilt
+    from it (submission.load_model): it predicts as the run that saved it did."""
+    for setting in MODEL_SETTINGS:
+        if setting.predicts and meta.get(setting.field):
+            setting.apply(model, setting.value(meta[setting.field]))
 
 
 def load_weights(model: nn.Module, path: str | Path) -> nn.Module:

@@ -13,7 +13,7 @@ from .arguments import public
 from .conventions import class_name
 from .engine import native_resolution, predict
 from .slicing import MAX_DETS, SCORE_FLOOR, cap, predict_sliced
-from .models import build_model, default_device
+from .models import apply_prediction_settings, build_model, default_device
 from .errors import CheckpointError, DataError, InputError, MissingError
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".tif", ".tiff", ".webp"}
@@ -95,8 +95,6 @@ def load_model(checkpoint: str | Path, device=None):
                         max_size=meta.get("max_size"), anchor_sizes=meta.get("anchor_sizes"),
                         aspect_ratios=meta.get("aspect_ratios"), **extra)
     model.load_state_dict(state["model"])
-    from .alternatives import apply_prediction_settings
-
     apply_prediction_settings(model, meta)  # it predicts as the run that saved it (box voting)
     return model.to(device or default_device()).eval(), meta
 

@@ -240,6 +240,30 @@ for name in ("ema", "data_anchors", "iou_scores"):
 for value in (1.5, -0.2, "often", True, [0.6]):
     case(f"box_voting={value!r}", "box_voting", lambda tmp, v=value: a1(box_voting=v), ["box_voting"])
 case("box_voting=False", "box_voting", lambda tmp: a1(box_voting=False), expect="accept")
+for value in ("high", 0.5, True, (0.5,), (0.2, 0.5), (0.5, float("nan")), (0.5, 0.0), (1.0, 0.5), ("a", "b"),
+              {"fg": 0.5}):
+    case(f"match_iou={value!r}", "match_iou", lambda tmp, v=value: a1(match_iou=v), ["match_iou"])
+case("match_iou=[0.4, 0.3]", "match_iou", lambda tmp: a1(match_iou=[0.4, 0.3]), expect="accept")
+case("match_iou=False", "match_iou", lambda tmp: a1(match_iou=False), expect="accept")
+for value in ("30", 30, [0], [5, "x"], [True], -1):
+    case(f"milestones={value!r}", "milestones", lambda tmp, v=value: a1(milestones=v), ["milestones"])
+case("milestones=[8, 11]", "milestones", lambda tmp: a1(milestones=[8, 11]), expect="accept")
+for value in (0, -0.1, 1.5, "tenth", True):
+    case(f"gamma={value!r}", "gamma", lambda tmp, v=value: a1(gamma=v), ["gamma"])
+for value in ("x", 0, -3, 2.5):
+    case(f"decision_epoch={value!r}", "decision_epoch", lambda tmp, v=value: a1(decision_epoch=v), ["decision_epoch"])
+for value in ("cosine", 1, True):
+    case(f"schedule={value!r}", "schedule", lambda tmp, v=value: a1(schedule=v), ["schedule"])
+case("schedule='constant'", "schedule", lambda tmp: a1(schedule="constant"), expect="accept")
+for value in ("yes", 1):
+    case(f"synthetic={value!r}", "synthetic", lambda tmp, v=value: a1(synthetic=v), ["synthetic"])
+for value in (5, "print", [5]):
+    case(f"callbacks={value!r}", "callbacks", lambda tmp, v=value: a1(callbacks=v), ["callbacks"])
+case("callbacks=None", "callbacks", lambda tmp: a1(callbacks=None), expect="accept")
+case("alternative_3(callbacks=None)", "callbacks", lambda tmp: a3(callbacks=None), expect="accept")
+case("alternative_3(callbacks=[5])", "callbacks", lambda tmp: a3(callbacks=[5]), ["callbacks"])
+for value in (3, "note", [1, 2]):
+    case(f"meta={value!r}", "meta", lambda tmp, v=value: a1(meta=v), ["meta"])
 case("make_submission(slices=8)", "slices", lambda tmp: submit(tmp, slices=8), ["slices"])
 
 for value in (2, -1, "zero", True, None, 0.5):

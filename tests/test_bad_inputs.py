@@ -38,6 +38,15 @@ def test_every_case_is_documented_in_errors_md():
     assert not missing, f"add these to docs/ERRORS.md: {missing}"
 
 
+def test_every_option_a_recipe_call_takes_has_its_argument_check():
+    """train/val are checked by the data layer (nbdetect.data.validate); every other keyword an alternative
+    takes is refused by its Arg when wrong, before anything runs (a keyword without one went through unread)."""
+    from nbdetect.alternatives import known_options
+
+    unchecked = [name for name in known_options() if name not in arguments.ARGS and name not in ("train", "val")]
+    assert not unchecked, f"add an Arg to nbdetect/arguments.py for: {unchecked}"
+
+
 def test_errors_md_argument_table_is_the_generated_one():
     doc = DOC.read_text()
     m = re.search(r"<!-- arguments:begin -->\n(.*?)\n<!-- arguments:end -->", doc, re.S)

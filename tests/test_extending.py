@@ -411,6 +411,25 @@ def _circles(graph) -> list:
     return found
 
 
+def test_a_model_setting_is_a_record_whose_field_is_a_recipe_field_an_option_and_a_checked_argument():
+    """docs/ARCHITECTURE.md: a model setting is its set_<name> and ModelSetting record (models.py), the Recipe
+    field and the Arg; the options a call may pass are read from the records, not listed again."""
+    import dataclasses
+
+    from nbdetect.alternatives import known_options
+    from nbdetect.arguments import ARGS
+    from nbdetect.models import MODEL_SETTINGS
+
+    recipe_fields = {f.name for f in dataclasses.fields(recipes.Recipe)}
+    assert len(MODEL_SETTINGS) >= 6
+    for setting in MODEL_SETTINGS:
+        assert setting.field in recipe_fields, setting.field
+        assert setting.field in known_options(), setting.field
+        assert setting.field in ARGS, setting.field
+        assert setting.apply.__module__ == "nbdetect.models" and setting.apply.__name__.startswith("set_")
+    assert [s.field for s in MODEL_SETTINGS if s.predicts] == ["box_voting"]
+
+
 def test_no_import_circle_at_module_level():
     """No module needs another to load that needs it back. Imports inside functions (deferring torch or widgets, or
     a lower floor calling a higher one at run time) may close one circle only: the one ARCHITECTURE.md names."""
