@@ -387,6 +387,36 @@ def _callbacks(value, notes, name):
     return list(value)
 
 
+def _expected(value, notes, name):
+    """None or {epoch: (low, high)} loss bounds: epochs whole numbers >= 1, finite bounds low <= high."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise _Refuse(f"is not a dict: give {{epoch: (low, high)}}")
+    out = {}
+    for epoch, bounds in value.items():
+        epoch = _whole(1, none=False)(epoch, notes, name)
+        if isinstance(bounds, (str, bytes)) or not isinstance(bounds, (tuple, list)) or len(bounds) != 2:
+            raise _Refuse(f"has {bounds!r} at epoch {epoch}: give (low, high)")
+        low, high = (_real(positive=False, none=False)(b, notes, name) for b in bounds)
+        if low > high:
+            raise _Refuse(f"has ({low:g}, {high:g}) at epoch {epoch}: low above high")
+        out[epoch] = (low, high)
+    return out
+
+
+def _recipe_name(value, notes, name):
+    if value is None:
+        return None
+    from .recipes import RECIPES
+
+    if isinstance(value, str) and value in RECIPES:
+        return value
+    close = difflib.get_close_matches(str(value), list(RECIPES), n=1)
+    raise _Refuse("is not a recipe name" + (f" (did you mean {close[0]!r}?)" if close else
+                                             f": one of {', '.join(RECIPES)}"))
+
+
 def _preset(value, notes, name):
     if value is None:
         return None
@@ -504,6 +534,23 @@ ARGS: dict[str, Arg] = {a.name: a for a in [
     Arg("callbacks", "None or a list of callback objects (instances of nbdetect.callbacks.Callback subclasses)",
         _callbacks, "callbacks=[MyCallback()]"),
     Arg("meta", "None or a dict (recorded in the checkpoints)", _mapping_of(()), "meta={'note': 'run 2'}"),
+    # diagnose()'s own options (a refused one is reported under Skipped and its default used: check_or_default)
+    Arg("steps_per_epoch", "None or a whole number >= 1 (batches per epoch)", _whole(1), "steps_per_epoch=150"),
+    Arg("scheduler_interval", "one of 'auto', 'epoch', 'step' (how often your scheduler steps)",
+        _choice("auto", "epoch", "step"), "scheduler_interval='epoch'"),
+    Arg("expected", "None or {epoch: (low, high)} loss bounds", _expected, "expected={10: (0.5, 1.5)}"),
+    Arg("overfit", "True, False or 'force' (the overfit-one-batch test)", _choice(True, False, "force"),
+        "overfit=False"),
+    Arg("overfit_steps", "a whole number >= 1", _whole(1, none=False), "overfit_steps=40"),
+    Arg("overfit_seconds", "a positive number of seconds", _real(none=False), "overfit_seconds=30"),
+    Arg("loss_batches", "a whole number >= 1", _whole(1, none=False), "loss_batches=2"),
+    Arg("max_samples", "None (all) or a whole number >= 1", _whole(1), "max_samples=500"),
+    Arg("max_image_stats", "a whole number >= 0", _whole(0, none=False), "max_image_stats=32"),
+    Arg("data_seconds", "a positive number of seconds", _real(none=False), "data_seconds=40"),
+    Arg("plots", "True or False", _flag, "plots=False"),
+    Arg("recipe", "None (your own run) or an nbdetect recipe name", _recipe_name, "recipe='alternative_1'"),
+    Arg("history_kind", "one of 'auto', 'val', 'train' (what a plain list of losses is)",
+        _choice("auto", "val", "train"), "history_kind='val'"),
     Arg("match_iou", "False (the model's) or (foreground, background) IoUs, 0 < background <= foreground < 1",
         _iou_pair, "match_iou=(0.4, 0.3) or match_iou=False"),
     Arg("naming_loss", "False (without it) or a number >= 0 (its weight)", _off_or(_real(positive=False, lo=0.0)),
@@ -588,6 +635,22 @@ def check(values: dict, *, say: bool = True, skip=()) -> dict:
         for note in notes:
             print(f"nbdetect: note: {note}")
     return out
+
+
+def check_or_default(values: dict, defaults: dict) -> tuple[dict, list[str]]:
+    """For a function that reports instead of raising (diagnose): every known argument of ``values`` checked as
+    :func:`check_one`; a refused one takes its ``defaults`` value and gives one line naming it and the fix.
+    Returns (the values, those lines)."""
+    out, lines = dict(values), []
+    for name, value in values.items():
+        if name not in ARGS:
+            continue
+        try:
+            out[name] = check_one(name, value)
+        except InputError as exc:
+            out[name] = defaults[name]
+            lines.append(f"{exc.what}: ignored, {name}={defaults[name]!r} used instead. Fix: {exc.fix}")
+    return out, lines
 
 
 def docs_table() -> str:

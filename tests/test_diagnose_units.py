@@ -285,3 +285,28 @@ def test_an_lr_below_any_detectors_range_is_named_without_a_history():
     opt = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=1e-7)
     report = diagnose(optimizer=opt, plots=False)
     assert report.get("lr_too_low") is not None and "below the range" in report.get("lr_too_low").title
+
+
+BAD_OPTIONS = {"epochs": "x", "steps_per_epoch": 0, "scheduler_interval": "batch", "batch_size": 0,
+               "expected": 5, "overfit": "yes", "overfit_steps": -1, "overfit_seconds": "x", "loss_batches": 0,
+               "max_samples": -1, "max_image_stats": "a", "data_seconds": -1, "plots": "no", "recipe": "alt1",
+               "history_kind": "valid", "label_base": 2, "device": "gpu", "num_classes": 0}
+
+
+@pytest.mark.parametrize("name", sorted(BAD_OPTIONS))
+def test_a_wrong_diagnose_option_is_reported_by_name_with_its_fix_and_its_default_used(name):
+    """diagnose never raises on a student's input: each of its own options, given wrong, is one line under
+    Skipped naming it, what was used instead and how to pass it (before: some raised a bare ValueError or
+    RuntimeError, most were ignored without a word)."""
+    kw = {"overfit": False, name: BAD_OPTIONS[name]}
+    report = diagnose(tiny(), data=scenes(2), history=[5.0, 4.0, 3.0], **{"plots": False, **kw})
+    lines = [s for s in report.skipped if s.startswith(f"{name}=")]
+    assert len(lines) == 1, report.skipped
+    assert "ignored" in lines[0] and "Fix: pass" in lines[0] and f"e.g. {name}=" in lines[0]
+
+
+def test_a_right_diagnose_option_is_read_as_given():
+    report = diagnose(tiny(), data=scenes(2), history=[5.0, 4.0, 3.0], overfit=False, plots=False, recipe="alternative_1",
+                      history_kind="val", expected={1: (1.0, 9.0)}, scheduler_interval="epoch")
+    assert not [s for s in report.skipped if "ignored" in s], report.skipped
+    assert report.to_dict()  # the report is whole

@@ -1,10 +1,11 @@
 """diagnose(): the guide's Step 2 as one call that checks whatever it is given."""
 from __future__ import annotations
 
+import inspect
 import math
 import time
 
-from ..errors import InputError, positive_int
+from .. import arguments
 from . import registry
 from .data_scan import dataset_of, first_batches, n_batches_per_epoch, scan
 from .history_io import load_history
@@ -60,7 +61,15 @@ def diagnose(model=None, optimizer=None, scheduler=None, data=None, history=None
     if model is not None and any(getattr(r, "model", None) is model for r in active_runs()):
         wait_for_active("diagnosing the model it trains")  # probing weights that change meanwhile checks nothing
     t0 = time.perf_counter()
-    skipped: list[str] = []
+    options, skipped = arguments.check_or_default(dict(
+        num_classes=num_classes, label_base=label_base, epochs=epochs, steps_per_epoch=steps_per_epoch,
+        scheduler_interval=scheduler_interval, batch_size=batch_size, expected=expected, overfit=overfit,
+        overfit_steps=overfit_steps, overfit_seconds=overfit_seconds, loss_batches=loss_batches,
+        max_samples=max_samples, max_image_stats=max_image_stats, data_seconds=data_seconds, device=device,
+        plots=plots, recipe=recipe, history_kind=history_kind), DEFAULTS)
+    (num_classes, label_base, epochs, steps_per_epoch, scheduler_interval, batch_size, expected, overfit,
+     overfit_steps, overfit_seconds, loss_batches, max_samples, max_image_stats, data_seconds, device, plots, recipe,
+     history_kind) = options.values()
     failed = NotChecked()
     samples: list[SampleView] = []
     info = _guard(failed, "the model (probe failed)", probe, model) if model is not None else None
@@ -77,13 +86,6 @@ def diagnose(model=None, optimizer=None, scheduler=None, data=None, history=None
     if hist is not None and hist.n_epochs == 0:
         skipped.append("history is empty: no epoch to judge")
         hist = None
-    if num_classes is not None:
-        try:
-            num_classes = positive_int(num_classes, "num_classes", "")
-        except InputError as exc:
-            skipped.append(f"{exc.what}: ignored (num_classes is the number of real classes K); the model's class "
-                           "count is used instead")
-            num_classes = None
     k = num_classes if num_classes is not None else (info.num_classes if info else None)
 
     sc = None
@@ -166,6 +168,11 @@ def diagnose(model=None, optimizer=None, scheduler=None, data=None, history=None
     return Report(ctx.findings, _unique(skipped + [f"{what}: {why}" for what, why in failed]), plot_png=plot, samples=samples, lr_timeline=timeline,
                   history=hist, elapsed_s=time.perf_counter() - t0,
                   checked=bool(failed) or any(ctx.has(n) for n in ("model", "data", "history", "optimizer")))
+
+
+#: diagnose()'s defaults: what a refused option is replaced by (arguments.check_or_default)
+DEFAULTS = {name: p.default for name, p in inspect.signature(diagnose).parameters.items()
+            if p.default is not inspect.Parameter.empty}
 
 
 def planned_epochs(epochs, timeline, hist, recipe=None) -> int | None:
