@@ -537,6 +537,9 @@ def seed_multistep(train=None, val=None, *, epochs=60, out_dir=None, **kwargs):
 
 def raise_lr(optimizer: torch.optim.Optimizer, lr: float, scheduler=None) -> list[float]:
     """Set every param group's LR to ``lr`` (and the scheduler's base LRs); returns the old LRs."""
+    from . import arguments
+
+    arguments.check_one("scheduler", scheduler)
     if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
         raise InputError(f"lr={lr!r} is not a positive number", where="lr",
                          fix="pass the new learning rate as a number, e.g. lr=1e-4")

@@ -60,11 +60,17 @@ def _whole(lo: int | None = None, hi: int | None = None, none: bool = True):
             notes.append(f"{name}={value!r} read as {int(value)}")
             value = int(value)
         if not _is_int(value):
-            kind = f"a {type(value).__name__}" if not isinstance(value, numbers.Real) else "not a whole number"
+            kind = _a_type(value) if not isinstance(value, numbers.Real) else "not a whole number"
             raise _Refuse(f"is {kind}" + (" (it would be truncated silently)" if isinstance(value, float) else ""))
         return _within(int(value), lo, hi, str)
 
     return check
+
+
+def _a_type(value) -> str:
+    """'an int', 'a str': the type of ``value`` with its article."""
+    name = type(value).__name__
+    return f"{'an' if name[:1].lower() in 'aeiou' else 'a'} {name}"
 
 
 def _within(value, lo, hi, show):
@@ -99,7 +105,7 @@ def _real(positive: bool = True, lo: float | None = None, hi: float | None = Non
         if hasattr(value, "item") and getattr(value, "ndim", 1) == 0:  # a 0-d tensor / numpy scalar
             value = value.item()
         if not isinstance(value, numbers.Real):
-            raise _Refuse(f"is a {type(value).__name__}, not a number")
+            raise _Refuse(f"is {_a_type(value)}, not a number")
         value = float(value)
         if not math.isfinite(value):
             raise _Refuse("is not a finite number")
@@ -136,7 +142,7 @@ def _flag(value, notes, name):
         return value
     if value is None:
         return None
-    raise _Refuse(f"is a {type(value).__name__}, not True or False")
+    raise _Refuse(f"is {_a_type(value)}, not True or False")
 
 
 def _label_base(value, notes, name):
@@ -158,7 +164,7 @@ def _device(value, notes, name):
     elif isinstance(value, str):
         text = value.strip().lower()
     else:
-        raise _Refuse(f"is a {type(value).__name__}" + (" (torch reads an int as a GPU number: write "
+        raise _Refuse(f"is {_a_type(value)}" + (" (torch reads an int as a GPU number: write "
                                                         f"device='cuda:{value}')" if _is_int(value) else ""))
     kind = text.split(":")[0]
     if kind in ("gpu", "nvidia"):
@@ -195,7 +201,7 @@ def _weights(value, notes, name):
                                where=name, fix="pass weights='DEFAULT' (pretrained), weights=None (from scratch), "
                                                "or the path of a .pth file that exists")
         return value
-    raise _Refuse(f"is a {type(value).__name__}")
+    raise _Refuse(f"is {_a_type(value)}")
 
 
 def _image_size(value, notes, name):
@@ -215,7 +221,7 @@ def _path(exists_ok_file: bool = False, none: bool = True):
         if value is None and none:
             return None
         if not isinstance(value, (str, os.PathLike)) or isinstance(value, bytes):
-            raise _Refuse(f"is a {type(value).__name__}, not a folder path")
+            raise _Refuse(f"is {_a_type(value)}, not a folder path")
         if not str(value).strip():
             raise _Refuse("is an empty path")
         if not exists_ok_file and Path(value).is_file():
@@ -232,7 +238,7 @@ def _resume(value, notes, name):
         notes.append(f"{name}=None read as False (a new run)")
         return False
     if not isinstance(value, (str, os.PathLike)) or isinstance(value, bytes):
-        raise _Refuse(f"is a {type(value).__name__}: pass True (continue the latest run) or a checkpoint path")
+        raise _Refuse(f"is {_a_type(value)}: pass True (continue the latest run) or a checkpoint path")
     path = Path(value)
     if path.is_dir():
         if (path / "last.pt").is_file():
@@ -259,14 +265,14 @@ def _thresholds(value, notes, name):
 
     if isinstance(value, UserThresholds):
         return value
-    raise _Refuse(f"is a {type(value).__name__}, not nbdetect.verdict.UserThresholds")
+    raise _Refuse(f"is {_a_type(value)}, not nbdetect.verdict.UserThresholds")
 
 
 def _class_names(value, notes, name):
     if value is None:
         return None
     if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
-        raise _Refuse(f"is a {type(value).__name__}, not a list of names")
+        raise _Refuse(f"is {_a_type(value)}, not a list of names")
     if not value:
         raise _Refuse("is an empty list")
     return list(value)
@@ -279,11 +285,11 @@ def detector_family(model) -> str | None:
 
     if not isinstance(model, torch.nn.Module):
         return None
-    from .models import family_of
+    from .families import of_model
 
-    family = family_of(model)
-    if family != "unknown":
-        return family
+    family = of_model(model)
+    if family is not None:
+        return family.name
     return "detector" if hasattr(model, "transform") else None
 
 
@@ -306,7 +312,7 @@ def _model(value, notes, name):
     import torch
 
     if not isinstance(value, torch.nn.Module) or (detector_family(value) is None and not takes_targets(value)):
-        raise _Refuse(f"is a {type(value).__name__}, not a torchvision detector (RetinaNet / Faster R-CNN / FCOS)")
+        raise _Refuse(f"is {_a_type(value)}, not a torchvision detector (RetinaNet / Faster R-CNN / FCOS)")
     return value
 
 
@@ -316,7 +322,7 @@ def _optimizer(value, notes, name):
     import torch
 
     if not isinstance(value, torch.optim.Optimizer):
-        raise _Refuse(f"is a {type(value).__name__}, not a torch.optim optimizer")
+        raise _Refuse(f"is {_a_type(value)}, not a torch.optim optimizer")
     return value
 
 
@@ -353,7 +359,7 @@ def _milestones(value, notes, name):
     if value is None:
         return None
     if isinstance(value, (str, bytes, dict)) or not isinstance(value, (tuple, list)):
-        raise _Refuse(f"is a {type(value).__name__}: give a list of epochs")
+        raise _Refuse(f"is {_a_type(value)}: give a list of epochs")
     return tuple(sorted(_whole(1, none=False)(v, notes, name) for v in value))
 
 
@@ -364,7 +370,7 @@ def _mapping_of(keys):
         if value is None:
             return None
         if not isinstance(value, dict):
-            raise _Refuse(f"is a {type(value).__name__}, not a dict")
+            raise _Refuse(f"is {_a_type(value)}, not a dict")
         unknown = [k for k in value if k not in keys] if keys else []
         if unknown:
             raise _Refuse(f"has the key {unknown[0]!r}, not one of {', '.join(keys)}")
@@ -378,7 +384,7 @@ def _callbacks(value, notes, name):
     if value is None:
         return []
     if isinstance(value, (str, bytes, dict)) or not isinstance(value, (tuple, list)):
-        raise _Refuse(f"is a {type(value).__name__}: give a list of callback objects")
+        raise _Refuse(f"is {_a_type(value)}: give a list of callback objects")
     for item in value:
         if isinstance(item, type):
             raise _Refuse(f"holds the class {item.__name__}: pass an instance, {item.__name__}()")
@@ -417,10 +423,44 @@ def _recipe_name(value, notes, name):
                                              f": one of {', '.join(RECIPES)}"))
 
 
+def _path_like(none: bool = False):
+    """A path: a str or an os.PathLike (whether it exists is the reader's to say, with the path)."""
+
+    def check(value, notes, name):
+        if value is None and none:
+            return None
+        if isinstance(value, (str, os.PathLike)) and str(value).strip():
+            return value
+        raise _Refuse(f"is {'an empty str' if isinstance(value, str) else _a_type(value)}, not a path")
+
+    return check
+
+
+def _per_level(value, notes, name):
+    """None or, per feature level, a list of positive numbers (anchor sizes in px, or aspect ratios)."""
+    if value is None:
+        return None
+    if isinstance(value, (str, bytes, dict)) or not isinstance(value, (tuple, list)) or not value:
+        raise _Refuse("is not a list with one list of numbers per feature level")
+    levels = []
+    for level in value:
+        if isinstance(level, (str, bytes, dict)) or not isinstance(level, (tuple, list)) or not level:
+            raise _Refuse(f"holds {level!r}: each level is a list of positive numbers")
+        levels.append(tuple(_real(none=False)(v, notes, name) for v in level))
+    return tuple(levels)
+
+
+def _scheduler(value, notes, name):
+    """None or a torch LR scheduler (an object with step() and the optimizer it steps)."""
+    if value is None or (callable(getattr(value, "step", None)) and hasattr(value, "optimizer")):
+        return value
+    raise _Refuse(f"is {_a_type(value)}, not an LR scheduler (torch.optim.lr_scheduler)")
+
+
 def _preset(value, notes, name):
     if value is None:
         return None
-    from .models import PRESETS
+    from .families import PRESETS
 
     if isinstance(value, str) and value in PRESETS:
         return value
@@ -446,7 +486,7 @@ def _images(value, notes, name):
 
     if isinstance(value, Dataset):
         return value
-    raise _Refuse(f"is a {type(value).__name__}: pass a folder, a list of image paths or a Dataset")
+    raise _Refuse(f"is {_a_type(value)}: pass a folder, a list of image paths or a Dataset")
 
 
 def _augment(value, notes, name):
@@ -534,6 +574,32 @@ ARGS: dict[str, Arg] = {a.name: a for a in [
     Arg("callbacks", "None or a list of callback objects (instances of nbdetect.callbacks.Callback subclasses)",
         _callbacks, "callbacks=[MyCallback()]"),
     Arg("meta", "None or a dict (recorded in the checkpoints)", _mapping_of(()), "meta={'note': 'run 2'}"),
+    # build_model(), the data loaders and the other public helpers
+    Arg("min_size", "None (the preset's) or a whole number of px, 32..8192 (the model's resize, short side)",
+        _whole(32, 8192), "min_size=512"),
+    Arg("max_size", "None (the preset's) or a whole number of px, 32..8192 (the model's resize, long side)",
+        _whole(32, 8192), "max_size=853"),
+    Arg("anchor_sizes", "None (the preset's) or one list of sizes in px per feature level", _per_level,
+        "anchor_sizes=[[16, 20, 25], [32, 40, 50], [64, 80, 101], [128, 161, 203], [256, 322, 406]]"),
+    Arg("aspect_ratios", "None (the preset's) or one list of height/width ratios per feature level", _per_level,
+        "aspect_ratios=[[0.5, 1.0, 2.0]] * 5"),
+    Arg("root", "a folder path (str or Path)", _path_like(), "root='data/gtsdb'"),
+    Arg("path", "a data.yaml or a YOLO folder path (str or Path)", _path_like(), "path='data.yaml'"),
+    Arg("annotation_json", "the path of a COCO annotation JSON", _path_like(), "annotation_json='train.json'"),
+    Arg("images_dir", "None (next to the annotations) or a folder path", _path_like(none=True),
+        "images_dir='images/'"),
+    Arg("yolo_results", "the path of an Ultralytics results.csv (or its run folder)", _path_like(),
+        "yolo_results='runs/detect/train/results.csv'"),
+    Arg("split", "one of 'train', 'val', 'test'", _choice("train", "val", "test"), "split='val'"),
+    Arg("superclasses", "True or False (GTSDB's 4 super-classes instead of its 43)", _flag, "superclasses=True"),
+    Arg("cache", "'auto', True or False (decoded images kept in memory)", _choice("auto", True, False),
+        "cache='auto'"),
+    Arg("show", "True or False (draw the curve)", _flag, "show=True"),
+    Arg("scheduler", "None or your LR scheduler (torch.optim.lr_scheduler), the one built on this optimizer",
+        _scheduler, "scheduler=scheduler"),
+    Arg("n_train", "a whole number >= 1 (images)", _whole(1, none=False), "n_train=240"),
+    Arg("n_val", "a whole number >= 1 (images)", _whole(1, none=False), "n_val=60"),
+    Arg("timeout", "None (wait as long as it takes) or a positive number of seconds", _real(), "timeout=120"),
     # diagnose()'s own options (a refused one is reported under Skipped and its default used: check_or_default)
     Arg("steps_per_epoch", "None or a whole number >= 1 (batches per epoch)", _whole(1), "steps_per_epoch=150"),
     Arg("scheduler_interval", "one of 'auto', 'epoch', 'step' (how often your scheduler steps)",

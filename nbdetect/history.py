@@ -227,7 +227,16 @@ def per_batch(losses, batches) -> list[float]:
     if not isinstance(n, int) or isinstance(n, bool) or n < 1:
         raise InputError(f"cannot tell the number of batches from {type(batches).__name__}", where="batches",
                          fix="pass the DataLoader the losses were summed over, or its len()")
-    return [float(v) / n for v in losses]
+    import numbers
+
+    fix = "pass your list of per-epoch losses, e.g. per_batch(val_losses, val_loader)"
+    values = losses.tolist() if hasattr(losses, "tolist") else losses
+    if not isinstance(values, (list, tuple)):
+        raise InputError(f"losses is a {type(losses).__name__}, not a list of numbers", where="losses", fix=fix)
+    for i, v in enumerate(values):
+        if isinstance(v, bool) or not isinstance(v, numbers.Real):
+            raise InputError(f"losses[{i}] is {v!r}, not a number", where="losses", fix=fix)
+    return [float(v) / n for v in values]
 
 
 def run_meta(run) -> dict:

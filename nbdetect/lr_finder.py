@@ -150,7 +150,8 @@ def find_lr(model=None, train=None, *, optimizer=None, recipe="alternative_1", n
     check_data_argument(train, "train")
     v = arguments.check(dict(model=model, optimizer=optimizer, num_classes=num_classes, preset=preset, weights=weights,
                              image_size=image_size, batch_size=batch_size, start_lr=start_lr, end_lr=end_lr,
-                             num_iter=num_iter, device=device, label_base=label_base, verify_data=verify_data))
+                             num_iter=num_iter, device=device, label_base=label_base, verify_data=verify_data,
+                             show=show))
     (model, num_classes, preset, weights, image_size, batch_size, start_lr, end_lr, num_iter, device, label_base) = (
         v[k] for k in ("model", "num_classes", "preset", "weights", "image_size", "batch_size", "start_lr", "end_lr",
                        "num_iter", "device", "label_base"))

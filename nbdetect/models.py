@@ -90,6 +90,11 @@ def build_model(
     Everything family-specific (builders, head replacement, anchor keyword) is read from the preset's
     :class:`~nbdetect.families.Family` record.
     """
+    from .arguments import check
+
+    v = check(dict(min_size=min_size, max_size=max_size, anchor_sizes=anchor_sizes, aspect_ratios=aspect_ratios))
+    min_size, max_size, anchor_sizes, aspect_ratios = (v[k] for k in ("min_size", "max_size", "anchor_sizes",
+                                                                       "aspect_ratios"))
     spec = get_preset(preset)
     family = families.get(spec.family)
     outputs = model_outputs(num_classes)

@@ -190,8 +190,10 @@ def best_checkpoint(root: Path | str = "nbdetect_runs", recipe: str | None = Non
     trains), else the newest ``best.pt`` there (of ``recipe``'s folders when given). The submission cell's
     default."""
     from . import run_guard
+    from .arguments import check
     from .errors import MissingError
 
+    check(dict(root=root, recipe=recipe))
     run_guard.wait_for_active("choosing the checkpoint")
     last = run_guard.last_run()
     if last is not None and (recipe is None or run_guard.name_of(last) == recipe):

@@ -46,6 +46,9 @@ def describe(run) -> str:
 
 def stop_all(timeout: float | None = 120.0) -> list:
     """Stop every active run (each at its next iteration, with a checkpoint) and wait for them."""
+    from .arguments import check_one
+
+    timeout = check_one("timeout", timeout)
     runs = active_runs()
     for r in runs:
         r.stop()

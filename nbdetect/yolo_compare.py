@@ -157,8 +157,11 @@ def compare_with_yolo(yolo_results="runs/detect/train/results.csv", nbdetect_run
     """mAP per epoch of a YOLOv8 run next to nbdetect runs (run folders, runs, or ``nbdetect_runs`` for every
     run in it); missing files are listed, not fatal, unless nothing at all could be read. A run still
     training is waited for first."""
+    from .arguments import check_one
     from .run_guard import wait_for_active
 
+    if yolo_results is not None:
+        check_one("yolo_results", yolo_results)
     wait_for_active("comparing the runs")  # Run All: the training cell above may still be running
     runs, missing = [], []
     sources = [("yolo", yolo_results)] if yolo_results is not None else []

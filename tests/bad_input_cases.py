@@ -374,6 +374,34 @@ case("alternative_3(scheduler of another optimizer)", "alt3_foreign_scheduler",
      ["scheduler"])
 case("alternative_3(lr='0.1')", "lr", lambda tmp: a3(lr="0.1"), expect="accept", said=["read as 0.1", "raised from"])
 
+# build_model, the loaders and the other public helpers
+for name, value in (("min_size", -1), ("min_size", "big"), ("max_size", 10 ** 6), ("anchor_sizes", 5),
+                    ("anchor_sizes", [[16, "x"]]), ("aspect_ratios", [[0.0]] * 5), ("aspect_ratios", "1:1")):
+    case(f"build_model({name}={value!r})", name,
+         lambda tmp, n=name, v=value: nbdetect.build_model("retinanet_tiny", 2, weights=None, **{n: v}), [name])
+case("load_gtsdb(5)", "root", lambda tmp: nbdetect.load_gtsdb(5), ["root"])
+case("load_gtsdb(superclasses='yes')", "superclasses",
+     lambda tmp: nbdetect.load_gtsdb(tmp, superclasses="yes"), ["superclasses"])
+case("load_gtsdb(cache=1)", "cache", lambda tmp: nbdetect.load_gtsdb(tmp, cache=1), ["cache"])
+case("load_yolo(split=5)", "split", lambda tmp: nbdetect.load_yolo(tmp, split=5), ["split"])
+case("load_yolo(split='valid')", "split", lambda tmp: nbdetect.load_yolo(tmp, split="valid"), ["split"])
+case("load_yolo(None)", "path", lambda tmp: nbdetect.load_yolo(None), ["path"])
+case("load_coco(5)", "annotation_json", lambda tmp: nbdetect.load_coco(5), ["annotation_json"])
+case("load_coco(images_dir=3)", "images_dir", lambda tmp: nbdetect.load_coco(tmp / "a.json", images_dir=3),
+     ["images_dir"])
+case("load_voc('')", "root", lambda tmp: nbdetect.load_voc(""), ["root"])
+case("find_lr(show='yes')", "show", lambda tmp: nbdetect.find_lr(tiny(), toy_samples(4), show="yes"), ["show"])
+case("raise_lr(scheduler=5)", "scheduler",
+     lambda tmp: nbdetect.raise_lr(torch.optim.SGD(tiny().parameters(), lr=0.1), 0.2, scheduler=5), ["scheduler"])
+case("compare_with_yolo(5)", "yolo_results", lambda tmp: nbdetect.compare_with_yolo(5), ["yolo_results"])
+case("best_checkpoint(5)", "root", lambda tmp: nbdetect.best_checkpoint(5), ["root"])
+case("best_checkpoint(recipe='alt1')", "recipe", lambda tmp: nbdetect.best_checkpoint(tmp, recipe="alt1"), ["recipe"])
+case("synthetic_split(n_train=-1)", "n_train", lambda tmp: nbdetect.synthetic_split(n_train=-1), ["n_train"])
+case("synthetic_split(n_val='many')", "n_val", lambda tmp: nbdetect.synthetic_split(n_val="many"), ["n_val"])
+case("stop_all(timeout='x')", "timeout", lambda tmp: nbdetect.stop_all(timeout="x"), ["timeout"])
+case("per_batch('x', 5)", "losses", lambda tmp: nbdetect.per_batch("x", 5), ["losses"])
+case("per_batch([1, 'a'], 5)", "losses", lambda tmp: nbdetect.per_batch([1, "a"], 5), ["losses[1]"])
+
 # find_lr
 case("find_lr(start_lr=0)", "start_lr", lambda tmp: nbdetect.find_lr(tiny(), toy_samples(4), start_lr=0), ["start_lr"])
 case("find_lr(end_lr < start_lr)", "end_lr", lambda tmp: nbdetect.find_lr(tiny(), toy_samples(4), start_lr=1, end_lr=0.1),

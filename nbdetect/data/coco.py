@@ -14,6 +14,9 @@ from ..errors import DataError, reading
 
 
 def load_coco(annotation_json, images_dir=None, cache="auto") -> DetectionDataset:
+    from ..arguments import check
+
+    check(dict(annotation_json=annotation_json, images_dir=images_dir, cache=cache))
     annotation_json = Path(annotation_json)
     with reading(annotation_json, what="this COCO JSON could not be read"):
         data = json.loads(annotation_json.read_text())

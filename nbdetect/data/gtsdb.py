@@ -44,7 +44,10 @@ def load_gtsdb(root, superclasses: bool = False, cache="auto") -> DetectionDatas
 
     ``superclasses=True`` maps the 43 classes to prohibitory/danger/mandatory/other.
     """
-    root = Path(root)
+    from ..arguments import check
+
+    v = check(dict(root=root, superclasses=superclasses, cache=cache))
+    root, superclasses, cache = Path(v["root"]), v["superclasses"], v["cache"]
     gt = root / "gt.txt"
     if not gt.exists():
         raise MissingError(f"no gt.txt in {root}", where=str(root),

@@ -148,5 +148,8 @@ class SyntheticSigns(DetectionDataset):
 
 def synthetic_split(n_train: int = 240, n_val: int = 60, image_size=(256, 256), seed: int = 0, **kwargs):
     """(train, val) synthetic datasets drawn from disjoint seeds."""
+    from ..arguments import check
+
+    check(dict(n_train=n_train, n_val=n_val, seed=seed))
     return (SyntheticSigns(n_train, image_size, seed=2 * seed, **kwargs),
             SyntheticSigns(n_val, image_size, seed=2 * seed + 1, **kwargs))

@@ -16,6 +16,9 @@ from ..errors import DataError, MissingError, reading
 
 
 def load_voc(root, images_dir=None, class_names=None, cache="auto") -> DetectionDataset:
+    from ..arguments import check
+
+    check(dict(root=root, images_dir=images_dir, class_names=class_names, cache=cache))
     root = Path(root)
     ann_dir = root / "Annotations" if (root / "Annotations").is_dir() else root
     images_dir = Path(images_dir) if images_dir else (root / "JPEGImages" if (root / "JPEGImages").is_dir() else ann_dir)

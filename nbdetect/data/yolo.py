@@ -42,6 +42,9 @@ def _names(raw, fallback_count: int) -> list[str]:
 
 
 def load_yolo(path, split: str = "train", cache="auto") -> DetectionDataset:
+    from ..arguments import check
+
+    check(dict(path=path, split=split, cache=cache))
     path = Path(path)
     names = None
     if path.suffix in (".yaml", ".yml"):
