@@ -398,7 +398,7 @@ def _expected(value, notes, name):
     if value is None:
         return None
     if not isinstance(value, dict):
-        raise _Refuse(f"is not a dict: give {{epoch: (low, high)}}")
+        raise _Refuse("is not a dict: give {epoch: (low, high)}")
     out = {}
     for epoch, bounds in value.items():
         epoch = _whole(1, none=False)(epoch, notes, name)
@@ -599,7 +599,8 @@ ARGS: dict[str, Arg] = {a.name: a for a in [
         _scheduler, "scheduler=scheduler"),
     Arg("n_train", "a whole number >= 1 (images)", _whole(1, none=False), "n_train=240"),
     Arg("n_val", "a whole number >= 1 (images)", _whole(1, none=False), "n_val=60"),
-    Arg("timeout", "None (wait as long as it takes) or a positive number of seconds", _real(), "timeout=120"),
+    Arg("timeout", "None (wait as long as it takes) or a number of seconds >= 0", _real(positive=False, lo=0.0),
+        "timeout=120"),
     # diagnose()'s own options (a refused one is reported under Skipped and its default used: check_or_default)
     Arg("steps_per_epoch", "None or a whole number >= 1 (batches per epoch)", _whole(1), "steps_per_epoch=150"),
     Arg("scheduler_interval", "one of 'auto', 'epoch', 'step' (how often your scheduler steps)",

@@ -184,8 +184,8 @@ def test_alternative_3_raises_the_lr_of_the_live_optimizer(tmp_path, capsys):
 def test_submission_writes_csv_and_coco_json_in_original_pixels(tmp_path):
     from PIL import Image
 
-    run = alternative_1(toy_samples(8), None, num_classes=2, preset="retinanet_tiny", out_dir=tmp_path / "run",
-                        **FAST)
+    alternative_1(toy_samples(8), None, num_classes=2, preset="retinanet_tiny", out_dir=tmp_path / "run",
+                  **FAST)
     folder = tmp_path / "test_images"
     folder.mkdir()
     for i, size in enumerate([(96, 96), (120, 80)]):

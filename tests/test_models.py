@@ -187,7 +187,7 @@ def test_looser_anchor_matching_gives_a_small_box_more_positive_anchors_and_refu
                 positives[thresholds, side, x] = int((matches >= 0).sum())
     for key, n in positives.items():
         if key[0] == (0.4, 0.3):
-            assert n >= positives[(0.5, 0.4), *key[1:]] and n >= 1
+            assert n >= positives[((0.5, 0.4), *key[1:])] and n >= 1
     assert sum(n for k, n in positives.items() if k[0] == (0.4, 0.3)) > 1.5 * sum(
         n for k, n in positives.items() if k[0] == (0.5, 0.4))
     assert set_anchor_matching(models.build_model("fasterrcnn_tiny", 2, weights=None), (0.4, 0.3)) is None

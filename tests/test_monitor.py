@@ -3,7 +3,6 @@ import io
 import math
 import struct
 import threading
-import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -16,7 +15,6 @@ from nbdetect.monitor.core import format_duration, progress_line
 from nbdetect.monitor.panel import PanelMonitor
 from nbdetect.monitor.plots import comparison_png, render_png, smooth
 from nbdetect.monitor.text import TextMonitor
-from nbdetect.verdict import Verdict
 from verdict_histories import flat_bad_data, healthy
 
 

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from nbdetect.data.tiles import TileConfig, TiledDataset, clip_boxes, cut, grid, plan_tiles, tile_config
+from nbdetect.data.tiles import TileConfig, TiledDataset, cut, grid, plan_tiles, tile_config
 from nbdetect.slicing import MAX_DETS, cap, merge, merge_slices, predict_sliced, slice_image
 
 
