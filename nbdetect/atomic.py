@@ -13,8 +13,14 @@ def atomic_write(path: str | Path, write: Callable[[IO], None], mode: str = "wb"
     A crash or exception mid-write never leaves a truncated ``path`` (the temp file is removed).
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:  # named by the file asked for, not by the temp file beside it
+        from .errors import WriteError
+
+        raise WriteError(f"cannot write {path}: {exc.strerror or exc}", where=str(path),
+                         fix="choose a path in a folder you can write to") from exc
     try:
         with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as fh:
             write(fh)

@@ -59,6 +59,10 @@ class MissingError(NbdetectError, FileNotFoundError):
     """A file, folder or notebook variable that is needed does not exist."""
 
 
+class WriteError(NbdetectError, OSError):
+    """A file cannot be written where it was asked (no such folder, no permission, a full disk)."""
+
+
 class CheckpointError(NbdetectError, ValueError):
     """A checkpoint cannot be used for what was asked (wrong kind, other data, unreadable)."""
 

@@ -31,3 +31,15 @@ def test_checkpoint_interrupted_by_ctrl_c_keeps_the_last_good_one(tmp_path, monk
         save_checkpoint({"step": 2}, path)
     assert load_checkpoint(path)["step"] == 1
     assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]
+
+
+def test_a_path_that_cannot_be_written_is_named_not_its_temp_file(tmp_path):
+    from nbdetect.errors import WriteError
+
+    blocker = tmp_path / "a_file"
+    blocker.write_text("x")
+    target = blocker / "notebook.ipynb"  # its folder is a file
+    with pytest.raises(WriteError) as info:
+        atomic_write(target, lambda fh: fh.write(b"{}"))
+    assert str(target) in str(info.value) and ".tmp" not in str(info.value)
+    assert isinstance(info.value, OSError) and blocker.read_text() == "x"
