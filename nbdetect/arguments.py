@@ -216,16 +216,29 @@ def _image_size(value, notes, name):
     return side(value, notes, name)
 
 
-def _path(exists_ok_file: bool = False, none: bool = True):
+def _path(exists_ok_file: bool = False, none: bool = True, writes: bool = False):
+    """A path (str or os.PathLike). ``exists_ok_file``: it may name a file; else an existing file is refused (a
+    folder is asked for). ``writes``: nbdetect will create it, so its nearest existing folder must be a folder
+    this process may write in (checked here, before anything is created). Whether a path to read exists is the
+    reader's to say, with the path."""
+
     def check(value, notes, name):
         if value is None and none:
             return None
         if not isinstance(value, (str, os.PathLike)) or isinstance(value, bytes):
-            raise _Refuse(f"is {_a_type(value)}, not a folder path")
+            raise _Refuse(f"is {_a_type(value)}, not a path")
         if not str(value).strip():
             raise _Refuse("is an empty path")
         if not exists_ok_file and Path(value).is_file():
             raise _Refuse("is an existing file, not a folder")
+        if writes:
+            nearest = Path(value).absolute()
+            while not nearest.exists() and nearest != nearest.parent:
+                nearest = nearest.parent
+            if not nearest.is_dir():
+                raise _Refuse(f"is inside {nearest}, which is a file, not a folder")
+            if not os.access(nearest, os.W_OK | os.X_OK):
+                raise _Refuse(f"cannot be created: {nearest} is not writable")
         return value
 
     return check
@@ -423,19 +436,6 @@ def _recipe_name(value, notes, name):
                                              f": one of {', '.join(RECIPES)}"))
 
 
-def _path_like(none: bool = False):
-    """A path: a str or an os.PathLike (whether it exists is the reader's to say, with the path)."""
-
-    def check(value, notes, name):
-        if value is None and none:
-            return None
-        if isinstance(value, (str, os.PathLike)) and str(value).strip():
-            return value
-        raise _Refuse(f"is {'an empty str' if isinstance(value, str) else _a_type(value)}, not a path")
-
-    return check
-
-
 def _per_level(value, notes, name):
     """None or, per feature level, a list of positive numbers (anchor sizes in px, or aspect ratios)."""
     if value is None:
@@ -527,7 +527,8 @@ ARGS: dict[str, Arg] = {a.name: a for a in [
         _image_size, "image_size=(480, 800)"),
     Arg("monitor", "'auto', 'panel', 'text', 'none', True or False",
         _choice("auto", "panel", "text", "none", True, False, None), "monitor='text'"),
-    Arg("out_dir", "None (nbdetect_runs/<recipe>) or a folder path (not an existing file)", _path(), "out_dir='runs/mine'"),
+    Arg("out_dir", "None (nbdetect_runs/<recipe>) or a folder path (not an existing file) you can write in",
+        _path(writes=True), "out_dir='runs/mine'"),
     Arg("resume", "False, True (the latest run of this recipe) or the path of a last.pt that exists", _resume,
         "resume=True"),
     Arg("seed", "a whole number >= 0", _whole(0, 2 ** 63 - 1, none=False), "seed=0"),
@@ -583,12 +584,15 @@ ARGS: dict[str, Arg] = {a.name: a for a in [
         "anchor_sizes=[[16, 20, 25], [32, 40, 50], [64, 80, 101], [128, 161, 203], [256, 322, 406]]"),
     Arg("aspect_ratios", "None (the preset's) or one list of height/width ratios per feature level", _per_level,
         "aspect_ratios=[[0.5, 1.0, 2.0]] * 5"),
-    Arg("root", "a folder path (str or Path)", _path_like(), "root='data/gtsdb'"),
-    Arg("path", "a data.yaml or a YOLO folder path (str or Path)", _path_like(), "path='data.yaml'"),
-    Arg("annotation_json", "the path of a COCO annotation JSON", _path_like(), "annotation_json='train.json'"),
-    Arg("images_dir", "None (next to the annotations) or a folder path", _path_like(none=True),
+    Arg("root", "a folder path (str or Path)", _path(none=False), "root='data/gtsdb'"),
+    Arg("path", "a data.yaml or a YOLO folder path (str or Path)", _path(exists_ok_file=True, none=False),
+        "path='data.yaml'"),
+    Arg("annotation_json", "the path of a COCO annotation JSON", _path(exists_ok_file=True, none=False),
+        "annotation_json='train.json'"),
+    Arg("images_dir", "None (next to the annotations) or a folder path", _path(),
         "images_dir='images/'"),
-    Arg("yolo_results", "the path of an Ultralytics results.csv (or its run folder)", _path_like(),
+    Arg("yolo_results", "the path of an Ultralytics results.csv (or its run folder)",
+        _path(exists_ok_file=True, none=False),
         "yolo_results='runs/detect/train/results.csv'"),
     Arg("split", "one of 'train', 'val', 'test'", _choice("train", "val", "test"), "split='val'"),
     Arg("superclasses", "True or False (GTSDB's 4 super-classes instead of its 43)", _flag, "superclasses=True"),

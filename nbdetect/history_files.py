@@ -35,8 +35,9 @@ def _drop_after(path: Path, step: int) -> None:
 
 class HistoryWriter:
     def __init__(self, out_dir: Path | str, tensorboard: bool = False, resume_step: int | None = None):
-        out_dir = Path(out_dir)
-        out_dir.mkdir(parents=True, exist_ok=True)
+        from .atomic import make_folder
+
+        out_dir = make_folder(out_dir)
         if resume_step is not None:
             _drop_after(out_dir / "history.jsonl", int(resume_step))
         self._file = open(out_dir / "history.jsonl", "a", encoding="utf-8")

@@ -18,7 +18,7 @@ import socket
 import time
 from pathlib import Path
 
-from .atomic import atomic_write
+from .atomic import atomic_write, make_folder
 from .callbacks import Callback
 from .errors import RunError
 
@@ -67,7 +67,7 @@ def next_free(root: Path | str, name: str, dry: bool = False) -> Path:
     folder = root / (name if number == 1 else f"{name}-{number}")
     if dry:
         return folder
-    root.mkdir(parents=True, exist_ok=True)
+    make_folder(root)
     numbers = {**_read_numbers(root), name: number}
     atomic_write(root / NUMBERS, lambda fh: fh.write(json.dumps(numbers, indent=1).encode()))
     return folder
@@ -135,7 +135,7 @@ class FolderLock(Callback):
 
     def on_run_start(self, run) -> None:
         folder = Path(run.out_dir)
-        folder.mkdir(parents=True, exist_ok=True)
+        make_folder(folder)
         info = read_lock(folder)
         if info and locked_by_other(folder, getattr(run, "_lock_token", None)):
             raise RunError(f"{folder} is in use by another training run (pid {info.get('pid')}, started "

@@ -10,6 +10,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from .arguments import public
+from .atomic import make_folder
 from .conventions import class_name
 from .engine import native_resolution, predict
 from .slicing import MAX_DETS, SCORE_FLOOR, cap, predict_sliced
@@ -239,8 +240,7 @@ def make_submission(model, images, out_dir="submission", *, score_threshold=0.3,
         with native_resolution(model) if native else contextlib.nullcontext():
             preds = [cap(p, MAX_DETS, max(score_threshold, SCORE_FLOOR)) for p in
                      predict(model, loader, device, score_threshold=score_threshold)]
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = make_folder(out_dir)
     csv_path, json_path, ids_path = out / "predictions.csv", out / "predictions_coco.json", out / "image_ids.csv"
     results, per_image, scores, classes, top_label = [], [], [], {}, 0
     with open(csv_path, "w", newline="", encoding="utf-8") as fh, open(ids_path, "w", newline="", encoding="utf-8") as ids:

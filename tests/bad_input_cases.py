@@ -281,6 +281,10 @@ case("out_dir=''", "out_dir", lambda tmp: a1(out_dir=""), ["out_dir"])
 case("out_dir=3.5", "out_dir", lambda tmp: a1(out_dir=3.5), ["out_dir"])
 case("out_dir=['runs']", "out_dir", lambda tmp: a1(out_dir=["runs"]), ["out_dir"])
 case("out_dir=a new folder", "out_dir", lambda tmp: a1(out_dir=tmp / "runs" / "mine"), expect="accept")
+case("out_dir=inside a file", "out_dir",
+     lambda tmp: (tmp / "f.txt").write_text("x") and a1(out_dir=tmp / "f.txt" / "runs"), ["out_dir", "f.txt"])
+case("make_submission(out_dir=inside a file)", "out_dir",
+     lambda tmp: (tmp / "f.txt").write_text("x") and submit(tmp, out_dir=tmp / "f.txt" / "sub"), ["out_dir", "f.txt"])
 
 for value in (-1, 1.5, "abc", True, None, [0]):
     case(f"seed={value!r}", "seed", lambda tmp, v=value: a1(seed=v), ["seed"])
