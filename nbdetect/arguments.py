@@ -67,6 +67,11 @@ def _whole(lo: int | None = None, hi: int | None = None, none: bool = True):
     return check
 
 
+def _is_list(value) -> bool:
+    """A list or a tuple (a str, bytes or dict is not one)."""
+    return isinstance(value, (tuple, list))
+
+
 def _a_type(value) -> str:
     """'an int', 'a str': the type of ``value`` with its article."""
     name = type(value).__name__
@@ -359,7 +364,7 @@ def _iou_pair(value, notes, name):
         return 0.0
     if value is None:
         return None
-    if isinstance(value, (str, bytes, dict)) or not isinstance(value, (tuple, list)) or len(value) != 2:
+    if not _is_list(value) or len(value) != 2:
         raise _Refuse(f"is {value!r}: give two IoUs, (foreground, background)")
     high, low = (_real(none=False, hi=1.0)(v, notes, name) for v in value)
     if not 0.0 < low <= high < 1.0:
@@ -371,7 +376,7 @@ def _milestones(value, notes, name):
     """Epochs at which a multistep schedule cuts the LR: whole numbers >= 1, returned sorted as a tuple."""
     if value is None:
         return None
-    if isinstance(value, (str, bytes, dict)) or not isinstance(value, (tuple, list)):
+    if not _is_list(value):
         raise _Refuse(f"is {_a_type(value)}: give a list of epochs")
     return tuple(sorted(_whole(1, none=False)(v, notes, name) for v in value))
 
@@ -396,7 +401,7 @@ def _callbacks(value, notes, name):
     """None (none: read as []) or a list of hook objects (instances with on_<event> methods, nbdetect.callbacks)."""
     if value is None:
         return []
-    if isinstance(value, (str, bytes, dict)) or not isinstance(value, (tuple, list)):
+    if not _is_list(value):
         raise _Refuse(f"is {_a_type(value)}: give a list of callback objects")
     for item in value:
         if isinstance(item, type):
@@ -424,27 +429,15 @@ def _expected(value, notes, name):
     return out
 
 
-def _recipe_name(value, notes, name):
-    if value is None:
-        return None
-    from .recipes import RECIPES
-
-    if isinstance(value, str) and value in RECIPES:
-        return value
-    close = difflib.get_close_matches(str(value), list(RECIPES), n=1)
-    raise _Refuse("is not a recipe name" + (f" (did you mean {close[0]!r}?)" if close else
-                                             f": one of {', '.join(RECIPES)}"))
-
-
 def _per_level(value, notes, name):
     """None or, per feature level, a list of positive numbers (anchor sizes in px, or aspect ratios)."""
     if value is None:
         return None
-    if isinstance(value, (str, bytes, dict)) or not isinstance(value, (tuple, list)) or not value:
+    if not _is_list(value) or not value:
         raise _Refuse("is not a list with one list of numbers per feature level")
     levels = []
     for level in value:
-        if isinstance(level, (str, bytes, dict)) or not isinstance(level, (tuple, list)) or not level:
+        if not _is_list(level) or not level:
             raise _Refuse(f"holds {level!r}: each level is a list of positive numbers")
         levels.append(tuple(_real(none=False)(v, notes, name) for v in level))
     return tuple(levels)
@@ -457,15 +450,33 @@ def _scheduler(value, notes, name):
     raise _Refuse(f"is {_a_type(value)}, not an LR scheduler (torch.optim.lr_scheduler)")
 
 
-def _preset(value, notes, name):
-    if value is None:
-        return None
+def _name_in(what: str, names: Callable[[], dict], listed: bool = False):
+    """None or a key of the registry ``names()`` returns (read when checked: registered records count), with
+    "did you mean" (``listed``: else every name)."""
+
+    def check(value, notes, name):
+        if value is None:
+            return None
+        known = list(names())
+        if isinstance(value, str) and value in known:
+            return value
+        close = difflib.get_close_matches(str(value), known, n=1)
+        raise _Refuse(f"is not {what}" + (f" (did you mean {close[0]!r}?)" if close else
+                                          f": one of {', '.join(known)}" if listed else ""))
+
+    return check
+
+
+def _presets() -> dict:
     from .families import PRESETS
 
-    if isinstance(value, str) and value in PRESETS:
-        return value
-    close = difflib.get_close_matches(str(value), list(PRESETS), n=1)
-    raise _Refuse("is not a model preset" + (f" (did you mean {close[0]!r}?)" if close else ""))
+    return PRESETS
+
+
+def _recipes() -> dict:
+    from .recipes import RECIPES
+
+    return RECIPES
 
 
 def _images(value, notes, name):
@@ -539,7 +550,8 @@ ARGS: dict[str, Arg] = {a.name: a for a in [
     Arg("threads", "None or a whole number >= 1 (torch CPU threads)", _whole(1, 1024), "threads=2"),
     Arg("thresholds", "None or nbdetect.verdict.UserThresholds", _thresholds, "thresholds=None"),
     Arg("class_names", "None or a list of class names", _class_names, "class_names=['stop', 'yield']"),
-    Arg("preset", "None or a model preset name (nbdetect.PRESETS)", _preset, "preset='retinanet_tiny'"),
+    Arg("preset", "None or a model preset name (nbdetect.PRESETS)", _name_in("a model preset", _presets),
+        "preset='retinanet_tiny'"),
     Arg("model", "None or a torchvision detector (RetinaNet / Faster R-CNN / FCOS)", _model,
         "model=nbdetect.build_model('retinanet_tiny', K)"),
     Arg("optimizer", "None or a torch.optim optimizer", _optimizer, "optimizer=torch.optim.SGD(model.parameters(), lr=0.01)"),
@@ -619,7 +631,8 @@ ARGS: dict[str, Arg] = {a.name: a for a in [
     Arg("max_image_stats", "a whole number >= 0", _whole(0, none=False), "max_image_stats=32"),
     Arg("data_seconds", "a positive number of seconds", _real(none=False), "data_seconds=40"),
     Arg("plots", "True or False", _flag, "plots=False"),
-    Arg("recipe", "None (your own run) or an nbdetect recipe name", _recipe_name, "recipe='alternative_1'"),
+    Arg("recipe", "None (your own run) or an nbdetect recipe name", _name_in("a recipe name", _recipes, listed=True),
+        "recipe='alternative_1'"),
     Arg("history_kind", "one of 'auto', 'val', 'train' (what a plain list of losses is)",
         _choice("auto", "val", "train"), "history_kind='val'"),
     Arg("match_iou", "False (the model's) or (foreground, background) IoUs, 0 < background <= foreground < 1",
