@@ -378,7 +378,7 @@ def _milestones(value, notes, name):
         return None
     if not _is_list(value):
         raise _Refuse(f"is {_a_type(value)}: give a list of epochs")
-    return tuple(sorted(_whole(1, none=False)(v, notes, name) for v in value))
+    return tuple(sorted(_whole(1, 100_000, none=False)(v, notes, name) for v in value))
 
 
 def _mapping_of(keys):
@@ -487,6 +487,9 @@ def _images(value, notes, name):
                                fix="pass the folder holding your test images (or a list of image paths)")
         return value
     if isinstance(value, (list, tuple)):
+        odd = next((i for i, p in enumerate(value) if not isinstance(p, (str, os.PathLike))), None)
+        if odd is not None:
+            raise _Refuse(f"holds {_a_type(value[odd])} at [{odd}]: give image paths")
         missing = [str(p) for p in value if not Path(p).is_file()]
         if missing:
             more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
@@ -524,11 +527,12 @@ def _tiles(value, notes, name):
 
 
 ARGS: dict[str, Arg] = {a.name: a for a in [
-    Arg("epochs", "a whole number >= 1", _whole(1), "epochs=50"),
-    Arg("batch_size", "a whole number >= 1", _whole(1), "batch_size=4"),
+    Arg("epochs", "a whole number from 1 to 100000", _whole(1, 100_000), "epochs=50"),
+    Arg("batch_size", "a whole number from 1 to 4096", _whole(1, 4096), "batch_size=4"),
     Arg("lr", "a positive finite number, or 'auto' (alternative_1/2)", _real(words=("auto",)), "lr=1e-4"),
-    Arg("num_classes", "a whole number >= 1 (real classes, background not counted), or None to read it from the data",
-        _whole(1), "num_classes=43"),
+    Arg("num_classes", "a whole number from 1 to 10000 (real classes, background not counted), or None to read it "
+        "from the data",
+        _whole(1, 10_000), "num_classes=43"),
     Arg("label_base", "0 (labels 0..K-1) or 1 (labels 1..K)", _label_base, "label_base=1"),
     Arg("device", "None (a GPU when there is one), 'cpu', 'cuda', 'cuda:N' or a torch.device", _device,
         "device='cpu' (or leave it out)"),
@@ -566,7 +570,7 @@ ARGS: dict[str, Arg] = {a.name: a for a in [
     Arg("images", "a folder of images, a list of image paths, or a Dataset", _images, "images='test_images/'"),
     Arg("start_lr", "a positive finite number below end_lr", _real(), "start_lr=1e-6"),
     Arg("end_lr", "a positive finite number above start_lr", _real(), "end_lr=0.1"),
-    Arg("num_iter", "a whole number >= 2", _whole(2, none=False), "num_iter=200"),
+    Arg("num_iter", "a whole number from 2 to 100000", _whole(2, 100_000, none=False), "num_iter=200"),
     Arg("start_epoch", "None or a whole number >= 0 (labels the epochs)", _whole(0), "start_epoch=41"),
     Arg("previous_loss", "None or a finite number (your last validation loss)", _real(positive=False),
         "previous_loss=1.2"),
@@ -578,7 +582,8 @@ ARGS: dict[str, Arg] = {a.name: a for a in [
         "milestones=[30, 45]"),
     Arg("gamma", "a number above 0 up to 1 (what each milestone multiplies the LR by)", _real(hi=1.0, none=False),
         "gamma=0.1"),
-    Arg("decision_epoch", "None or a whole number >= 1 (the epoch of the verdict's decision)", _whole(1),
+    Arg("decision_epoch", "None or a whole number from 1 to 100000 (the epoch of the verdict's decision)",
+        _whole(1, 100_000),
         "decision_epoch=20"),
     Arg("synthetic", "None or a dict of the demo data's options (n_train, n_val, image_size, seed, min_size, "
         "max_size, max_objects)",
@@ -613,8 +618,8 @@ ARGS: dict[str, Arg] = {a.name: a for a in [
     Arg("show", "True or False (draw the curve)", _flag, "show=True"),
     Arg("scheduler", "None or your LR scheduler (torch.optim.lr_scheduler), the one built on this optimizer",
         _scheduler, "scheduler=scheduler"),
-    Arg("n_train", "a whole number >= 1 (images)", _whole(1, none=False), "n_train=240"),
-    Arg("n_val", "a whole number >= 1 (images)", _whole(1, none=False), "n_val=60"),
+    Arg("n_train", "a whole number from 1 to 100000 (images)", _whole(1, 100_000, none=False), "n_train=240"),
+    Arg("n_val", "a whole number from 1 to 100000 (images)", _whole(1, 100_000, none=False), "n_val=60"),
     Arg("timeout", "None (wait as long as it takes) or a number of seconds >= 0", _real(positive=False, lo=0.0),
         "timeout=120"),
     # diagnose()'s own options (a refused one is reported under Skipped and its default used: check_or_default)
@@ -624,9 +629,9 @@ ARGS: dict[str, Arg] = {a.name: a for a in [
     Arg("expected", "None or {epoch: (low, high)} loss bounds", _expected, "expected={10: (0.5, 1.5)}"),
     Arg("overfit", "True, False or 'force' (the overfit-one-batch test)", _choice(True, False, "force"),
         "overfit=False"),
-    Arg("overfit_steps", "a whole number >= 1", _whole(1, none=False), "overfit_steps=40"),
+    Arg("overfit_steps", "a whole number from 1 to 100000", _whole(1, 100_000, none=False), "overfit_steps=40"),
     Arg("overfit_seconds", "a positive number of seconds", _real(none=False), "overfit_seconds=30"),
-    Arg("loss_batches", "a whole number >= 1", _whole(1, none=False), "loss_batches=2"),
+    Arg("loss_batches", "a whole number from 1 to 1000", _whole(1, 1000, none=False), "loss_batches=2"),
     Arg("max_samples", "None (all) or a whole number >= 1", _whole(1), "max_samples=500"),
     Arg("max_image_stats", "a whole number >= 0", _whole(0, none=False), "max_image_stats=32"),
     Arg("data_seconds", "a positive number of seconds", _real(none=False), "data_seconds=40"),

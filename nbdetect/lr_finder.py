@@ -91,13 +91,38 @@ def _cycle(loader):
             return
 
 
+#: batches whose labels the sweep checks against the model's classes (find_lr skips the data check by default)
+LABEL_CHECK_BATCHES = 3
+
+
+def check_labels(targets, classes: int | None) -> None:
+    """A DataError when a label of ``targets`` is outside 1..``classes`` (the model's real classes), the mistake a
+    wrong ``label_base`` makes, instead of an IndexError inside the loss."""
+    if not classes:
+        return
+    for target in targets:
+        labels = target.get("labels") if isinstance(target, dict) else None
+        if labels is None or not len(labels):
+            continue
+        low, high = int(labels.min()), int(labels.max())
+        if low < 1 or high > classes:
+            from .errors import DataError
+
+            raise DataError(f"a label {low if low < 1 else high} is outside 1..{classes}, the model's classes",
+                            where="label_base / num_classes",
+                            fix="label_base=0 for labels 0..K-1, label_base=1 (the default) for labels 1..K; "
+                                "num_classes=K real classes")
+
+
 def sweep(model, optimizer, loader, device, *, start_lr=1e-6, end_lr=0.1, num_iter=200, grad_clip=10.0,
           blowup=4.0, stop_event=None) -> tuple[list, list]:
     """Train ``num_iter`` steps at geometrically rising LRs; returns (lrs, losses), cut at a blow-up.
 
     Changes ``model`` and ``optimizer``: :func:`find_lr` restores them."""
     from .engine import move_to
+    from .models import num_classes_of
 
+    classes = num_classes_of(model)
     model.train()
     lrs, losses = [], []
     factor = (end_lr / start_lr) ** (1 / max(num_iter - 1, 1))
@@ -112,6 +137,8 @@ def sweep(model, optimizer, loader, device, *, start_lr=1e-6, end_lr=0.1, num_it
             images, targets = next(batches)
         except StopIteration:
             break
+        if i < LABEL_CHECK_BATCHES:
+            check_labels(targets, classes)
         images, targets = move_to(list(images), list(targets), device)
         loss = sum(model(images, targets).values())
         value = float(loss.detach())
@@ -144,8 +171,11 @@ def find_lr(model=None, train=None, *, optimizer=None, recipe="alternative_1", n
     from .errors import InputError
     from .inputs import prepare_data
     from .models import default_device, num_classes_of
-    from .recipes import get_recipe
+    from .recipes import Recipe, get_recipe
 
+    if not isinstance(recipe, (str, Recipe)):
+        raise InputError(f"recipe={recipe!r} is not a recipe", where="recipe",
+                         fix="pass a recipe name, e.g. recipe='alternative_1', or a Recipe record")
     recipe = get_recipe(recipe) if isinstance(recipe, str) else recipe
     check_data_argument(train, "train")
     v = arguments.check(dict(model=model, optimizer=optimizer, num_classes=num_classes, preset=preset, weights=weights,

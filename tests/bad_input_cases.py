@@ -410,6 +410,10 @@ case("per_batch([1, 'a'], 5)", "losses", lambda tmp: nbdetect.per_batch([1, "a"]
 case("find_lr(start_lr=0)", "start_lr", lambda tmp: nbdetect.find_lr(tiny(), toy_samples(4), start_lr=0), ["start_lr"])
 case("find_lr(end_lr < start_lr)", "end_lr", lambda tmp: nbdetect.find_lr(tiny(), toy_samples(4), start_lr=1, end_lr=0.1),
      ["start_lr", "end_lr"])
+case("find_lr(recipe=5)", "recipe", lambda tmp: nbdetect.find_lr(tiny(), toy_samples(4), recipe=5), ["recipe"])
+case("find_lr(label_base=0) on labels 1..K", "label_base",
+     lambda tmp: nbdetect.find_lr(tiny(), toy_samples(4), label_base=0, num_iter=3, show=False),
+     ["label_base", "outside 1..2"])
 case("find_lr(num_iter=0)", "num_iter", lambda tmp: nbdetect.find_lr(tiny(), toy_samples(4), num_iter=0), ["num_iter"])
 case("find_lr(num_iter=1.5)", "num_iter", lambda tmp: nbdetect.find_lr(tiny(), toy_samples(4), num_iter=1.5), ["num_iter"])
 case("find_lr(batch_size=0)", "batch_size", lambda tmp: nbdetect.find_lr(tiny(), toy_samples(4), batch_size=0), ["batch_size"])
@@ -432,6 +436,7 @@ case("images=a missing folder", "submission_no_images", lambda tmp: submit(tmp, 
 case("images=a file", "submission_no_images",
      lambda tmp: (tmp / "a.png").write_bytes(b"x") and submit(tmp, images=tmp / "a.png"), ["images"])
 case("images=5", "images", lambda tmp: submit(tmp, images=5), ["images"])
+case("images=[1, 2]", "images", lambda tmp: submit(tmp, images=[1, 2]), ["images", "an int"])
 case("images=a list with a missing path", "images", lambda tmp: submit(tmp, images=[tmp / "x.png"]), ["x.png"])
 case("make_submission(nn.Linear)", "model_not_a_detector", lambda tmp: submit(tmp, model=nn.Linear(2, 2)),
      ["model", "Linear"], absent=["argument 'input'"])
