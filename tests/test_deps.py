@@ -5,9 +5,13 @@
 import ast
 import re
 import sys
-import tomllib
 from importlib import metadata
 from pathlib import Path
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10 (requires-python >= 3.10): its backport, declared for it
+    import tomli as tomllib
 
 REPO = Path(__file__).resolve().parents[1]
 TESTS = REPO / "tests"
