@@ -92,9 +92,15 @@ def build_model(
     """
     from .arguments import check
 
-    v = check(dict(min_size=min_size, max_size=max_size, anchor_sizes=anchor_sizes, aspect_ratios=aspect_ratios))
-    min_size, max_size, anchor_sizes, aspect_ratios = (v[k] for k in ("min_size", "max_size", "anchor_sizes",
-                                                                       "aspect_ratios"))
+    v = check(dict(num_classes=num_classes, weights=weights, min_size=min_size, max_size=max_size,
+                   anchor_sizes=anchor_sizes, aspect_ratios=aspect_ratios))
+    num_classes, weights, min_size, max_size, anchor_sizes, aspect_ratios = (
+        v[k] for k in ("num_classes", "weights", "min_size", "max_size", "anchor_sizes", "aspect_ratios"))
+    if num_classes is None:
+        from .errors import InputError
+
+        raise InputError("build_model() needs num_classes", where="num_classes",
+                         fix="pass the number of real classes K, e.g. build_model('retinanet_tiny', 43)")
     spec = get_preset(preset)
     family = families.get(spec.family)
     outputs = model_outputs(num_classes)

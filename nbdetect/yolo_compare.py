@@ -162,6 +162,11 @@ def compare_with_yolo(yolo_results="runs/detect/train/results.csv", nbdetect_run
 
     if yolo_results is not None:
         check_one("yolo_results", yolo_results)
+    if not isinstance(nbdetect_runs, (str, Path, list, tuple)) and not hasattr(nbdetect_runs, "history"):
+        from .errors import InputError
+
+        raise InputError(f"nbdetect_runs is {type(nbdetect_runs).__name__}, not runs or run folders",
+                         where="nbdetect_runs", fix="pass a run, a run folder, a list of them, or 'nbdetect_runs'")
     wait_for_active("comparing the runs")  # Run All: the training cell above may still be running
     runs, missing = [], []
     sources = [("yolo", yolo_results)] if yolo_results is not None else []

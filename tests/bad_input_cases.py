@@ -383,6 +383,13 @@ for name, value in (("min_size", -1), ("min_size", "big"), ("max_size", 10 ** 6)
                     ("anchor_sizes", [[16, "x"]]), ("aspect_ratios", [[0.0]] * 5), ("aspect_ratios", "1:1")):
     case(f"build_model({name}={value!r})", name,
          lambda tmp, n=name, v=value: nbdetect.build_model("retinanet_tiny", 2, weights=None, **{n: v}), [name])
+for name, value in (("num_classes", 0), ("num_classes", "x"), ("num_classes", 10 ** 12), ("weights", 5),
+                    ("weights", True)):
+    case(f"build_model({name}={value!r})", name,
+         lambda tmp, n=name, v=value: nbdetect.build_model(**{"preset": "retinanet_tiny", "num_classes": 2,
+                                                               "weights": None, n: v}), [name])
+case("compare_with_yolo(nbdetect_runs=5)", "nbdetect_runs",
+     lambda tmp: nbdetect.compare_with_yolo(nbdetect_runs=5), ["nbdetect_runs"])
 case("load_gtsdb(5)", "root", lambda tmp: nbdetect.load_gtsdb(5), ["root"])
 case("load_gtsdb(superclasses='yes')", "superclasses",
      lambda tmp: nbdetect.load_gtsdb(tmp, superclasses="yes"), ["superclasses"])
