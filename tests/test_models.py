@@ -144,7 +144,7 @@ def test_weights_from_a_file_and_unknown_preset(tmp_path):
     assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
     with pytest.raises(ValueError, match="unknown model preset 'yolo'"):
         models.build_model("yolo", 2)
-    with pytest.raises(ValueError, match="num_classes must be >= 1"):
+    with pytest.raises(ValueError, match="num_classes=0 must be at least 1"):
         models.build_model("retinanet_tiny", 0)
 
 

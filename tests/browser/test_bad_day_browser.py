@@ -326,7 +326,7 @@ def test_refusals_are_short_and_a_rerun_keeps_the_active_run(frontend, request, 
     page.locator(CELL).nth(0).locator(".jp-OutputArea-output").first.wait_for(timeout=30_000)
     text = _output(page, 0)
     assert "epochs=0" in text and "at least 1" in text, text
-    assert re.search(r"fix:\s+pass a whole number >= 1, e.g. epochs=", text), text
+    assert re.search(r"fix:\s+pass a whole number from 1 to \d+, e.g. epochs=", text), text
     assert not any(mark in text for mark in TRACEBACK_MARKS), text
     assert len([line for line in text.splitlines() if line.strip()]) <= 6, text
 
