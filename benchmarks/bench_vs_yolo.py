@@ -313,6 +313,7 @@ ABLATIONS = {  # each change of the recipe turned off on its own (what it bought
     "warmup 1.5 epochs": {"warmup_epochs": 1.5},  # a quarter of a 6-epoch run
     "lr 1e-3, warmup 3 epochs": {"lr": 1e-3, "warmup_epochs": 3.0},  # the longer warm-up's calm start, a higher peak
     "lr 1e-3, warmup 1.5 epochs": {"lr": 1e-3, "warmup_epochs": 1.5},  # the same at 6 epochs (a quarter of the run)
+    "weight decay 0.05": {"weight_decay": 0.05},  # AdamW's usual decay, against the late over-fitting on GTSDB tiles
 }
 
 
