@@ -232,7 +232,7 @@ def per_batch(losses, batches) -> list[float]:
     fix = "pass your list of per-epoch losses, e.g. per_batch(val_losses, val_loader)"
     values = losses.tolist() if hasattr(losses, "tolist") else losses
     if not isinstance(values, (list, tuple)):
-        raise InputError(f"losses is a {type(losses).__name__}, not a list of numbers", where="losses", fix=fix)
+        raise InputError(f"losses={str(losses)[:40]!r} is not a list of numbers", where="losses", fix=fix)
     for i, v in enumerate(values):
         if isinstance(v, bool) or not isinstance(v, numbers.Real):
             raise InputError(f"losses[{i}] is {v!r}, not a number", where="losses", fix=fix)

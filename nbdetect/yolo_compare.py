@@ -165,7 +165,7 @@ def compare_with_yolo(yolo_results="runs/detect/train/results.csv", nbdetect_run
     if not isinstance(nbdetect_runs, (str, Path, list, tuple)) and not hasattr(nbdetect_runs, "history"):
         from .errors import InputError
 
-        raise InputError(f"nbdetect_runs is {type(nbdetect_runs).__name__}, not runs or run folders",
+        raise InputError(f"nbdetect_runs={nbdetect_runs!r} is not a run, a run folder or a list of them",
                          where="nbdetect_runs", fix="pass a run, a run folder, a list of them, or 'nbdetect_runs'")
     wait_for_active("comparing the runs")  # Run All: the training cell above may still be running
     runs, missing = [], []
