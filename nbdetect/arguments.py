@@ -381,20 +381,25 @@ def _milestones(value, notes, name):
     return tuple(sorted(_whole(1, 100_000, none=False)(v, notes, name) for v in value))
 
 
-def _mapping_of(keys):
-    """None or a dict whose keys are among ``keys`` (the keyword arguments it is passed on as)."""
+def _mapping_of(keys: tuple | None = None):
+    """None or a dict; with ``keys``, one whose keys are among them (the keyword arguments it is passed on as)."""
 
     def check(value, notes, name):
         if value is None:
             return None
         if not isinstance(value, dict):
             raise _Refuse(f"is {_a_type(value)}, not a dict")
-        unknown = [k for k in value if k not in keys] if keys else []
+        unknown = [k for k in value if k not in keys] if keys is not None else []
         if unknown:
             raise _Refuse(f"has the key {unknown[0]!r}, not one of {', '.join(keys)}")
         return value
 
     return check
+
+
+#: The keywords ``synthetic=`` is passed on as: synthetic_split's and, through it, SyntheticSigns' (listed, not
+#: read from their signatures: nbdetect.data imports this module; tests/test_bad_inputs.py checks the two agree).
+SYNTHETIC_KEYS = ("n_train", "n_val", "image_size", "seed", "min_size", "max_size", "max_objects", "cache")
 
 
 def _callbacks(value, notes, name):
@@ -586,12 +591,12 @@ ARGS: dict[str, Arg] = {a.name: a for a in [
         _whole(1, 100_000),
         "decision_epoch=20"),
     Arg("synthetic", "None or a dict of the demo data's options (n_train, n_val, image_size, seed, min_size, "
-        "max_size, max_objects)",
-        _mapping_of(("n_train", "n_val", "image_size", "seed", "min_size", "max_size", "max_objects")),
+        "max_size, max_objects, cache)",
+        _mapping_of(SYNTHETIC_KEYS),
         "synthetic={'n_train': 120}"),
     Arg("callbacks", "None or a list of callback objects (instances of nbdetect.callbacks.Callback subclasses)",
         _callbacks, "callbacks=[MyCallback()]"),
-    Arg("meta", "None or a dict (recorded in the checkpoints)", _mapping_of(()), "meta={'note': 'run 2'}"),
+    Arg("meta", "None or a dict (recorded in the checkpoints)", _mapping_of(), "meta={'note': 'run 2'}"),
     # build_model(), the data loaders and the other public helpers
     Arg("min_size", "None (the preset's) or a whole number of px, 32..8192 (the model's resize, short side)",
         _whole(32, 8192), "min_size=512"),

@@ -255,6 +255,8 @@ for value in ("x", 0, -3, 2.5):
 for value in ("cosine", 1, True):
     case(f"schedule={value!r}", "schedule", lambda tmp, v=value: a1(schedule=v), ["schedule"])
 case("schedule='constant'", "schedule", lambda tmp: a1(schedule="constant"), expect="accept")
+case("synthetic={'cache': False}", "synthetic", lambda tmp: a1(synthetic={"cache": False}), expect="accept")
+case("synthetic={'n_trian': 3}", "synthetic", lambda tmp: a1(synthetic={"n_trian": 3}), ["synthetic", "n_trian"])
 for value in ("yes", 1):
     case(f"synthetic={value!r}", "synthetic", lambda tmp, v=value: a1(synthetic=v), ["synthetic"])
 for value in (5, "print", [5]):

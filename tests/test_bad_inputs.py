@@ -47,6 +47,16 @@ def test_every_option_a_recipe_call_takes_has_its_argument_check():
     assert not unchecked, f"add an Arg to nbdetect/arguments.py for: {unchecked}"
 
 
+def test_synthetic_accepts_exactly_the_keywords_the_demo_data_takes():
+    import inspect
+
+    from nbdetect.data.synthetic import SyntheticSigns, synthetic_split
+
+    own = [n for n, p in inspect.signature(synthetic_split).parameters.items() if p.kind is not p.VAR_KEYWORD]
+    passed = [n for n in inspect.signature(SyntheticSigns).parameters if n not in ("num_images", *own)]
+    assert arguments.SYNTHETIC_KEYS == (*own, *passed)
+
+
 def test_errors_md_argument_table_is_the_generated_one():
     doc = DOC.read_text()
     m = re.search(r"<!-- arguments:begin -->\n(.*?)\n<!-- arguments:end -->", doc, re.S)
