@@ -410,6 +410,8 @@ case("compare_with_yolo(5)", "yolo_results", lambda tmp: nbdetect.compare_with_y
 case("best_checkpoint(5)", "root", lambda tmp: nbdetect.best_checkpoint(5), ["root"])
 case("best_checkpoint(recipe='alt1')", "recipe", lambda tmp: nbdetect.best_checkpoint(tmp, recipe="alt1"), ["recipe"])
 case("synthetic_split(n_train=-1)", "n_train", lambda tmp: nbdetect.synthetic_split(n_train=-1), ["n_train"])
+case("synthetic_split(n_train='8')", "n_train", lambda tmp: nbdetect.synthetic_split(n_train="8"), expect="accept",
+     said=["read as 8"])
 case("synthetic_split(n_val='many')", "n_val", lambda tmp: nbdetect.synthetic_split(n_val="many"), ["n_val"])
 case("stop_all(timeout='x')", "timeout", lambda tmp: nbdetect.stop_all(timeout="x"), ["timeout"])
 case("per_batch('x', 5)", "losses", lambda tmp: nbdetect.per_batch("x", 5), ["losses"])

@@ -150,6 +150,7 @@ def synthetic_split(n_train: int = 240, n_val: int = 60, image_size=(256, 256), 
     """(train, val) synthetic datasets drawn from disjoint seeds."""
     from ..arguments import check
 
-    check(dict(n_train=n_train, n_val=n_val, seed=seed))
+    v = check(dict(n_train=n_train, n_val=n_val, seed=seed))  # '120' is read as 120, and said so
+    n_train, n_val, seed = v["n_train"], v["n_val"], v["seed"]
     return (SyntheticSigns(n_train, image_size, seed=2 * seed, **kwargs),
             SyntheticSigns(n_val, image_size, seed=2 * seed + 1, **kwargs))
