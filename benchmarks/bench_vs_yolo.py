@@ -381,7 +381,7 @@ def main() -> None:
     if not runs:
         return print(f"exported to {data_root}; no row to run")
     results = {}
-    stamp = time.strftime("%Y%m%d-%H%M%S")
+    stamp = f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"  # two benches started in one second stay apart
     for epochs in args.epochs:
         for name, options in runs:
             recipe = name.split(" (")[0]

@@ -124,6 +124,31 @@ def locked_by_other(folder: Path, token: str | None = None) -> bool:
     return info.get("host") == socket.gethostname() and _alive(int(info.get("pid", -1)))
 
 
+def _claim(lock: Path, payload: dict) -> bool:
+    """Create ``lock`` holding ``payload`` only if no lock is there (True: this run holds it now).
+
+    The payload is written whole to a temp file first, then hard-linked to ``lock``: the link fails when the
+    lock exists, so of two processes that checked the folder at the same moment one claims it and the other
+    reads the winner's lock (a read-then-write would let both believe they hold it)."""
+    tmp = atomic_write(lock.with_name(f".{lock.name}.{os.getpid()}.{time.monotonic_ns()}.tmp"),
+                       lambda fh: fh.write(json.dumps(payload).encode()))
+    try:
+        os.link(tmp, lock)
+        return True
+    except FileExistsError:
+        return False
+    except OSError:  # a file system without hard links: the exclusive create, then the payload
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            return False
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(json.dumps(payload).encode())
+        return True
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 class FolderLock(Callback):
     """Holds ``<out_dir>/.lock`` while the run runs; refuses a folder a live run owns; recovers stale locks."""
 
@@ -136,15 +161,25 @@ class FolderLock(Callback):
     def on_run_start(self, run) -> None:
         folder = Path(run.out_dir)
         make_folder(folder)
-        info = read_lock(folder)
-        if info and locked_by_other(folder, getattr(run, "_lock_token", None)):
-            raise RunError(f"{folder} is in use by another training run (pid {info.get('pid')}, started "
-                           f"{info.get('started')})", where=str(folder),
-                           fix="let that run finish or stop it, or give this run another out_dir (leave out_dir "
-                               "out and nbdetect picks a new numbered folder)")
-        if info:
-            print(f"nbdetect: {folder} had a lock from pid {info.get('pid')} (started {info.get('started')}), "
-                  "a process that no longer runs; recovered it")
+        self.token = f"{os.getpid()}-{id(run)}-{time.time()}"
+        payload = {"pid": os.getpid(), "host": socket.gethostname(), "token": self.token,
+                   "started": time.strftime("%Y-%m-%d %H:%M:%S"), "recipe": getattr(run.recipe, "name", "")}
+        for _ in range(3):
+            if _claim(folder / LOCK, payload):
+                break
+            info = read_lock(folder)
+            if locked_by_other(folder, getattr(run, "_lock_token", None)):
+                raise RunError(f"{folder} is in use by another training run (pid {info.get('pid')}, started "
+                               f"{info.get('started')})", where=str(folder),
+                               fix="let that run finish or stop it, or give this run another out_dir (leave out_dir "
+                                   "out and nbdetect picks a new numbered folder)")
+            if info:
+                print(f"nbdetect: {folder} had a lock from pid {info.get('pid')} (started {info.get('started')}), "
+                      "a process that no longer runs; recovered it")
+            (folder / LOCK).unlink(missing_ok=True)
+        else:
+            raise RunError(f"could not take the lock of {folder}: another run keeps taking it", where=str(folder),
+                           fix="give this run another out_dir")
         leftovers = list(folder.glob(".*.tmp"))  # half-written files of a killed save: the folder is ours now
         for tmp in leftovers:
             try:
@@ -153,12 +188,8 @@ class FolderLock(Callback):
                 pass
         if leftovers:
             print(f"nbdetect: removed {len(leftovers)} half-written file(s) of an interrupted save in {folder}")
-        self.token = f"{os.getpid()}-{id(run)}-{time.time()}"
         run._lock_token = self.token
         self.path = folder / LOCK
-        payload = {"pid": os.getpid(), "host": socket.gethostname(), "token": self.token,
-                   "started": time.strftime("%Y-%m-%d %H:%M:%S"), "recipe": getattr(run.recipe, "name", "")}
-        atomic_write(self.path, lambda fh: fh.write(json.dumps(payload).encode()))
 
     def on_run_end(self, run) -> None:
         if self.path is not None and (read_lock(self.path.parent) or {}).get("token") == self.token:

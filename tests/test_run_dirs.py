@@ -137,3 +137,23 @@ def test_best_checkpoint_is_the_latest_runs_and_says_what_to_do_when_there_is_no
     monkeypatch.setattr(run_guard, "_LAST", [SimpleNamespace(out_dir=root / "alternative_2", status="finished",
                                                              is_active=False, recipe=SimpleNamespace(name="alternative_2"))])
     assert best_checkpoint(root) == root / "alternative_2" / "best.pt"
+
+
+def test_two_processes_that_checked_a_folder_at_once_do_not_both_take_it(tmp_path, monkeypatch):
+    """The lock is created exclusively: a run that found no lock (the other process had not written it yet)
+    still cannot replace the one written in between, and is refused naming the owner."""
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        folder = tmp_path / "same-second"
+        _lock(folder, sleeper.pid)
+        first_look = iter([None])
+        real = run_dirs.read_lock
+        monkeypatch.setattr(run_dirs, "read_lock", lambda f: next(first_look, None) or real(f))
+        run = _run(folder)
+        with pytest.raises(RunError, match=f"in use by another training run \\(pid {sleeper.pid}"):
+            run.run()
+        assert json.loads((folder / ".lock").read_text())["pid"] == sleeper.pid  # the owner's lock is intact
+        assert not list(folder.glob(".*.tmp")) and not (folder / "history.jsonl").exists()
+    finally:
+        sleeper.kill()
+        sleeper.wait()
