@@ -106,9 +106,13 @@ def build_model(
     outputs = model_outputs(num_classes)
     min_size = min_size or spec.default_min_size
     max_size = max(max_size or spec.default_max_size, min_size)
-    if anchor_sizes is not None:  # the same layout as the preset's (pretrained heads keep their shapes)
-        anchor_sizes = tuple(tuple(float(s) for s in level) for level in anchor_sizes)
-        aspect_ratios = tuple(tuple(float(r) for r in level) for level in aspect_ratios)
+    if anchor_sizes is not None and aspect_ratios is None and not families.is_tiny(preset):
+        from .errors import InputError
+
+        raise InputError(f"anchor_sizes for {preset} needs aspect_ratios too (a tiny preset has its own; a torchvision "
+                         "preset's head is sized by sizes x ratios per level)", where="aspect_ratios",
+                         fix=f"pass one list of ratios per level, e.g. aspect_ratios=[[0.5, 1.0, 2.0]] * "
+                             f"{len(anchor_sizes)} (torchvision's)")
     if families.is_tiny(preset):
         model = family.tiny(outputs, min_size, max_size, anchor_sizes, aspect_ratios, **kwargs)
     else:
@@ -142,6 +146,13 @@ def build_model(
     return model
 
 
+def _checked(name: str, value):
+    """``value`` read by the Arg record of ``name`` (one rule for a recipe's option and a setter's direct caller)."""
+    from .arguments import check
+
+    return check({name: value})[name]
+
+
 def set_anchor_matching(model: nn.Module, match_iou) -> tuple[float, float] | None:
     """Train a RetinaNet with anchors of IoU >= ``match_iou[0]`` with a box as its positives and those below
     ``match_iou[1]`` as background (in between: ignored; each box keeps its best anchor). Returns the thresholds
@@ -158,12 +169,10 @@ def set_anchor_matching(model: nn.Module, match_iou) -> tuple[float, float] | No
     if family is None or not family.anchor_matching or matcher is None:
         return None
     before = (float(matcher.high_threshold), float(matcher.low_threshold))
-    high, low = (float(x) for x in match_iou)
-    if not 0.0 < low <= high < 1.0:
-        from .errors import InputError
-
-        raise InputError(f"match_iou={tuple(match_iou)}: needs 0 < background <= foreground < 1",
-                         where="match_iou", fix="pass (foreground, background) IoU thresholds, e.g. (0.4, 0.3)")
+    pair = _checked("match_iou", match_iou)  # the Arg's rule (nbdetect.arguments), for direct callers too
+    if not pair:  # False / None: the model's own thresholds stay
+        return before
+    high, low = pair
     from torchvision.models.detection import _utils as det_utils
 
     model.proposal_matcher = det_utils.Matcher(high, low, allow_low_quality_matches=True)
@@ -275,12 +284,7 @@ def set_box_voting(model: nn.Module, vote_iou) -> float | None:
     if family is None or not family.box_voting:
         return None
     before = float(getattr(model, "nbdetect_vote_iou", 0.0))
-    value = float(vote_iou or 0.0)
-    if not 0.0 <= value <= 1.0:
-        from .errors import InputError
-
-        raise InputError(f"box_voting={vote_iou!r}: not an IoU", where="box_voting",
-                         fix="pass the IoU at which candidates vote, e.g. box_voting=0.6, or False for plain NMS")
+    value = float(_checked("box_voting", vote_iou) or 0.0)  # the Arg's rule (nbdetect.arguments)
     if value:
         from types import MethodType
 

@@ -385,6 +385,12 @@ for name, value in (("min_size", -1), ("min_size", "big"), ("max_size", 10 ** 6)
                     ("anchor_sizes", [[16, "x"]]), ("aspect_ratios", [[0.0]] * 5), ("aspect_ratios", "1:1")):
     case(f"build_model({name}={value!r})", name,
          lambda tmp, n=name, v=value: nbdetect.build_model("retinanet_tiny", 2, weights=None, **{n: v}), [name])
+case("build_model(tiny, anchor_sizes without aspect_ratios)", "anchor_sizes",
+     lambda tmp: nbdetect.build_model("retinanet_tiny", 2, weights=None, anchor_sizes=[[12, 16, 20]] * 5),
+     expect="accept")  # its own ratios (a TypeError before)
+case("build_model(R50, anchor_sizes without aspect_ratios)", "aspect_ratios",
+     lambda tmp: nbdetect.build_model("retinanet_resnet50_fpn", 2, weights=None, anchor_sizes=[[12, 16, 20]] * 5),
+     ["aspect_ratios"])
 for name, value in (("num_classes", 0), ("num_classes", "x"), ("num_classes", 10 ** 12), ("weights", 5),
                     ("weights", True)):
     case(f"build_model({name}={value!r})", name,
