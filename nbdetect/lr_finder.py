@@ -96,20 +96,22 @@ LABEL_CHECK_BATCHES = 3
 
 
 def check_labels(targets, classes: int | None) -> None:
-    """A DataError when a label of ``targets`` is outside 1..``classes`` (the model's real classes), the mistake a
-    wrong ``label_base`` makes, instead of an IndexError inside the loss."""
+    """A DataError when a label of ``targets`` (shifted to 1..K) is outside 1..``classes`` (the model's real
+    classes), the mistake a wrong ``label_base`` makes, instead of an IndexError inside the loss. The range rule
+    is the data check's (nbdetect.data.validate.label_problems)."""
     if not classes:
         return
-    for target in targets:
+    import torch
+
+    from .data.validate import label_problems
+
+    for i, target in enumerate(targets):
         labels = target.get("labels") if isinstance(target, dict) else None
-        if labels is None or not len(labels):
-            continue
-        low, high = int(labels.min()), int(labels.max())
-        if low < 1 or high > classes:
+        found = label_problems(i, "a batch of find_lr", torch.as_tensor(labels), classes) if labels is not None else []
+        if found:
             from .errors import DataError
 
-            raise DataError(f"a label {low if low < 1 else high} is outside 1..{classes}, the model's classes",
-                            where="label_base / num_classes",
+            raise DataError(found[0].message + " (labels as shifted by label_base)", where="label_base / num_classes",
                             fix="label_base=0 for labels 0..K-1, label_base=1 (the default) for labels 1..K; "
                                 "num_classes=K real classes")
 

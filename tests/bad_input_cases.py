@@ -430,7 +430,7 @@ case("find_lr(end_lr < start_lr)", "end_lr", lambda tmp: nbdetect.find_lr(tiny()
 case("find_lr(recipe=5)", "recipe", lambda tmp: nbdetect.find_lr(tiny(), toy_samples(4), recipe=5), ["recipe"])
 case("find_lr(label_base=0) on labels 1..K", "label_base",
      lambda tmp: nbdetect.find_lr(tiny(), toy_samples(4), label_base=0, num_iter=3, show=False),
-     ["label_base", "outside 1..2"])
+     ["label_base", "larger than num_classes=2 allows (labels 1..2)"])
 case("find_lr(num_iter=0)", "num_iter", lambda tmp: nbdetect.find_lr(tiny(), toy_samples(4), num_iter=0), ["num_iter"])
 case("find_lr(num_iter=1.5)", "num_iter", lambda tmp: nbdetect.find_lr(tiny(), toy_samples(4), num_iter=1.5), ["num_iter"])
 case("find_lr(batch_size=0)", "batch_size", lambda tmp: nbdetect.find_lr(tiny(), toy_samples(4), batch_size=0), ["batch_size"])

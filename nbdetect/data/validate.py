@@ -120,6 +120,13 @@ def _check_boxes(index, where, boxes, labels, num_classes, hw, label_base) -> li
                 j = int(outside.nonzero()[0])
                 out.append(Problem(index, "box_outside_image", f"{where}: {int(outside.sum())} box(es) outside the "
                                    f"{w}x{h} image, e.g. box {j} = {fmt_box(boxes[j])}"))
+    return out + label_problems(index, where, labels, num_classes, label_base)
+
+
+def label_problems(index: int, where: str, labels, num_classes: int, label_base: int = 1) -> list[Problem]:
+    """Labels outside ``label_base``..``num_classes - 1 + label_base`` (0 under 1-based labels: the background's).
+    The one label-range rule: the data check reads it on raw samples, ``find_lr`` on its first batches."""
+    out = []
     if labels.numel():
         lo, hi = int(labels.min()), int(labels.max())
         first, last = label_base, num_classes - 1 + label_base
