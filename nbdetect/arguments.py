@@ -731,19 +731,21 @@ def check(values: dict, *, say: bool = True, skip=()) -> dict:
     return out
 
 
-def check_or_default(values: dict, defaults: dict) -> tuple[dict, list[str]]:
+def check_or_default(values: dict, defaults: dict) -> tuple[dict, list[tuple[str, str]]]:
     """For a function that reports instead of raising (diagnose): every known argument of ``values`` checked as
-    :func:`check_one`; a refused one takes its ``defaults`` value and gives one line naming it and the fix.
-    Returns (the values, those lines)."""
-    out, lines = dict(values), []
+    :func:`check_one`; a refused one takes its ``defaults`` value and gives (a line naming it and the value used,
+    the fix). Notes on coercions are printed as :func:`check` prints them. Returns (the values, those pairs)."""
+    out, lines, notes = dict(values), [], []
     for name, value in values.items():
         if name not in ARGS:
             continue
         try:
-            out[name] = check_one(name, value)
+            out[name] = check_one(name, value, notes)
         except InputError as exc:
             out[name] = defaults[name]
-            lines.append(f"{exc.what}: ignored, {name}={defaults[name]!r} used instead. Fix: {exc.fix}")
+            lines.append((f"{exc.what}: ignored, {name}={defaults[name]!r} used instead", exc.fix))
+    for note in notes:
+        print(f"nbdetect: note: {note}")
     return out, lines
 
 

@@ -295,18 +295,27 @@ BAD_OPTIONS = {"epochs": "x", "steps_per_epoch": 0, "scheduler_interval": "batch
 
 @pytest.mark.parametrize("name", sorted(BAD_OPTIONS))
 def test_a_wrong_diagnose_option_is_reported_by_name_with_its_fix_and_its_default_used(name):
-    """diagnose never raises on a student's input: each of its own options, given wrong, is one line under
-    Skipped naming it, what was used instead and how to pass it (before: some raised a bare ValueError or
-    RuntimeError, most were ignored without a word)."""
+    """diagnose never raises on a student's input: each of its own options, given wrong, is one warning naming
+    it, what was used instead and how to pass it, among the problems at the top of the report (never its root
+    cause) (before: some raised a bare ValueError or RuntimeError, most were ignored without a word)."""
     kw = {"overfit": False, name: BAD_OPTIONS[name]}
     report = diagnose(tiny(), data=scenes(2), history=[5.0, 4.0, 3.0], **{"plots": False, **kw})
-    lines = [s for s in report.skipped if s.startswith(f"{name}=")]
-    assert len(lines) == 1, report.skipped
-    assert "ignored" in lines[0] and "Fix: pass" in lines[0] and f"e.g. {name}=" in lines[0]
+    found = [f for f in report.findings if f.code == "option_ignored"]
+    assert len(found) == 1 and found[0].title.startswith(f"{name}=") and found[0].status == "warn", report.findings
+    assert "ignored" in found[0].title and found[0].fix.startswith("pass") and f"e.g. {name}=" in found[0].fix
+    assert report.root_cause is not found[0]
+    head = report.to_text().split("All checks:")[0]
+    assert found[0].title in head  # in the lines above the list of all checks, not only under Skipped
 
 
 def test_a_right_diagnose_option_is_read_as_given():
     report = diagnose(tiny(), data=scenes(2), history=[5.0, 4.0, 3.0], overfit=False, plots=False, recipe="alternative_1",
                       history_kind="val", expected={1: (1.0, 9.0)}, scheduler_interval="epoch")
-    assert not [s for s in report.skipped if "ignored" in s], report.skipped
+    assert not [f for f in report.findings if f.code == "option_ignored"], report.findings
     assert report.to_dict()  # the report is whole
+
+
+def test_a_diagnose_option_read_in_another_type_is_noted_as_a_recipe_call_notes_it(capsys):
+    report = diagnose(history=[5.0, 4.0, 3.0], epochs="12", plots=False)
+    assert "nbdetect: note: epochs='12' read as 12" in capsys.readouterr().out
+    assert not [f for f in report.findings if f.code == "option_ignored"]

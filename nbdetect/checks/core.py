@@ -61,7 +61,7 @@ def diagnose(model=None, optimizer=None, scheduler=None, data=None, history=None
     if model is not None and any(getattr(r, "model", None) is model for r in active_runs()):
         wait_for_active("diagnosing the model it trains")  # probing weights that change meanwhile checks nothing
     t0 = time.perf_counter()
-    options, skipped = arguments.check_or_default(dict(
+    options, refused = arguments.check_or_default(dict(
         num_classes=num_classes, label_base=label_base, epochs=epochs, steps_per_epoch=steps_per_epoch,
         scheduler_interval=scheduler_interval, batch_size=batch_size, expected=expected, overfit=overfit,
         overfit_steps=overfit_steps, overfit_seconds=overfit_seconds, loss_batches=loss_batches,
@@ -70,6 +70,7 @@ def diagnose(model=None, optimizer=None, scheduler=None, data=None, history=None
     (num_classes, label_base, epochs, steps_per_epoch, scheduler_interval, batch_size, expected, overfit,
      overfit_steps, overfit_seconds, loss_batches, max_samples, max_image_stats, data_seconds, device, plots, recipe,
      history_kind) = options.values()
+    skipped: list[str] = []
     failed = NotChecked()
     samples: list[SampleView] = []
     info = _guard(failed, "the model (probe failed)", probe, model) if model is not None else None
@@ -143,6 +144,7 @@ def diagnose(model=None, optimizer=None, scheduler=None, data=None, history=None
         except Exception as exc:  # a check that breaks on odd input says so and the others go on
             failed.add(f"{check.name} (the check could not run)", exc)
     ctx.findings += failed.findings()
+    ctx.findings += [Finding("arguments", "option_ignored", "warn", what, fix=fix) for what, fix in refused]
     tiles = (hist.meta.get("tiles") if hist is not None else None) or {}
     for f in ctx.findings if tiles.get("size") else ():  # a run folder of a run trained on tiles says so
         if f.check == "curve":

@@ -34,6 +34,8 @@ CODES: dict[str, Code] = {
     "run_failed": Code(4, FIX_DATA),
     # a check that could not run, or an input that could not be read: inconclusive, never "no problem"
     "not_checked": Code(140, "fix_input", observation=True),
+    # one of diagnose()'s own options given wrong: its default was used instead (named in the report's top lines)
+    "option_ignored": Code(145, "fix_input", observation=True),
     # what goes into the model
     "data_unreadable": Code(5, FIX_DATA),
     "image_shape": Code(10, FIX_DATA),
