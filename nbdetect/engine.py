@@ -48,6 +48,17 @@ def _autocast(device: torch.device, amp: bool):
     return contextlib.nullcontext()
 
 
+def explain_labels(model: nn.Module, targets, where: str, exc: BaseException) -> None:
+    """A DataError naming the label when ``exc`` (raised inside the model's loss) comes from a label outside the
+    model's classes (data trained with ``verify_data=False``); returns when the labels are in range."""
+    from .data.validate import label_range_error
+    from .models import num_classes_of
+
+    error = label_range_error(targets, num_classes_of(model), where)
+    if error is not None:
+        raise error from exc
+
+
 def train_one_epoch(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
@@ -86,7 +97,11 @@ def train_one_epoch(
             break
         images, targets = move_to(images, targets, device)
         with _autocast(device, amp):
-            loss_dict = model(images, targets)
+            try:
+                loss_dict = model(images, targets)
+            except (IndexError, RuntimeError) as exc:  # a label past the model's classes fails inside the loss
+                explain_labels(model, targets, describe(iteration), exc)
+                raise
             loss = sum(loss_dict.values())
         values = torch.stack([loss.detach().float(), *(v.detach().float() for v in loss_dict.values())]).cpu()
         if average is not None:

@@ -97,23 +97,12 @@ LABEL_CHECK_BATCHES = 3
 
 def check_labels(targets, classes: int | None) -> None:
     """A DataError when a label of ``targets`` (shifted to 1..K) is outside 1..``classes`` (the model's real
-    classes), the mistake a wrong ``label_base`` makes, instead of an IndexError inside the loss. The range rule
-    is the data check's (nbdetect.data.validate.label_problems)."""
-    if not classes:
-        return
-    import torch
+    classes), the mistake a wrong ``label_base`` makes, instead of an IndexError inside the loss."""
+    from .data.validate import label_range_error
 
-    from .data.validate import label_problems
-
-    for i, target in enumerate(targets):
-        labels = target.get("labels") if isinstance(target, dict) else None
-        found = label_problems(i, "a batch of find_lr", torch.as_tensor(labels), classes) if labels is not None else []
-        if found:
-            from .errors import DataError
-
-            raise DataError(found[0].message + " (labels as shifted by label_base)", where="label_base / num_classes",
-                            fix="label_base=0 for labels 0..K-1, label_base=1 (the default) for labels 1..K; "
-                                "num_classes=K real classes")
+    error = label_range_error(targets, classes, "a batch of find_lr")
+    if error is not None:
+        raise error
 
 
 def sweep(model, optimizer, loader, device, *, start_lr=1e-6, end_lr=0.1, num_iter=200, grad_clip=10.0,

@@ -280,3 +280,19 @@ def test_after_a_kill_and_resume_no_step_is_recorded_twice(tmp_path):
     steps = [json.loads(l).get("step") for l in (tmp_path / "history.jsonl").read_text().splitlines()
              if json.loads(l).get("type") == "iter"]
     assert steps == [1, 2, 3, 4, 5, 6]
+
+
+@pytest.mark.parametrize("preset", ["retinanet_tiny", "fasterrcnn_tiny", "fcos_tiny"])
+def test_a_label_past_num_classes_met_in_training_is_named_not_an_index_error(tmp_path, preset):
+    """With verify_data=False nothing reads the labels before the loss does; torchvision's loss then fails with
+    an IndexError. The training step names the label, the batch and the two arguments instead."""
+    from nbdetect.errors import DataError
+
+    data = toy_samples(8)
+    data[5][1]["labels"] = torch.tensor([7])
+    with pytest.raises(DataError) as info:
+        nbdetect.alternative_1(data, num_classes=2, **{**FAST, "preset": preset}, batch_size=4, verify_data=False,
+                               background=False, out_dir=tmp_path / "run", image_size=96, eval_map_every=0)
+    text = str(info.value)
+    assert "label 7 is larger than num_classes=2" in text and "iteration 2/2" in text and "image 1 of the batch" in text
+    assert info.value.where == "label_base / num_classes" and isinstance(info.value.__cause__, IndexError)

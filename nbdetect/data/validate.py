@@ -142,6 +142,23 @@ def label_problems(index: int, where: str, labels, num_classes: int, label_base:
     return out
 
 
+def label_range_error(targets, classes: int | None, where: str):
+    """The DataError for the first label of a batch's ``targets`` (shifted to 1..K) outside 1..``classes``, the
+    mistake a wrong ``label_base`` or ``num_classes`` makes, or None. find_lr checks its first batches with it;
+    training reads it when the loss fails (an IndexError inside torchvision, named here)."""
+    from ..errors import DataError
+
+    for i, target in enumerate(targets if classes else ()):
+        labels = target.get("labels") if isinstance(target, dict) else None
+        found = label_problems(i, f"{where}, image {i} of the batch", torch.as_tensor(labels).cpu(), classes) \
+            if labels is not None else []
+        if found:
+            return DataError(found[0].message + " (labels as shifted by label_base)", where="label_base / num_classes",
+                             fix="label_base=0 for labels 0..K-1, label_base=1 (the default) for labels 1..K; "
+                                 "num_classes=K real classes")
+    return None
+
+
 def check_sample(index: int, image, target, num_classes: int, label_base: int = 1) -> list[Problem]:
     problems, hw = check_image(index, image)
     return problems + check_target(index, target, num_classes, hw, label_base)
