@@ -215,10 +215,11 @@ def train_nbdetect(recipe: str, yaml: Path, epochs: int, imgsz: int, out: Path, 
     """(result, predict_images) of ``recipe`` trained from scratch on the export."""
     import torch
 
-    from nbdetect import run_recipe
+    from nbdetect import families, run_recipe
     from nbdetect.engine import predict
     from nbdetect.submission import load_model
 
+    families.RETINANET_TINY_SHAPE.update(options.pop("tiny_shape", {}))  # an ablation row's retinanet_tiny
     run = run_recipe(recipe, str(yaml), None, preset=options.pop("preset", None), weights=None, epochs=epochs,
                      image_size=imgsz, monitor=False, background=False, out_dir=out, device="cpu",
                      eval_map_every=0, verify_data=False, **options)
@@ -314,6 +315,7 @@ ABLATIONS = {  # each change of the recipe turned off on its own (what it bought
     "lr 1e-3, warmup 3 epochs": {"lr": 1e-3, "warmup_epochs": 3.0},  # the longer warm-up's calm start, a higher peak
     "lr 1e-3, warmup 1.5 epochs": {"lr": 1e-3, "warmup_epochs": 1.5},  # the same at 6 epochs (a quarter of the run)
     "weight decay 0.05": {"weight_decay": 0.05},  # AdamW's usual decay, against the late over-fitting on GTSDB tiles
+    "4-conv head, first backbone": {"tiny_shape": {"head_convs": 4, "widths": [16, 32, 64, 96, 128], "residual": []}},
 }
 
 

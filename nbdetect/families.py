@@ -144,8 +144,15 @@ def _anchor_generator(sizes, ratios):
     return AnchorGenerator(sizes, ratios)
 
 
+#: retinanet_tiny's shape: wider last stages and a residual block at strides 8 and 16, paid for by a head of 2
+#: convolutions per branch instead of torchvision's 4 (the same 2.3 GFLOPs at 320 px; README, GTSDB). The shape
+#: before 2026-12-05: head_convs 4, widths nbdetect.backbones.WIDTHS, no residual block (a checkpoint's weights
+#: say which it holds: _retinanet_rebuild). Read when the model is built (the benchmark's ablation sets it).
+RETINANET_TINY_SHAPE = {"head_convs": 2, "widths": (16, 32, 64, 128, 192), "residual": (2, 3)}
+
+
 def _tiny_retinanet(num_outputs: int, min_size: int, max_size: int, anchor_sizes=None, aspect_ratios=None,
-                    head_norm: bool = True):
+                    head_norm: bool = True, **shape):
     from functools import partial
 
     from torch import nn
@@ -154,15 +161,22 @@ def _tiny_retinanet(num_outputs: int, min_size: int, max_size: int, anchor_sizes
 
     from .backbones import TinyBackbone
 
-    backbone = TinyBackbone(64, extra="p6p7")
+    unknown = set(shape) - set(RETINANET_TINY_SHAPE)
+    if unknown:
+        raise TypeError(f"retinanet_tiny has no build option {sorted(unknown)[0]!r} (its shape: "
+                        f"{', '.join(RETINANET_TINY_SHAPE)}, and head_norm)")
+    shape = {**RETINANET_TINY_SHAPE, **shape}
+    backbone = TinyBackbone(64, extra="p6p7", widths=shape["widths"], residual=shape["residual"])
     # Five levels (strides 8..128); three scales per level cover signs of 12-64 px and more.
     sizes = anchor_sizes or TINY_RETINANET_SIZES
     anchors = _anchor_generator(sizes, aspect_ratios or (TINY_RATIOS,) * len(sizes))
     # GroupNorm in the head's convolutions (as torchvision's RetinaNet v2): trained from scratch, the plain head
     # learned far slower (mAP@.5 0.29 vs 0.47 on the demo benchmark, 12 epochs). head_norm=False: the head of
-    # checkpoints written before it (load_model reads which one a checkpoint holds).
+    # checkpoints written before it (load_model reads which one a checkpoint holds, and the backbone's shape).
     head = RetinaNetHead(64, anchors.num_anchors_per_location()[0], num_outputs,
-                         norm_layer=partial(nn.GroupNorm, 16)) if head_norm else None
+                         norm_layer=partial(nn.GroupNorm, 16) if head_norm else None)
+    for branch in (head.classification_head, head.regression_head):  # built with 4 convs, the first kept
+        branch.conv = branch.conv[:shape["head_convs"]]
     return RetinaNet(backbone, num_outputs, min_size=min_size, max_size=max_size, anchor_generator=anchors,
                      head=head)
 
@@ -279,10 +293,15 @@ def _retinanet_box_loss(model, kind: str) -> str:
 
 
 def _retinanet_rebuild(preset: str, state: dict) -> dict:
-    """retinanet_tiny's head gained GroupNorm; a checkpoint without those weights holds the old head."""
+    """The build options a retinanet_tiny checkpoint's weights imply: its head gained GroupNorm, then lost two
+    of its 4 convolutions to a wider, residual backbone; a checkpoint from before holds the older shapes."""
     if preset != "retinanet_tiny":
         return {}
-    return {"head_norm": any(".conv.0.1." in k for k in state if k.startswith("head.classification"))}
+    head = [k for k in state if k.startswith("head.classification_head.conv.")]
+    return {"head_norm": any(".conv.0.1." in k for k in head),
+            "head_convs": 1 + max(int(k.split(".")[3]) for k in head),
+            "widths": tuple(int(state[f"backbone.blocks.{i}.0.weight"].shape[0]) for i in range(5)),
+            "residual": tuple(sorted({int(k.split(".")[2]) for k in state if k.startswith("backbone.residual.")}))}
 
 
 RETINANET = Family(
@@ -352,7 +371,8 @@ PRESETS: dict[str, Preset] = {
         Preset("fasterrcnn_mobilenet_v3_large_320_fpn", "fasterrcnn", "Faster R-CNN MobileNetV3-Large 320 FPN", True,
                320, 640),
         Preset("fcos_resnet50_fpn", "fcos", "FCOS ResNet-50 FPN (anchor-free, torchvision)"),
-        Preset("retinanet_tiny", "retinanet", "tiny RetinaNet (5-conv backbone) that trains on a 2-core CPU", True,
+        Preset("retinanet_tiny", "retinanet", "tiny RetinaNet (5-stage residual backbone, 2-conv head) that trains on a "
+               "2-core CPU", True,
                256, 256),
         Preset("fasterrcnn_tiny", "fasterrcnn", "tiny Faster R-CNN (5-conv backbone) that trains on a 2-core CPU",
                True, 256, 256),

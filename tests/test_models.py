@@ -148,22 +148,29 @@ def test_weights_from_a_file_and_unknown_preset(tmp_path):
         models.build_model("retinanet_tiny", 0)
 
 
-def test_a_tiny_retinanet_checkpoint_from_before_the_groupnorm_head_still_loads(tmp_path):
+def test_a_tiny_retinanet_checkpoint_of_each_earlier_shape_still_loads(tmp_path):
+    """retinanet_tiny's head gained GroupNorm, then gave two of its 4 convs to a wider, residual backbone: a
+    checkpoint of each shape is rebuilt as it was saved (read from its weights, nothing in its meta)."""
     import torch
 
+    from nbdetect.backbones import WIDTHS
     from nbdetect.checkpoint import save_checkpoint
     from nbdetect.models import build_model
     from nbdetect.submission import load_model
 
-    for head_norm in (False, True):
-        model = build_model("retinanet_tiny", 3, weights=None, min_size=96, max_size=96, head_norm=head_norm)
+    old_backbone = {"head_convs": 4, "widths": WIDTHS, "residual": ()}
+    for i, options in enumerate(({"head_norm": False, **old_backbone}, {"head_norm": True, **old_backbone}, {})):
+        model = build_model("retinanet_tiny", 3, weights=None, min_size=96, max_size=96, **options)
         path = save_checkpoint({"format": "nbdetect-model-1", "model": model.state_dict(),
                                 "meta": {"preset": "retinanet_tiny", "num_classes": 3, "min_size": 96,
-                                         "max_size": 96}}, tmp_path / f"best_{head_norm}.pt")
+                                         "max_size": 96}}, tmp_path / f"best_{i}.pt")
         loaded, _ = load_model(path, "cpu")
+        assert list(loaded.state_dict()) == list(model.state_dict())
         assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), loaded.state_dict().values()))
         has_gn = any(isinstance(m, torch.nn.GroupNorm) for m in loaded.head.modules())
-        assert has_gn == head_norm
+        assert has_gn == options.get("head_norm", True)
+        assert len(loaded.head.classification_head.conv) == options.get("head_convs", 2)
+        assert bool(len(loaded.backbone.residual)) == (not options)
 
 
 def test_looser_anchor_matching_gives_a_small_box_more_positive_anchors_and_refuses_bad_thresholds():
