@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from . import run_dirs, run_guard
+from . import families, run_dirs, run_guard
 from .hooks import LossBefore
 from .inputs import prepare_data
 from .models import (MODEL_SETTINGS, apply_prediction_settings, build_model, default_device,  # noqa: F401
@@ -180,9 +180,10 @@ def _launch(run: TrainingRun, monitor, background, replace=False, thresholds=Non
     return run.run()
 
 
-def _build(recipe: Recipe, data, preset, weights, device, image_size, synthetic, seed, meta):
+def _build(recipe: Recipe, data, preset, weights, device, image_size, synthetic, seed, meta, resumed=(None, {})):
     """The recipe's model for this data: its preset (CPU-sized on a CPU), image size, anchors fitted to the
-    boxes; returns (model, preset, meta with what load_model needs to rebuild it)."""
+    boxes; returns (model, preset, meta with what load_model needs to rebuild it). ``resumed``: (preset, build
+    options) of the checkpoint a resume continues (resumed_shape): the same preset is built in its shape."""
     if image_size is None and data.tiles is not None:  # tiles go in at native resolution: no resize
         image_size = (data.tiles.size, data.tiles.size)
     preset, image_size = _pick_preset(recipe, preset, data.synthetic, device, image_size,
@@ -194,15 +195,16 @@ def _build(recipe: Recipe, data, preset, weights, device, image_size, synthetic,
     elif data.synthetic:
         side = (synthetic or {}).get("image_size", (256, 256))
         size = {"min_size": min(side), "max_size": max(side)}
+    shape = resumed[1] if resumed[0] == preset else {}
     torch.manual_seed(seed)
-    model = build_model(preset, data.num_classes, weights=weights, **size)
+    model = build_model(preset, data.num_classes, weights=weights, **size, **shape)
     meta = {**(meta or {}), "preset": preset, "min_size": size.get("min_size"), "max_size": size.get("max_size")}
     if recipe.data_anchors:
         fitted = _anchors_for(model, data.train_loader.dataset)
         if fitted is not None and fitted.changed:
             torch.manual_seed(seed)
             model = build_model(preset, data.num_classes, weights=weights, anchor_sizes=fitted.sizes,
-                                aspect_ratios=fitted.ratios, **size)
+                                aspect_ratios=fitted.ratios, **size, **shape)
             meta.update(anchor_sizes=[list(x) for x in fitted.sizes], aspect_ratios=[list(x) for x in fitted.ratios])
         if fitted is not None:
             meta["anchor_coverage"] = [round(fitted.coverage_before, 4), round(fitted.coverage_after, 4)]
@@ -336,31 +338,48 @@ def _show_active(monitor) -> None:
         display(active.monitor.widget)
 
 
-def resumed_tiles(tiles, resume, out_dir, name):
+def resumed_checkpoint(resume, out_dir, name) -> dict | None:
+    """The checkpoint ``resume`` would continue, read once (None: not resuming, or nothing there: run_recipe
+    says so in its own words)."""
+    if not resume:
+        return None
+    try:
+        ckpt = Path(resume) if isinstance(resume, (str, Path)) else run_dirs.choose(out_dir, name, resume=True) / "last.pt"
+    except Exception:  # noqa: BLE001
+        return None
+    if not ckpt.is_file():
+        return None
+    from .run_state import read_checkpoint
+
+    return read_checkpoint(ckpt)
+
+
+def resumed_tiles(tiles, saved: dict | None):
     """The tile config a run trains on: ``tiles`` as given; on resume the checkpoint's (the same tiles as before),
     refused when the call asks for other tiles."""
     from .data.tiles import TileConfig
 
-    if not resume:
+    if saved is None:
         return tiles
-    try:
-        ckpt = Path(resume) if isinstance(resume, (str, Path)) else run_dirs.choose(out_dir, name, resume=True) / "last.pt"
-    except Exception:  # noqa: BLE001 - nothing to resume: run_recipe says so in its own words
-        return tiles
-    if not ckpt.is_file():
-        return tiles
-    from .run_state import read_checkpoint
-
-    saved = (read_checkpoint(ckpt).get("meta") or {}).get("tiles")
-    saved = TileConfig.from_summary(saved) if saved else None
-    if tiles is not None and tiles != saved:
-        raise InputError(f"resume continues a run trained on {saved.describe() if saved else 'whole frames'}, "
+    before = (saved.get("meta") or {}).get("tiles")
+    before = TileConfig.from_summary(before) if before else None
+    if tiles is not None and tiles != before:
+        raise InputError(f"resume continues a run trained on {before.describe() if before else 'whole frames'}, "
                          f"not tiles={tiles.size}", where="tiles",
                          fix="leave tiles out when resuming (the checkpoint's are used), or start a new run")
-    return saved
+    return before
 
 
-@public
+def resumed_shape(saved: dict | None) -> tuple[str | None, dict]:
+    """(the checkpoint's preset, the build options its weights imply: a tiny model of an earlier shape is
+    rebuilt in that shape so that it continues; families.Family.rebuild_options). (None, {}) when not resuming."""
+    preset = ((saved or {}).get("meta") or {}).get("preset")
+    family = families.get(families.PRESETS[preset].family) if preset in families.PRESETS else None
+    if family is None or family.rebuild_options is None or not isinstance(saved.get("model"), dict):
+        return preset, {}
+    return preset, family.rebuild_options(preset, saved["model"])
+
+
 def run_recipe(recipe: Recipe | str, train=None, val=None, *, num_classes=None, class_names=None, model=None,
                preset=None, weights="DEFAULT", epochs=None, batch_size=None, lr=None, label_base=1, device=None,
                out_dir=None, resume=False, monitor="auto", background=None, image_size=None, num_workers=0,
@@ -387,7 +406,8 @@ def run_recipe(recipe: Recipe | str, train=None, val=None, *, num_classes=None, 
         v[k] for k in ("num_classes", "class_names", "model", "preset", "weights", "epochs", "batch_size", "lr",
                        "label_base", "device", "out_dir", "resume", "monitor", "image_size", "num_workers",
                        "eval_map_every", "seed", "devices", "threads", "synthetic", "meta", "callbacks"))
-    tiles = resumed_tiles(v["tiles"], resume, out_dir, recipe.name)
+    saved = resumed_checkpoint(resume, out_dir, recipe.name)
+    tiles = resumed_tiles(v["tiles"], saved)
     overrides = {k: v[k] for k in overrides}
     refuse_rerun(recipe.name, replace, monitor)
     auto_lr = isinstance(lr, str)
@@ -413,7 +433,8 @@ def run_recipe(recipe: Recipe | str, train=None, val=None, *, num_classes=None, 
         print(f"nbdetect: training on {tiled.describe()}; mAP and make_submission predict full frames by "
               f"{tiled.cfg.size}-px slices")
     if model is None:
-        model, preset, meta = _build(recipe, data, preset, weights, device, image_size, synthetic, seed, meta)
+        model, preset, meta = _build(recipe, data, preset, weights, device, image_size, synthetic, seed, meta,
+                                     resumed_shape(saved))
     else:
         preset = preset or f"your {family_of(model)}"
         meta = {**(meta or {}), "preset": preset}

@@ -151,6 +151,33 @@ def test_resume_continues_where_the_run_stopped(tmp_path):
     assert [r["step"] for r in second.history.iterations] == list(range(1, second.total_steps + 1))
 
 
+def test_a_run_of_an_earlier_retinanet_tiny_shape_resumes_in_its_shape(tmp_path, monkeypatch):
+    """A run stopped before retinanet_tiny changed shape (4-conv head, narrower backbone) continues after the
+    update: its model is rebuilt in the checkpoint's shape, read from its weights (before: the new shape was
+    built and the checkpoint could not be loaded into it)."""
+    from nbdetect import families
+    from nbdetect.callbacks import Callback
+
+    class StopAfterEpoch1(Callback):
+        def on_epoch_end(self, run, rec):
+            run.stop()
+
+    new_shape = dict(families.RETINANET_TINY_SHAPE)
+    monkeypatch.setattr(families, "RETINANET_TINY_SHAPE", {"head_convs": 4, "widths": (16, 32, 64, 96, 128),
+                                                           "residual": ()})
+    first = alternative_1(toy_samples(8), None, num_classes=2, preset="retinanet_tiny", out_dir=tmp_path,
+                          callbacks=[StopAfterEpoch1()], **FAST)
+    assert first.status == "stopped" and len(first.model.head.classification_head.conv) == 4
+    monkeypatch.setattr(families, "RETINANET_TINY_SHAPE", new_shape)  # the update
+    second = alternative_1(toy_samples(8), None, num_classes=2, preset="retinanet_tiny", out_dir=tmp_path,
+                           resume=True, **FAST)
+    assert second.status == "finished" and second.epoch == 2 and second.resumed
+    assert len(second.model.head.classification_head.conv) == 4 and not len(second.model.backbone.residual)
+    fresh = alternative_1(toy_samples(8), None, num_classes=2, preset="retinanet_tiny", out_dir=tmp_path / "new",
+                          **FAST)
+    assert len(fresh.model.head.classification_head.conv) == new_shape["head_convs"]
+
+
 def test_alternative_3_raises_the_lr_of_the_live_optimizer(tmp_path, capsys):
     torch.manual_seed(0)
     model = build_model("retinanet_tiny", 2, weights=None, min_size=96, max_size=96)

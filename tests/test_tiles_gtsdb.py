@@ -60,7 +60,7 @@ def test_alternative_1_trains_on_tiles_and_submits_full_frames(tmp_path, monkeyp
     with pytest.raises(NbdetectError, match="tiles"):
         nbdetect.alternative_1(train, val, epochs=1, preset="retinanet_tiny", weights=None, device="cpu",
                                monitor=False, tiles=256, resume="run/last.pt")
-    from nbdetect.alternatives import resumed_tiles
+    from nbdetect.alternatives import resumed_checkpoint, resumed_tiles
 
-    assert resumed_tiles(None, "run/last.pt", None, "alternative_1").to_dict() == {
+    assert resumed_tiles(None, resumed_checkpoint("run/last.pt", None, "alternative_1")).to_dict() == {
         k: tiles[k] for k in ("size", "overlap", "background", "seed", "min_visible")}
