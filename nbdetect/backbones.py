@@ -5,7 +5,7 @@ from collections import OrderedDict
 
 from torch import nn
 
-#: The stage widths of the first tiny models (fasterrcnn_tiny and fcos_tiny still; retinanet_tiny before 2026-12-05).
+#: The stage widths of the first tiny models (fasterrcnn_tiny and fcos_tiny still; retinanet_tiny until 2026-12-04).
 WIDTHS = (16, 32, 64, 96, 128)
 
 

@@ -146,8 +146,9 @@ def _anchor_generator(sizes, ratios):
 
 #: retinanet_tiny's shape: wider last stages and a residual block at strides 8 and 16, paid for by a head of 2
 #: convolutions per branch instead of torchvision's 4 (the same 2.3 GFLOPs at 320 px; README, GTSDB). The shape
-#: before 2026-12-05: head_convs 4, widths nbdetect.backbones.WIDTHS, no residual block (a checkpoint's weights
-#: say which it holds: _retinanet_rebuild). Read when the model is built (the benchmark's ablation sets it).
+#: before commit 888efe6 (2026-12-04): head_convs 4, widths nbdetect.backbones.WIDTHS, no residual block (a
+#: checkpoint's weights say which it holds: _retinanet_rebuild). Read when the model is built (the benchmark's
+#: ablation sets it).
 RETINANET_TINY_SHAPE = {"head_convs": 2, "widths": (16, 32, 64, 128, 192), "residual": (2, 3)}
 
 
