@@ -380,6 +380,7 @@ def resumed_shape(saved: dict | None) -> tuple[str | None, dict]:
     return preset, family.rebuild_options(preset, saved["model"])
 
 
+@public
 def run_recipe(recipe: Recipe | str, train=None, val=None, *, num_classes=None, class_names=None, model=None,
                preset=None, weights="DEFAULT", epochs=None, batch_size=None, lr=None, label_base=1, device=None,
                out_dir=None, resume=False, monitor="auto", background=None, image_size=None, num_workers=0,
