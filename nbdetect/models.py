@@ -284,7 +284,8 @@ def set_box_voting(model: nn.Module, vote_iou) -> float | None:
     if family is None or not family.box_voting:
         return None
     before = float(getattr(model, "nbdetect_vote_iou", 0.0))
-    value = float(_checked("box_voting", vote_iou) or 0.0)  # the Arg's rule (nbdetect.arguments)
+    # 0, None or False: plain NMS again (what this returns for a model without voting); else the Arg's rule
+    value = float(_checked("box_voting", vote_iou)) if vote_iou else 0.0
     if value:
         from types import MethodType
 

@@ -167,7 +167,7 @@ class FolderLock(Callback):
         for _ in range(3):
             if _claim(folder / LOCK, payload):
                 break
-            info = read_lock(folder)
+            info = read_lock(folder) or {}
             if locked_by_other(folder, getattr(run, "_lock_token", None)):
                 raise RunError(f"{folder} is in use by another training run (pid {info.get('pid')}, started "
                                f"{info.get('started')})", where=str(folder),
