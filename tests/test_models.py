@@ -373,11 +373,17 @@ def test_set_box_voting_keeps_nms_boxes_scores_and_order_and_moves_the_boxes_by_
     m.score_thresh = 0.0  # an untrained model's scores sit near its prior
     nms, cap, topk = m.nms_thresh, m.detections_per_img, m.topk_candidates
     with torch.no_grad():
+        # voting reads each level's best `cap` candidates (box_voting.voted_postprocess; torchvision: 1000): the
+        # model's NMS over that same pool is what it must keep exactly
+        own = m(image)[0]
+        m.topk_candidates = cap
         plain = m(image)[0]
         m.nms_thresh, m.detections_per_img, m.topk_candidates = 1.0, 1 << 30, cap
         every = m(image)[0]  # the best `cap` candidates of each level, no NMS
         m.nms_thresh, m.detections_per_img, m.topk_candidates = nms, cap, topk
     assert set_box_voting(m, 0.6) == 0.0 and m.nbdetect_vote_iou == 0.6
+    assert set_box_voting(m, 0.0) == 0.6 and not hasattr(m, "nbdetect_vote_iou")  # what it returned turns it off
+    assert set_box_voting(m, 0.6) == 0.0
     assert set_box_voting(m, 0.0) == 0.6 and not hasattr(m, "nbdetect_vote_iou")  # what it returned turns it off
     assert set_box_voting(m, 0.6) == 0.0
     with torch.no_grad():
@@ -391,6 +397,6 @@ def test_set_box_voting_keeps_nms_boxes_scores_and_order_and_moves_the_boxes_by_
         assert torch.allclose(copy.deepcopy(m)(image)[0]["boxes"], voted["boxes"])  # the EMA's copy votes too
     assert set_box_voting(m, False) == 0.6 and "postprocess_detections" not in vars(m)
     with torch.no_grad():
-        assert torch.equal(m(image)[0]["boxes"], plain["boxes"])
+        assert torch.equal(m(image)[0]["boxes"], own["boxes"])
     assert set_box_voting(models.build_model("fasterrcnn_tiny", 3, weights=None), 0.6) is None
     assert set_box_voting(models.build_model("fcos_tiny", 3, weights=None), 0.6) is None
