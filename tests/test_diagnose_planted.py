@@ -243,7 +243,7 @@ def test_a_live_reduce_on_plateau_gives_no_nan_lr(tmp_path):
 
 def test_bad_arguments_are_reported_not_raised(tmp_path):
     report = diagnose(model=tiny(), data=scenes(), num_classes="x", **QUICK)
-    assert any("num_classes='x'" in s for s in report.skipped)
+    assert any(f.code == "option_ignored" and "num_classes='x'" in f.title for f in report.findings)
     empty = diagnose(data=[], **QUICK)
     assert any("data is empty" in s for s in empty.skipped) and empty.next_action != "continue"
 
