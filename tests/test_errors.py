@@ -296,3 +296,5 @@ def test_a_label_past_num_classes_met_in_training_is_named_not_an_index_error(tm
     text = str(info.value)
     assert "label 7 is larger than num_classes=2" in text and "iteration 2/2" in text and "image 1 of the batch" in text
     assert info.value.where == "label_base / num_classes" and isinstance(info.value.__cause__, IndexError)
+    shown = "\n".join(info.value._render_traceback_())
+    assert 2 <= len(shown.splitlines()) <= 8 and "Traceback" not in shown  # label_past_classes_in_training
