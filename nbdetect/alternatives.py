@@ -374,10 +374,8 @@ def resumed_shape(saved: dict | None) -> tuple[str | None, dict]:
     """(the checkpoint's preset, the build options its weights imply: a tiny model of an earlier shape is
     rebuilt in that shape so that it continues; families.Family.rebuild_options). (None, {}) when not resuming."""
     preset = ((saved or {}).get("meta") or {}).get("preset")
-    family = families.get(families.PRESETS[preset].family) if preset in families.PRESETS else None
-    if family is None or family.rebuild_options is None or not isinstance(saved.get("model"), dict):
-        return preset, {}
-    return preset, family.rebuild_options(preset, saved["model"])
+    weights = (saved or {}).get("model")
+    return preset, families.rebuild_options(preset, weights) if isinstance(weights, dict) else {}
 
 
 @public

@@ -717,6 +717,12 @@ def check_one(name: str, value, notes: list | None = None):
                          fix=f"pass {arg.accepts}, e.g. {arg.fix}") from None
 
 
+def _say(notes: list[str]) -> None:
+    """Print the notes on coercions (``batch_size='2' read as 2``), once the checks have passed."""
+    for note in notes:
+        print(f"nbdetect: note: {note}")
+
+
 def check(values: dict, *, say: bool = True, skip=()) -> dict:
     """Every known argument of ``values`` checked; returns them coerced. Notes on coercions are printed (once,
     after all passed) when ``say``."""
@@ -726,8 +732,7 @@ def check(values: dict, *, say: bool = True, skip=()) -> dict:
         if name in ARGS and name not in skip:
             out[name] = check_one(name, value, notes)
     if say:
-        for note in notes:
-            print(f"nbdetect: note: {note}")
+        _say(notes)
     return out
 
 
@@ -744,8 +749,7 @@ def check_or_default(values: dict, defaults: dict) -> tuple[dict, list[tuple[str
         except InputError as exc:
             out[name] = defaults[name]
             lines.append((f"{exc.what}: ignored, {name}={defaults[name]!r} used instead", exc.fix))
-    for note in notes:
-        print(f"nbdetect: note: {note}")
+    _say(notes)
     return out, lines
 
 

@@ -425,6 +425,14 @@ def of_preset(preset: str | None) -> Family | None:
     return FAMILIES.get(spec.family) if spec is not None else None
 
 
+def rebuild_options(preset: str | None, state: dict) -> dict:
+    """The build options the weights ``state`` of a ``preset`` model imply (an earlier shape of a tiny preset,
+    read by its family's ``rebuild_options``); {} for a preset whose family reads none. load_model and resume
+    rebuild a checkpoint's model with them."""
+    family = of_preset(preset)
+    return family.rebuild_options(preset, state) if family is not None and family.rebuild_options else {}
+
+
 def of_model(model) -> Family | None:
     """The family of a built model (an isinstance test on each family's torchvision class), or None."""
     for family in FAMILIES.values():

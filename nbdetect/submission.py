@@ -88,10 +88,9 @@ def load_model(checkpoint: str | Path, device=None):
                               where=str(checkpoint),
                               fix="build your model, model.load_state_dict(torch.load(path)['model']) and pass "
                                   "the model object itself")
-    from .families import of_preset
+    from .families import rebuild_options
 
-    family = of_preset(preset)  # build options the weights imply (e.g. an older head), from the family's record
-    extra = family.rebuild_options(preset, state["model"]) if family is not None and family.rebuild_options else {}
+    extra = rebuild_options(preset, state["model"])  # build options the weights imply (e.g. an older head)
     model = build_model(preset, meta["num_classes"], weights=None, min_size=meta.get("min_size"),
                         max_size=meta.get("max_size"), anchor_sizes=meta.get("anchor_sizes"),
                         aspect_ratios=meta.get("aspect_ratios"), **extra)
