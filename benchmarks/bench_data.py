@@ -1,5 +1,7 @@
 """Data pipeline on the real GTSDB images: epoch time with and without the decoded-image cache,
-and the data-wait fraction of the training step time from the second epoch on (target < 5%).
+the data-wait fraction of the training step time from the second epoch on (target < 5%), and the
+augmentation's cost per 320-px tile: torchvision's HSV hue shift and RandomIoUCrop loop against
+nbdetect's chroma rotation and batched IoUCrop (nbdetect.data.augment), one thread.
 
     python benchmarks/bench_data.py                 # 150 images, tiny RetinaNet at 400x680, ~3 minutes
     python benchmarks/bench_data.py --images 600 --preset retinanet_resnet50_fpn   # on a GPU
@@ -64,7 +66,38 @@ def main():
             figures[f"train_epoch{e['epoch']}_{tag}_s"] = e["time_s"]
             figures[f"data_wait_frac_epoch{e['epoch']}_{tag}"] = e["data_wait_frac"]
         figures[f"train_images_per_s_{tag}"] = run.history.epochs[-1]["images_per_s"]
+    figures.update(augment_costs(args.images))
     report("data", figures, {"args": vars(args)})
+
+
+def augment_costs(frames: int) -> dict:
+    """ms per tile of each augmentation step, applied to every tile (p=1), torchvision's and nbdetect's."""
+    from torchvision import tv_tensors
+    from torchvision.transforms import v2
+
+    from nbdetect.data import load_gtsdb
+    from nbdetect.data.augment import _iou_crop_class, _photometric
+    from nbdetect.data.tiles import TiledDataset, tile_config
+
+    torch.set_num_threads(1)
+    tiles = TiledDataset(load_gtsdb(GTSDB, superclasses=True).subset(range(frames)), tile_config(320))
+    samples = []
+    for i in range(len(tiles)):
+        image, target = tiles[i]
+        boxes = tv_tensors.BoundingBoxes(target["boxes"].reshape(-1, 4).float(), format="XYXY",
+                                         canvas_size=tuple(image.shape[-2:]))
+        samples.append((tv_tensors.Image(image), {"boxes": boxes, "labels": target["labels"]}))
+    crop = dict(min_scale=0.4, sampler_options=[0.3, 0.5, 0.7, 0.9, 1.0], trials=20)
+    steps = {"colour_torchvision_hsv": v2.ColorJitter(0.25, 0.25, 0.25, 0.03), "colour_nbdetect": _photometric(),
+             "iou_crop_torchvision": v2.RandomIoUCrop(**crop), "iou_crop_nbdetect": _iou_crop_class()(**crop)}
+    figures = {"augment_tiles": len(samples)}
+    for name, step in steps.items():
+        torch.manual_seed(0)
+        t0 = time.process_time()
+        for image, target in samples:
+            step(image, target)
+        figures[f"augment_{name}_ms_per_tile"] = 1000 * (time.process_time() - t0) / len(samples)
+    return figures
 
 
 if __name__ == "__main__":
