@@ -149,7 +149,7 @@ def _anchor_generator(sizes, ratios):
 #: before commit 888efe6 (2026-12-04): head_convs 4, widths nbdetect.backbones.WIDTHS, no residual block (a
 #: checkpoint's weights say which it holds: _retinanet_rebuild). Read when the model is built (the benchmark's
 #: ablation sets it).
-RETINANET_TINY_SHAPE = {"head_convs": 2, "widths": (16, 32, 64, 128, 192), "residual": (2, 3)}
+RETINANET_TINY_SHAPE = {"head_convs": 2, "widths": (16, 32, 64, 128, 192), "residual": (2, 3), "output_kernel": 3}
 
 
 def _tiny_retinanet(num_outputs: int, min_size: int, max_size: int, anchor_sizes=None, aspect_ratios=None,
@@ -178,8 +178,23 @@ def _tiny_retinanet(num_outputs: int, min_size: int, max_size: int, anchor_sizes
                          norm_layer=partial(nn.GroupNorm, 16) if head_norm else None)
     for branch in (head.classification_head, head.regression_head):  # built with 4 convs, the first kept
         branch.conv = branch.conv[:shape["head_convs"]]
+    if shape["output_kernel"] != 3:  # torchvision's 3x3 output convolutions as 1x1 (YOLOv8's), same init
+        _output_kernel(head, int(shape["output_kernel"]))
     return RetinaNet(backbone, num_outputs, min_size=min_size, max_size=max_size, anchor_generator=anchors,
                      head=head)
+
+
+def _output_kernel(head, kernel: int) -> None:
+    import torch
+    from torch import nn
+
+    for branch, name in ((head.classification_head, "cls_logits"), (head.regression_head, "bbox_reg")):
+        old = getattr(branch, name)
+        new = nn.Conv2d(old.in_channels, old.out_channels, kernel, padding=kernel // 2)
+        nn.init.normal_(new.weight, std=0.01)
+        with torch.no_grad():
+            new.bias.copy_(old.bias)  # the classification prior (torchvision's -log((1 - 0.01) / 0.01)), or zeros
+        setattr(branch, name, new)
 
 
 def _tiny_fasterrcnn(num_outputs: int, min_size: int, max_size: int, anchor_sizes=None, aspect_ratios=None):
@@ -302,7 +317,8 @@ def _retinanet_rebuild(preset: str, state: dict) -> dict:
     return {"head_norm": any(".conv.0.1." in k for k in head),
             "head_convs": 1 + max(int(k.split(".")[3]) for k in head),
             "widths": tuple(int(state[f"backbone.blocks.{i}.0.weight"].shape[0]) for i in range(5)),
-            "residual": tuple(sorted({int(k.split(".")[2]) for k in state if k.startswith("backbone.residual.")}))}
+            "residual": tuple(sorted({int(k.split(".")[2]) for k in state if k.startswith("backbone.residual.")})),
+            "output_kernel": int(state["head.classification_head.cls_logits.weight"].shape[-1])}
 
 
 RETINANET = Family(
