@@ -149,8 +149,9 @@ def test_weights_from_a_file_and_unknown_preset(tmp_path):
 
 
 def test_a_tiny_retinanet_checkpoint_of_each_earlier_shape_still_loads(tmp_path):
-    """retinanet_tiny's head gained GroupNorm, then gave two of its 4 convs to a wider, residual backbone: a
-    checkpoint of each shape is rebuilt as it was saved (read from its weights, nothing in its meta)."""
+    """retinanet_tiny's head gained GroupNorm, then gave two of its 4 convs to a wider, residual backbone; its
+    output convolutions may be 1x1: a checkpoint of each shape is rebuilt as it was saved (read from its
+    weights, nothing in its meta)."""
     import torch
 
     from nbdetect.backbones import WIDTHS
@@ -158,8 +159,9 @@ def test_a_tiny_retinanet_checkpoint_of_each_earlier_shape_still_loads(tmp_path)
     from nbdetect.models import build_model
     from nbdetect.submission import load_model
 
-    old_backbone = {"head_convs": 4, "widths": WIDTHS, "residual": ()}
-    for i, options in enumerate(({"head_norm": False, **old_backbone}, {"head_norm": True, **old_backbone}, {})):
+    old_backbone = {"head_convs": 4, "widths": WIDTHS, "residual": (), "output_kernel": 3}
+    shapes = ({"head_norm": False, **old_backbone}, {"head_norm": True, **old_backbone}, {"output_kernel": 3}, {})
+    for i, options in enumerate(shapes):
         model = build_model("retinanet_tiny", 3, weights=None, min_size=96, max_size=96, **options)
         path = save_checkpoint({"format": "nbdetect-model-1", "model": model.state_dict(),
                                 "meta": {"preset": "retinanet_tiny", "num_classes": 3, "min_size": 96,
@@ -170,7 +172,10 @@ def test_a_tiny_retinanet_checkpoint_of_each_earlier_shape_still_loads(tmp_path)
         has_gn = any(isinstance(m, torch.nn.GroupNorm) for m in loaded.head.modules())
         assert has_gn == options.get("head_norm", True)
         assert len(loaded.head.classification_head.conv) == options.get("head_convs", 2)
-        assert bool(len(loaded.backbone.residual)) == (not options)
+        assert bool(len(loaded.backbone.residual)) == ("widths" not in options)
+        kernel = options.get("output_kernel", 1)
+        assert loaded.head.classification_head.cls_logits.kernel_size == (kernel, kernel)
+        assert loaded.head.regression_head.bbox_reg.kernel_size == (kernel, kernel)
 
 
 def test_looser_anchor_matching_gives_a_small_box_more_positive_anchors_and_refuses_bad_thresholds():
