@@ -149,6 +149,28 @@ def _claim(lock: Path, payload: dict) -> bool:
         tmp.unlink(missing_ok=True)
 
 
+def _remove_stale(lock: Path, stale: dict) -> None:
+    """Remove ``lock`` only if it still holds the ``stale`` lock read before. The lock is moved aside first (one
+    atomic rename, so of two processes recovering it only one gets it) and read there: when another process had
+    already recovered it and claimed the folder, the moved file is that process's live lock, and it is put back
+    (a plain unlink would have removed it and let both runs write the folder)."""
+    aside = lock.with_name(f".{lock.name}.{os.getpid()}.{time.monotonic_ns()}.stale")
+    try:
+        os.rename(lock, aside)
+    except FileNotFoundError:
+        return  # another process removed it first
+    try:
+        moved = json.loads(aside.read_text())
+    except (OSError, ValueError):
+        moved = None
+    if moved is not None and stale and moved.get("token") != stale.get("token"):
+        try:
+            os.link(aside, lock)  # a live lock: back in place (fails only if a third run claimed meanwhile)
+        except OSError:
+            pass
+    aside.unlink(missing_ok=True)
+
+
 class FolderLock(Callback):
     """Holds ``<out_dir>/.lock`` while the run runs; refuses a folder a live run owns; recovers stale locks."""
 
@@ -176,7 +198,7 @@ class FolderLock(Callback):
             if info:
                 print(f"nbdetect: {folder} had a lock from pid {info.get('pid')} (started {info.get('started')}), "
                       "a process that no longer runs; recovered it")
-            (folder / LOCK).unlink(missing_ok=True)
+            _remove_stale(folder / LOCK, info)
         else:
             raise RunError(f"could not take the lock of {folder}: another run keeps taking it", where=str(folder),
                            fix="give this run another out_dir")

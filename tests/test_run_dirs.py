@@ -157,3 +157,32 @@ def test_two_processes_that_checked_a_folder_at_once_do_not_both_take_it(tmp_pat
     finally:
         sleeper.kill()
         sleeper.wait()
+
+
+def test_recovering_a_stale_lock_never_removes_the_live_lock_of_a_run_that_recovered_it_first(tmp_path, monkeypatch):
+    """Two processes find the same stale lock; the first recovers it and claims the folder before the second
+    acts: the second must find the first's live lock and refuse, not remove it and write the folder too."""
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    folder = tmp_path / "contested"
+    try:
+        _lock(folder, dead.pid)
+        real = run_dirs.locked_by_other
+
+        def the_other_process_recovers_it_meanwhile(path, token=None):
+            answer = real(path, token)  # False: the stale lock's process is gone
+            (folder / ".lock").write_text(json.dumps({"pid": sleeper.pid, "host": socket.gethostname(),
+                                                      "token": "first", "started": "just now"}))
+            monkeypatch.setattr(run_dirs, "locked_by_other", real)
+            return answer
+
+        monkeypatch.setattr(run_dirs, "locked_by_other", the_other_process_recovers_it_meanwhile)
+        run = _run(folder)
+        with pytest.raises(RunError, match=f"in use by another training run \\(pid {sleeper.pid}"):
+            run.run()
+        assert json.loads((folder / ".lock").read_text())["token"] == "first"  # the live lock is in place
+        assert not list(folder.glob(".*.stale")) and not (folder / "history.jsonl").exists()
+    finally:
+        sleeper.kill()
+        sleeper.wait()
