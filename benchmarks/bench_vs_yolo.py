@@ -266,6 +266,7 @@ def child(args) -> None:
         result, predict_images = train_nbdetect(args.one, yaml, args.epochs, args.imgsz, out,
                                                 {"seed": args.seed, **options})
     result.update(train_s=time.perf_counter() - t0, train_cpu_s=time.process_time() - c0)
+    print("TRAINED " + json.dumps(result, default=float), flush=True)  # kept in the log if the scoring fails
     t1 = time.perf_counter()
     result.update(evaluate(predict_images, yaml, frames=not args.tiles_only), eval_s=time.perf_counter() - t1)
     print("RESULT " + json.dumps(result, default=float))
@@ -284,7 +285,8 @@ def launch(name: str, data: Path, epochs: int, args, out: Path, options: dict | 
     wall = time.perf_counter() - t0
     found = [json.loads(line[7:]) for line in lines if line.startswith("RESULT ")]
     if status != 0 or not found:
-        print(f"{name} failed:\n" + "".join(lines[-30:]))
+        trained = [line for line in lines if line.startswith("TRAINED ")]
+        print(f"{name} failed:\n" + "".join(lines[-30:]) + "".join(trained))  # its training figures, if it got there
         return None
     n_train = len(list((data.parent / "images" / "train").glob("*.png")))
     result = found[-1]

@@ -48,17 +48,6 @@ def _autocast(device: torch.device, amp: bool):
     return contextlib.nullcontext()
 
 
-def explain_labels(model: nn.Module, targets, where: str, exc: BaseException) -> None:
-    """A DataError naming the label when ``exc`` (raised inside the model's loss) comes from a label outside the
-    model's classes (data trained with ``verify_data=False``); returns when the labels are in range."""
-    from .data.validate import label_range_error
-    from .models import num_classes_of
-
-    error = label_range_error(targets, num_classes_of(model), where)
-    if error is not None:
-        raise error from exc
-
-
 def train_one_epoch(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
@@ -82,7 +71,11 @@ def train_one_epoch(
     ``average`` (a distributed run): the mean over the processes of the loss and its components, so every
     process logs the global batch's loss and a non-finite loss on one of them stops all of them here.
     """
+    from .data.validate import label_range_error
+    from .models import num_classes_of
+
     model.train()
+    classes = num_classes_of(model)  # each batch's labels are checked against it before the model sees them
     result = EpochResult(loss=math.nan)
     totals: dict[str, float] = {}
     loss_sum = 0.0
@@ -95,13 +88,14 @@ def train_one_epoch(
         if should_stop():
             result.stopped = True
             break
+        # a label outside 1..K (verify_data=False, a wrong label_base or num_classes): named before the model
+        # trains on it (past K, torchvision's loss fails with a bare IndexError; 0, it trains the background)
+        error = label_range_error(targets, classes, describe(iteration))
+        if error is not None:
+            raise error
         images, targets = move_to(images, targets, device)
         with _autocast(device, amp):
-            try:
-                loss_dict = model(images, targets)
-            except (IndexError, RuntimeError) as exc:  # a label past the model's classes fails inside the loss
-                explain_labels(model, targets, describe(iteration), exc)
-                raise
+            loss_dict = model(images, targets)
             loss = sum(loss_dict.values())
         values = torch.stack([loss.detach().float(), *(v.detach().float() for v in loss_dict.values())]).cpu()
         if average is not None:

@@ -144,8 +144,8 @@ def label_problems(index: int, where: str, labels, num_classes: int, label_base:
 
 def label_range_error(targets, classes: int | None, where: str):
     """The DataError for the first label of a batch's ``targets`` (shifted to 1..K) outside 1..``classes``, the
-    mistake a wrong ``label_base`` or ``num_classes`` makes, or None. find_lr checks its first batches with it;
-    training reads it when the loss fails (an IndexError inside torchvision, named here)."""
+    mistake a wrong ``label_base`` or ``num_classes`` makes, or None. find_lr checks its first batches with it,
+    the training step every batch before the model sees it (engine.train_one_epoch)."""
     from ..errors import DataError
 
     for i, target in enumerate(targets if classes else ()):
