@@ -1,4 +1,5 @@
-"""Box-aware training augmentation with ``torchvision.transforms.v2`` (not re-implemented here).
+"""Box-aware training augmentation with ``torchvision.transforms.v2`` (its transforms and kernels; two of its
+random steps are made cheaper here, below).
 
 What detection training needs on small datasets, in the order applied, each with its own probability:
 
@@ -14,10 +15,10 @@ The model's own transform resizes every image afterwards, so zooming in and out 
 that end up degenerate or outside are removed with their labels (``SanitizeBoundingBoxes``); an image may end
 up with no box, which torchvision's detectors train on as background. Only the training split is augmented.
 
-Cost (GTSDB 320-px tiles, one thread, 709 tiles, p=1): torchvision's HSV hue shift took 6.0 s and
-``RandomIoUCrop``'s Python loop of trials 6.8 s, together 11% of a training epoch. The chroma rotation is one
-3x3 matrix per image and ``IoUCrop`` draws the same crops from the same distribution in one tensor step
-(benchmarks/bench_data.py measures both).
+Cost (GTSDB 320-px tiles, one thread, each step applied to all 709 tiles): torchvision's HSV hue shift took
+6.0 s and ``RandomIoUCrop``'s Python loop of trials 6.8 s; at their probabilities they were 11% of a training
+epoch. The chroma rotation is one 3x3 matrix per image and ``IoUCrop`` draws the same crops from the same
+distribution in one tensor step: the data wait is 4% of an epoch now (benchmarks/bench_data.py measures both).
 """
 from __future__ import annotations
 
