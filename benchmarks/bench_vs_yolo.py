@@ -318,7 +318,7 @@ ABLATIONS = {  # each change of the recipe turned off on its own (what it bought
     "lr 1e-3, warmup 1.5 epochs": {"lr": 1e-3, "warmup_epochs": 1.5},  # the same at 6 epochs (a quarter of the run)
     "weight decay 0.05": {"weight_decay": 0.05},  # AdamW's usual decay, against the late over-fitting on GTSDB tiles
     "4-conv head, first backbone": {"tiny_shape": {"head_convs": 4, "widths": [16, 32, 64, 96, 128], "residual": []}},
-    "3x3 output convolutions": {"tiny_shape": {"output_kernel": 3}},  # torchvision's, the recipe's until 2026-12-04 evening
+    "3x3 output convolutions": {"tiny_shape": {"output_kernel": 3}},  # torchvision's, the recipe's before 12-04 evening
 }
 
 

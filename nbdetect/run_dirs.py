@@ -163,11 +163,8 @@ def _remove_stale(lock: Path, stale: dict) -> None:
         moved = json.loads(aside.read_text())
     except (OSError, ValueError):
         moved = None
-    if moved is not None and stale and moved.get("token") != stale.get("token"):
-        try:
-            os.link(aside, lock)  # a live lock: back in place (fails only if a third run claimed meanwhile)
-        except OSError:
-            pass
+    if moved is not None and moved.get("token") != (stale or {}).get("token"):
+        _claim(lock, moved)  # a live lock: back in place (unless a third run claimed the folder meanwhile)
     aside.unlink(missing_ok=True)
 
 
