@@ -250,8 +250,8 @@ def rule_decision(ctx: Context) -> Finding | None:
     if rule is None or f.finished:
         return None
     at = rule.scaled_epoch(f.total_epochs)
-    if at is None or f.n_epochs < at or f.current is None:
-        return None
+    if at is None or f.n_epochs < at or f.current is None or not f.reference:
+        return None  # no positive finite loss to measure the guide's line from (e.g. a first loss of 0)
     lines = _Lines(rule, f.reference, ctx.thresholds)
     value = f.current
     details = {"decision_epoch": at, "value": value, "reference": f.reference, "line": lines.line}

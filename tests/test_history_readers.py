@@ -224,6 +224,17 @@ def test_the_judge_never_raises_on_any_history(epochs, total, recipe):
     assert v.status and v.headline and v.rule_text
 
 
+def test_a_history_whose_only_finite_loss_is_zero_is_judged_without_a_decision_line():
+    """Found by the property test above in a fresh checkout: a first train loss of 0 and an infinite val loss
+    leave no positive loss to draw the guide's decision line from (the rule multiplied by None)."""
+    epochs = [{"epoch": 1, "train_loss": 0.0, "val_loss": float("inf"), "map50": None, "lr": None}] + [
+        {"epoch": e, "train_loss": None, "val_loss": None, "map50": None, "lr": None} for e in (2, 3)]
+    h = History()
+    h.epochs = epochs
+    v = judge_history(h, recipe="alternative_1", total_epochs=None)
+    assert v.status == "fail" and v.rule_id == "nonfinite" and "inf at epoch 1" in v.headline  # what is known
+
+
 def test_a_long_history_is_judged():
     """10,000 epochs: judged (bounded work per judgement; the time is measured in bench_judges.py)."""
     epochs = [{"epoch": e, "train_loss": 2.0 * e ** -0.3, "val_loss": 2.1 * e ** -0.3 * (1 + 0.01 * math.sin(e)),
