@@ -54,6 +54,12 @@ def is_finite(v) -> bool:
     return v is not None and math.isfinite(v)
 
 
+def bounded_exp(x: float) -> float:
+    """exp(x) for a log-slope times a span, kept inside float range (a history of absurd values can make the
+    slope huge; math.exp raises OverflowError past 709)."""
+    return math.exp(min(700.0, max(-700.0, x)))
+
+
 def _median(xs: list[float]) -> float:
     s = sorted(xs)
     n = len(s)
@@ -495,7 +501,7 @@ def curve_facts(history_epochs: list[dict], total_epochs: int | None = None,
     if trend_from == metric and math.isfinite(trend):
         # current level: the median of the tail's values moved along the trend to the last epoch
         last_e = tail[-1][0]
-        current = math.exp(_median([_log(v) + trend * (last_e - e) for e, v in tail]))
+        current = bounded_exp(_median([_log(v) + trend * (last_e - e) for e, v in tail]))
     else:
         current = points[-1][1] if points else None
     last_epoch = points[-1][0] if points else None

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from . import recipes as _recipes
 from . import verdict_data as _data
 from . import verdict_text as _text
-from .curve_facts import MEANINGFUL_MAP_GAIN, CurveFacts, is_finite, significant_slope, theil_sen
+from .curve_facts import MEANINGFUL_MAP_GAIN, CurveFacts, bounded_exp, is_finite, significant_slope, theil_sen
 from .verdict_data import _GUIDE_RULES, Rule, UserThresholds, rules
 from .verdict_text import _metric_name, _pct, _recipe_title, describe_line, level, trend_text
 
@@ -137,6 +137,8 @@ def rule_divergence(ctx: Context) -> Finding | None:
                            value=last, reference=f.reference)
     if f.best_epoch is None or f.best_epoch >= last_e or last_e <= f.lr.warmup_end + 1 or f.map_rising:
         return None  # (rising mAP: the model gets better at the task, whatever a noisy loss does)
+    if not f.best or f.best <= 0:
+        return None  # a rise relative to a best of 0 has no size (the text says "N% higher")
     rise = max(_data.DIVERGENCE_RISE, 4 * f.noise)
     sustained = [v for e, v in f.points if e > f.best_epoch][-2:]
     if len(sustained) < 2 or last < f.best * (1 + rise) or min(sustained) < f.best * (1 + rise / 2):
@@ -412,7 +414,7 @@ def rule_final(ctx: Context) -> Finding | None:
     if lines.partial is not None and best < lines.partial:
         return ctx.verdict("partial", *said.partial(rising), "submission", rule.id, "below_expected_curve", **details)
     target = lines.partial if lines.partial is not None else lines.line
-    reaches = f.current is not None and f.current * math.exp(max(f.trend * f.n_epochs, -700.0)) <= target
+    reaches = f.current is not None and f.current * bounded_exp(f.trend * f.n_epochs) <= target
     if rising and not reaches:
         rising = ""  # improving, but at this pace another run as long still ends above the line
     if rising:  # never 'not good enough' for a run that was still getting better

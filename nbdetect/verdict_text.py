@@ -9,7 +9,7 @@ import math
 
 from . import actions as _actions
 from . import recipes as _recipes
-from .curve_facts import CurveFacts
+from .curve_facts import CurveFacts, bounded_exp
 from .numbers import fmt_value as _fmt
 
 __all__ = ["_fmt", "_pct", "_metric_name", "_map_name", "_action", "_recipe_title", "_scaled_note", "series_read",
@@ -54,7 +54,7 @@ def trend_text(f: CurveFacts) -> str:
         series += " of the training loss (too few validated epochs)"
     pts = f.points if f.trend_from == f.metric else f.train_points
     used = min(len(pts), f.window + 1)
-    return (f"trend {100 * (math.exp(f.trend) - 1):+.1f}%/epoch over the last {used} {series} "
+    return (f"trend {100 * (bounded_exp(f.trend) - 1):+.1f}%/epoch over the last {used} {series} "
             f"(noise {100 * f.noise:.1f}%)")
 
 
@@ -159,7 +159,7 @@ def lr_cut_too_early(f: CurveFacts, nxt: str, cut, at_cut: float, pre_trend: flo
             f"Rule (LR cut before convergence, the seed MultiStepLR failure): the LR fell from {_fmt(cut.before)} to "
             f"{_fmt(cut.after)} ({cut.factor:.0f}x) at epoch {cut.epoch} while the {_metric_name(f.metric)} was "
             f"{_fmt(at_cut)} ({_pct(at_cut / f.reference)} of the start {_fmt(f.reference)}; "
-            f"{100 * (math.exp(pre_trend) - 1):+.1f}%/epoch over the {n_before} validated epochs before it, noise "
+            f"{100 * (bounded_exp(pre_trend) - 1):+.1f}%/epoch over the {n_before} validated epochs before it, noise "
             f"{100 * f.noise:.1f}%{', above the goal ' + _fmt(goal) if goal is not None and at_cut > goal else ''}); "
             f"in the {n_since} epochs since it is {_fmt(f.current)} ({_pct(1 - f.current / at_cut)} lower; "
             f"{trend_text(f)}){end_note}. More epochs at this LR will not fix it.")
@@ -312,7 +312,7 @@ def still_improving(f: CurveFacts, how: str) -> str:
     """``how``: ``verdict_rules._still_improving``'s ``"map"`` or ``"loss"``."""
     if how == "map":
         return f"{_map_name(f)} still rising, {f.map_points[-1][1]:.3f} at the end"
-    return f"the {_metric_name(f.metric)} still falling {100 * (1 - math.exp(f.trend)):.2g}%/epoch"
+    return f"the {_metric_name(f.metric)} still falling {100 * (1 - bounded_exp(f.trend)):.2g}%/epoch"
 
 
 class Final:

@@ -235,6 +235,23 @@ def test_a_history_whose_only_finite_loss_is_zero_is_judged_without_a_decision_l
     assert v.status == "fail" and v.rule_id == "nonfinite" and "inf at epoch 1" in v.headline  # what is known
 
 
+def test_absurd_slopes_and_a_best_loss_of_zero_are_judged_not_raised():
+    """Also found by the property test, run longer: a loss that grows 1e300-fold in an epoch overflowed
+    math.exp in the final grading's projection, and a rise from a best loss of exactly 0 divided by it."""
+    huge = [{"epoch": e, "train_loss": v, "val_loss": v, "map50": None, "lr": None}
+            for e, v in enumerate((1.0, 1e-300, 1e-300, 1e300), start=1)]
+    from_zero = [{"epoch": e, "train_loss": v, "val_loss": v, "map50": None, "lr": None}
+                 for e, v in enumerate((1.0, 0.5, 0.0, 0.0, 1.0, 1.0, 1.0), start=1)]
+    for epochs, total, recipe in ((huge, 4, "alternative_1"), (huge, None, "custom"), (from_zero, None, "custom"),
+                                  (from_zero, 7, "alternative_2")):
+        facts = curve_facts(epochs, total)
+        assert verdict_from(facts, recipe).headline
+        h = History()
+        h.epochs = epochs
+        v = judge_history(h, recipe=recipe, total_epochs=total)
+        assert v.status and v.headline and v.rule_text
+
+
 def test_a_long_history_is_judged():
     """10,000 epochs: judged (bounded work per judgement; the time is measured in bench_judges.py)."""
     epochs = [{"epoch": e, "train_loss": 2.0 * e ** -0.3, "val_loss": 2.1 * e ** -0.3 * (1 + 0.01 * math.sin(e)),
