@@ -179,7 +179,7 @@ def _tiny_retinanet(num_outputs: int, min_size: int, max_size: int, anchor_sizes
                          norm_layer=partial(nn.GroupNorm, 16) if head_norm else None)
     for branch in (head.classification_head, head.regression_head):  # built with 4 convs, the first kept
         branch.conv = branch.conv[:shape["head_convs"]]
-    if shape.get("output_kernel", 3) != 3:  # torchvision's 3x3 output convolutions as 1x1 (YOLOv8's), same init
+    if shape["output_kernel"] != 3:  # torchvision's 3x3 output convolutions as 1x1 (YOLOv8's), same init
         _output_kernel(head, int(shape["output_kernel"]))
     return RetinaNet(backbone, num_outputs, min_size=min_size, max_size=max_size, anchor_generator=anchors,
                      head=head)

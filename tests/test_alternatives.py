@@ -164,7 +164,7 @@ def test_a_run_of_an_earlier_retinanet_tiny_shape_resumes_in_its_shape(tmp_path,
 
     new_shape = dict(families.RETINANET_TINY_SHAPE)
     monkeypatch.setattr(families, "RETINANET_TINY_SHAPE", {"head_convs": 4, "widths": (16, 32, 64, 96, 128),
-                                                           "residual": ()})
+                                                           "residual": (), "output_kernel": 3})
     first = alternative_1(toy_samples(8), None, num_classes=2, preset="retinanet_tiny", out_dir=tmp_path,
                           callbacks=[StopAfterEpoch1()], **FAST)
     assert first.status == "stopped" and len(first.model.head.classification_head.conv) == 4
@@ -173,6 +173,7 @@ def test_a_run_of_an_earlier_retinanet_tiny_shape_resumes_in_its_shape(tmp_path,
                            resume=True, **FAST)
     assert second.status == "finished" and second.epoch == 2 and second.resumed
     assert len(second.model.head.classification_head.conv) == 4 and not len(second.model.backbone.residual)
+    assert second.model.head.classification_head.cls_logits.kernel_size == (3, 3)  # torchvision's, as saved
     fresh = alternative_1(toy_samples(8), None, num_classes=2, preset="retinanet_tiny", out_dir=tmp_path / "new",
                           **FAST)
     assert len(fresh.model.head.classification_head.conv) == new_shape["head_convs"]
